@@ -1,0 +1,17 @@
+//! The gridcase schema as sea-orm migrations: the same files build it on SQLite and PostgreSQL.
+//!
+//! Applied at start-up by `gridcase serve` and on demand by `gridcase migrate`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_create_directory;
+
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_create_directory::Migration)]
+    }
+}

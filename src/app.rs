@@ -1,0 +1,219 @@
+//! Wiring: [`Application::build`] connects, migrates, loads the directory and binds;
+//! [`Application::run_until_stopped`] serves until its shutdown future resolves.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use sea_orm::DatabaseConnection;
+use tokio::{net::TcpListener, sync::watch};
+use tonic::transport::{Server, server::TcpIncoming};
+
+use crate::{
+    auth::{self, AuthLayer, Verifier},
+    config::Settings,
+    grpc::{NotYet, directory::DirectoryApi},
+    proto::{self, v1 as pb},
+    service::LiveDirectory,
+    storage,
+};
+
+/// How often each replica checks whether the directory changed elsewhere.
+pub const DIRECTORY_POLL: Duration = Duration::from_secs(2);
+
+/// What `build` should do beyond the settings.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BuildOptions {
+    /// Load the shipped Rizhao directory when the database has none.
+    pub demo: bool,
+}
+
+pub struct Application {
+    settings: Settings,
+    listener: TcpListener,
+    db: DatabaseConnection,
+    directory: Arc<LiveDirectory>,
+    verifier: Arc<Verifier>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("listen", &self.listener.local_addr().ok())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    pub async fn build(settings: Settings, options: BuildOptions) -> anyhow::Result<Application> {
+        let secret = auth::resolve_secret(&settings.jwt, &settings.data_dir)?;
+        let verifier = Arc::new(Verifier::new(&settings.jwt, secret.as_ref())?);
+        let db = storage::connect(&settings.database_url, settings.db_max_connections).await?;
+        storage::migrate(&db).await?;
+        let directory = Arc::new(LiveDirectory::load(db.clone(), settings.max_bundle_bytes).await?);
+        if options.demo && directory.snapshot().is_empty() {
+            let report = directory
+                .import(crate::demo::RIZHAO_BUNDLE.to_vec())
+                .await
+                .map_err(|e| anyhow::anyhow!("loading the demo directory: {e}"))?;
+            tracing::info!(
+                regions = report.regions.created,
+                units = report.units.created,
+                members = report.members.created,
+                "demo directory (日照市) loaded"
+            );
+        }
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let snapshot = directory.snapshot();
+        tracing::info!(
+            listen = %listener.local_addr()?,
+            database = storage::backend_name(&db),
+            directory_version = snapshot.version,
+            grids = snapshot.grids().len(),
+            "gridcase ready"
+        );
+        Ok(Application {
+            settings,
+            listener,
+            db,
+            directory,
+            verifier,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight calls finish for at most the
+    /// configured grace period.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let watcher = tokio::spawn(
+            self.directory
+                .clone()
+                .watch(DIRECTORY_POLL, stop_rx.clone()),
+        );
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<pb::directory_service_server::DirectoryServiceServer<DirectoryApi>>()
+            .await;
+        for name in [
+            "gridcase.v1.ReportService",
+            "gridcase.v1.CaseService",
+            "gridcase.v1.GatewayService",
+            "gridcase.v1.StatsService",
+        ] {
+            health
+                .set_service_status(name, tonic_health::ServingStatus::Serving)
+                .await;
+        }
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let limit = self.settings.max_message_bytes;
+        macro_rules! limited {
+            ($server:expr) => {
+                $server
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(limit)
+            };
+        }
+        let auth = AuthLayer::new(self.verifier.clone(), self.directory.clone());
+        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+
+        let signal = {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|stopped| *stopped).await;
+            }
+        };
+        let server = Server::builder()
+            .accept_http1(true)
+            .layer(tonic_web::GrpcWebLayer::new())
+            .layer(auth)
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(reflection_v1alpha)
+            .add_service(limited!(
+                pb::directory_service_server::DirectoryServiceServer::new(DirectoryApi::new(
+                    self.directory.clone()
+                ))
+            ))
+            .add_service(limited!(
+                pb::report_service_server::ReportServiceServer::new(NotYet)
+            ))
+            .add_service(limited!(pb::case_service_server::CaseServiceServer::new(
+                NotYet
+            )))
+            .add_service(limited!(
+                pb::gateway_service_server::GatewayServiceServer::new(NotYet)
+            ))
+            .add_service(limited!(pb::stats_service_server::StatsServiceServer::new(
+                NotYet
+            )))
+            .serve_with_incoming_shutdown(incoming, signal);
+        let mut server = std::pin::pin!(server);
+
+        tokio::select! {
+            result = &mut server => { result?; }
+            () = shutdown => {
+                tracing::info!(grace = ?self.settings.shutdown_grace, "shutting down: finishing in-flight calls");
+                let _ = stop_tx.send(true);
+                health.set_not_serving::<pb::directory_service_server::DirectoryServiceServer<DirectoryApi>>().await;
+                match tokio::time::timeout(self.settings.shutdown_grace, &mut server).await {
+                    Ok(result) => result?,
+                    Err(_) => tracing::warn!("grace period over: dropping the calls still running"),
+                }
+            }
+        }
+        let _ = stop_tx.send(true);
+        let _ = watcher.await;
+        self.db.clone().close().await.ok();
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}

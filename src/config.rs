@@ -1,0 +1,355 @@
+//! Typed settings: defaults, then a TOML file (`--config`), then `GRIDCASE_*` environment variables.
+//!
+//! A bad setting stops start-up with one line that names it; nothing is guessed.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Everything the service reads at start-up.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// `sqlite://FILE?mode=rwc`, `sqlite::memory:` or `postgres://…`.
+    pub database_url: String,
+    pub listen: SocketAddr,
+    /// Attachments and the generated development secret live here.
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    /// The largest gRPC message accepted or sent, in bytes (a directory bundle is one message).
+    pub max_message_bytes: usize,
+    /// How long in-flight calls get to finish after SIGINT/SIGTERM.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// Database connection pool size.
+    pub db_max_connections: u32,
+    /// The largest directory bundle `ImportDirectory` and `gridcase directory import` accept.
+    pub max_bundle_bytes: usize,
+    pub jwt: JwtSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The one signing algorithm a deployment accepts; tokens of any other are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum JwtAlgorithm {
+    HS256,
+    RS256,
+    EdDSA,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JwtSettings {
+    pub algorithm: JwtAlgorithm,
+    /// HS256 only. Without one, a random secret is made once and kept in `{data_dir}/jwt-secret`.
+    pub secret: Option<SecretString>,
+    /// RS256 / EdDSA: PEM public keys by `kid`.
+    pub public_keys: BTreeMap<String, PathBuf>,
+    /// RS256 / EdDSA: the PEM private key `gridcase token` signs with, and its `kid`.
+    pub signing_key: Option<PathBuf>,
+    pub signing_kid: Option<String>,
+    pub issuer: String,
+    pub audience: String,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    pub leeway_secs: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            database_url: "sqlite://gridcase.db?mode=rwc".to_owned(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            data_dir: PathBuf::from("gridcase-data"),
+            log_format: LogFormat::Text,
+            max_message_bytes: 64 * 1024 * 1024,
+            shutdown_grace: Duration::from_secs(10),
+            db_max_connections: 16,
+            max_bundle_bytes: 64 * 1024 * 1024,
+            jwt: JwtSettings::default(),
+        }
+    }
+}
+
+impl Default for JwtSettings {
+    fn default() -> Self {
+        JwtSettings {
+            algorithm: JwtAlgorithm::HS256,
+            secret: None,
+            public_keys: BTreeMap::new(),
+            signing_key: None,
+            signing_kid: None,
+            issuer: "gridcase".to_owned(),
+            audience: "gridcase".to_owned(),
+            leeway_secs: 30,
+        }
+    }
+}
+
+/// A setting that cannot be used; the message is the one line start-up prints.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    fn new(msg: impl Into<String>) -> Self {
+        ConfigError(msg.into())
+    }
+}
+
+/// HS256 secrets shorter than this are refused (RFC 7518 §3.2: at least the hash size).
+const MIN_SECRET_BYTES: usize = 32;
+
+impl Settings {
+    /// Defaults, then the file (when given), then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Settings::load_from(file, |name| std::env::var(name).ok())
+    }
+
+    /// As [`Settings::load`], reading variables through `env` (tests pass their own).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let mut settings = match file {
+            None => Settings::default(),
+            Some(path) => {
+                let text = fs::read_to_string(path).map_err(|e| {
+                    ConfigError::new(format!("cannot read {}: {e}", path.display()))
+                })?;
+                toml::from_str(&text).map_err(|e| {
+                    ConfigError::new(format!("{}: {}", path.display(), e.message().trim_end()))
+                })?
+            }
+        };
+        settings.apply_env(env)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parsed<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value
+                .parse()
+                .map_err(|e| ConfigError::new(format!("{name}={value:?}: {e}")))
+        }
+        if let Some(v) = env("GRIDCASE_DATABASE_URL") {
+            self.database_url = v;
+        }
+        if let Some(v) = env("GRIDCASE_LISTEN") {
+            self.listen = parsed("GRIDCASE_LISTEN", &v)?;
+        }
+        if let Some(v) = env("GRIDCASE_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("GRIDCASE_LOG_FORMAT") {
+            self.log_format = match v.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::new(format!(
+                        "GRIDCASE_LOG_FORMAT={v:?}: expected text or json"
+                    )));
+                }
+            };
+        }
+        if let Some(v) = env("GRIDCASE_MAX_MESSAGE_BYTES") {
+            self.max_message_bytes = parsed("GRIDCASE_MAX_MESSAGE_BYTES", &v)?;
+        }
+        if let Some(v) = env("GRIDCASE_MAX_BUNDLE_BYTES") {
+            self.max_bundle_bytes = parsed("GRIDCASE_MAX_BUNDLE_BYTES", &v)?;
+        }
+        if let Some(v) = env("GRIDCASE_JWT_SECRET") {
+            self.jwt.secret = Some(SecretString::from(v));
+        }
+        if let Some(v) = env("GRIDCASE_JWT_ISSUER") {
+            self.jwt.issuer = v;
+        }
+        if let Some(v) = env("GRIDCASE_JWT_AUDIENCE") {
+            self.jwt.audience = v;
+        }
+        if let Some(v) = env("GRIDCASE_JWT_ALGORITHM") {
+            self.jwt.algorithm = match v.as_str() {
+                "HS256" => JwtAlgorithm::HS256,
+                "RS256" => JwtAlgorithm::RS256,
+                "EdDSA" => JwtAlgorithm::EdDSA,
+                _ => {
+                    return Err(ConfigError::new(format!(
+                        "GRIDCASE_JWT_ALGORITHM={v:?}: expected HS256, RS256 or EdDSA"
+                    )));
+                }
+            };
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let scheme_ok = ["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|p| self.database_url.starts_with(p));
+        if !scheme_ok {
+            return Err(ConfigError::new(format!(
+                "database_url {:?}: expected sqlite:… or postgres://…",
+                redact_url(&self.database_url)
+            )));
+        }
+        if self.max_message_bytes < 1024 {
+            return Err(ConfigError::new("max_message_bytes must be at least 1024"));
+        }
+        if self.db_max_connections == 0 {
+            return Err(ConfigError::new("db_max_connections must be at least 1"));
+        }
+        let jwt = &self.jwt;
+        if jwt.issuer.is_empty() || jwt.audience.is_empty() {
+            return Err(ConfigError::new(
+                "jwt issuer and audience must not be empty",
+            ));
+        }
+        match jwt.algorithm {
+            JwtAlgorithm::HS256 => {
+                if let Some(secret) = &jwt.secret
+                    && secret.expose_secret().len() < MIN_SECRET_BYTES
+                {
+                    return Err(ConfigError::new(format!(
+                        "GRIDCASE_JWT_SECRET is {} bytes; HS256 needs at least {MIN_SECRET_BYTES}",
+                        secret.expose_secret().len()
+                    )));
+                }
+                if !jwt.public_keys.is_empty() {
+                    return Err(ConfigError::new(
+                        "jwt.public_keys are for RS256/EdDSA; algorithm is HS256",
+                    ));
+                }
+            }
+            JwtAlgorithm::RS256 | JwtAlgorithm::EdDSA => {
+                if jwt.public_keys.is_empty() {
+                    return Err(ConfigError::new(format!(
+                        "jwt.algorithm {:?} needs at least one entry in jwt.public_keys (kid = PEM file)",
+                        jwt.algorithm
+                    )));
+                }
+                if jwt.secret.is_some() {
+                    return Err(ConfigError::new(format!(
+                        "a JWT secret is set but jwt.algorithm is {:?}; refusing to guess which is meant",
+                        jwt.algorithm
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The URL with any password replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            match userinfo.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &userinfo[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn the_defaults_are_an_embedded_sqlite_on_the_local_port() {
+        let s = Settings::load_from(None, env_of(&[])).unwrap();
+        assert!(s.database_url.starts_with("sqlite://"));
+        assert_eq!(s.listen.to_string(), "127.0.0.1:50051");
+        assert_eq!(s.jwt.issuer, "gridcase");
+        assert_eq!(s.jwt.audience, "gridcase");
+        assert_eq!(s.jwt.algorithm, JwtAlgorithm::HS256);
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gridcase.toml");
+        fs::write(
+            &path,
+            "listen = \"127.0.0.1:6000\"\ndatabase_url = \"sqlite::memory:\"\n[jwt]\nissuer = \"file-iss\"\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(
+            Some(&path),
+            env_of(&[("GRIDCASE_LISTEN", "127.0.0.1:7000")]),
+        )
+        .unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(s.database_url, "sqlite::memory:");
+        assert_eq!(s.jwt.issuer, "file-iss");
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_one_line_naming_them() {
+        let cases: &[(&'static [(&'static str, &'static str)], &str)] = &[
+            (&[("GRIDCASE_LISTEN", "nowhere")], "GRIDCASE_LISTEN"),
+            (&[("GRIDCASE_DATABASE_URL", "mysql://x")], "database_url"),
+            (&[("GRIDCASE_JWT_SECRET", "short")], "GRIDCASE_JWT_SECRET"),
+            (
+                &[("GRIDCASE_JWT_ALGORITHM", "none")],
+                "GRIDCASE_JWT_ALGORITHM",
+            ),
+            (&[("GRIDCASE_JWT_ALGORITHM", "RS256")], "public_keys"),
+            (&[("GRIDCASE_LOG_FORMAT", "xml")], "GRIDCASE_LOG_FORMAT"),
+        ];
+        for (env, names) in cases {
+            let err = Settings::load_from(None, env_of(env))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(names), "{err:?} should name {names}");
+            assert!(!err.contains('\n'), "{err:?} should be one line");
+        }
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gridcase.toml");
+        fs::write(&path, "listne = \"127.0.0.1:6000\"\n").unwrap();
+        let err = Settings::load_from(Some(&path), env_of(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listne"), "{err}");
+    }
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
+    }
+}

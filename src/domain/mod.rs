@@ -1,0 +1,9 @@
+//! The domain: gridcase's rules in its own words, with no tonic or sea-orm types.
+
+pub mod access;
+pub mod bundle;
+pub mod directory;
+pub mod error;
+
+pub use access::{Caller, Role};
+pub use error::{DomainError, DomainResult};

@@ -1,0 +1,64 @@
+//! Storage: the sea-orm connection, SQLite or PostgreSQL, and the schema migrations.
+//!
+//! Everything durable lives here; the rest of the service holds only caches rebuilt from it.
+
+pub mod directory;
+pub mod entities;
+
+use std::time::Duration;
+
+use gridcase_migrations::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
+
+use crate::config::redact_url;
+
+/// A storage failure with the context of what was being done; logged, never sent to a client.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: sea_orm::DbErr,
+    },
+    #[error("migrations failed: {0}")]
+    Migrate(#[source] sea_orm::DbErr),
+    #[error(transparent)]
+    Db(#[from] sea_orm::DbErr),
+}
+
+/// Opens the pool. SQLite runs in WAL mode with full fsync so an acknowledged write survives a
+/// power cut; a busy timeout turns writer contention into waiting instead of errors.
+pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, StorageError> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(max_connections)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        });
+    Database::connect(options)
+        .await
+        .map_err(|source| StorageError::Connect {
+            url: redact_url(url),
+            source,
+        })
+}
+
+/// Brings the schema up to date; safe to run on every start and from several replicas.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), StorageError> {
+    Migrator::up(db, None).await.map_err(StorageError::Migrate)
+}
+
+pub fn backend_name(db: &DatabaseConnection) -> &'static str {
+    match db.get_database_backend() {
+        DbBackend::Sqlite => "sqlite",
+        DbBackend::Postgres => "postgres",
+        _ => "other",
+    }
+}

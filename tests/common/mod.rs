@@ -1,0 +1,338 @@
+//! The test harness: the real server on port 0 against a fresh database, driven by generated
+//! tonic clients over a real socket.
+//!
+//! Every storage test runs twice, on SQLite and on PostgreSQL (see [`on_both_databases`]). The
+//! PostgreSQL run needs `GRIDCASE_TEST_POSTGRES_URL` (e.g. `postgres://postgres@127.0.0.1:5432/test`);
+//! each test gets a database of its own, dropped afterwards. Unset, the PostgreSQL run says so and
+//! passes without running; set but unreachable, it fails.
+
+#![allow(dead_code)]
+// each test binary uses a different part of the harness
+// A harness whose set-up fails should fail the test loudly.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use gridcase::{
+    app::{Application, BuildOptions},
+    auth::Minter,
+    config::Settings,
+    domain::Role,
+};
+use sea_orm::{ConnectionTrait, Database};
+use secrecy::SecretString;
+use tokio::{sync::oneshot, task::JoinHandle};
+use tonic::{Request, transport::Channel};
+
+pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+pub const POSTGRES_VAR: &str = "GRIDCASE_TEST_POSTGRES_URL";
+
+/// Which database a test runs on.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    Postgres(String),
+}
+
+impl Backend {
+    /// The PostgreSQL backend if the suite is pointed at one.
+    pub fn postgres() -> Option<Backend> {
+        match std::env::var(POSTGRES_VAR) {
+            Ok(url) if !url.is_empty() => Some(Backend::Postgres(url)),
+            _ => {
+                eprintln!("{POSTGRES_VAR} is not set: the PostgreSQL run of this test is skipped");
+                None
+            }
+        }
+    }
+}
+
+/// Defines, for each named `async fn(Backend)`, a `sqlite` and a `postgres` test.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(backend) = $crate::common::Backend::postgres() {
+                        super::$name(backend).await
+                    }
+                }
+            }
+        )*
+    };
+}
+
+/// A fresh database, removed when dropped.
+#[derive(Debug)]
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn new(backend: &Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("gridcase.db").display()
+                );
+                TestDb {
+                    url,
+                    _dir: Some(dir),
+                    postgres: None,
+                }
+            }
+            Backend::Postgres(admin_url) => {
+                let name = format!("gridcase_t_{}", uuid::Uuid::new_v4().simple());
+                let admin = Database::connect(admin_url.as_str())
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "{POSTGRES_VAR}={admin_url} is set but PostgreSQL is not reachable: {e}"
+                        )
+                    });
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create test database");
+                admin.close().await.ok();
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map_or(admin_url.as_str(), |(b, _)| b);
+                TestDb {
+                    url: format!("{base}/{name}"),
+                    _dir: None,
+                    postgres: Some((admin_url.clone(), name)),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop may run inside a runtime: do the async clean-up on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(admin) = Database::connect(admin_url.as_str()).await {
+                    let _ = admin
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                    admin.close().await.ok();
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Settings for a test server: port 0, its own data directory, the test secret.
+pub fn test_settings(db_url: &str, data_dir: PathBuf) -> Settings {
+    let mut settings = Settings {
+        database_url: db_url.to_owned(),
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir,
+        shutdown_grace: Duration::from_secs(5),
+        db_max_connections: 8,
+        ..Settings::default()
+    };
+    settings.jwt.secret = Some(SecretString::from(TEST_SECRET));
+    settings
+}
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub channel: Channel,
+    pub minter: Minter,
+    pub db: TestDb,
+    pub settings: Settings,
+    _data_dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    /// The server with an empty directory.
+    pub async fn spawn(backend: &Backend) -> TestApp {
+        let db = TestDb::new(backend).await;
+        TestApp::spawn_with(db, |_| {}).await
+    }
+
+    /// The server on `db`, with settings adjusted by `adjust`.
+    pub async fn spawn_with(db: TestDb, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = test_settings(&db.url, data_dir.path().to_owned());
+        adjust(&mut settings);
+        let app = Application::build(settings.clone(), BuildOptions::default())
+            .await
+            .expect("application builds");
+        let addr = app.local_addr().expect("bound");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(app.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect to the test server");
+        let minter = Minter::new(&settings.jwt, settings.jwt.secret.as_ref()).expect("minter");
+        TestApp {
+            addr,
+            channel,
+            minter,
+            db,
+            settings,
+            _data_dir: data_dir,
+            stop: Some(stop),
+            handle: Some(handle),
+        }
+    }
+
+    /// A valid token for `sub` in `role`.
+    pub fn token(&self, sub: &str, role: Role) -> String {
+        self.minter
+            .mint(sub, role, Duration::from_secs(600))
+            .expect("mint")
+    }
+
+    /// Stops the server and waits for it, returning what `run_until_stopped` returned.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.handle.take() {
+            Some(h) => h.await.expect("server task"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `message` with `authorization: Bearer {token}`.
+pub fn authed<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii token"),
+    );
+    request
+}
+
+/// The grid members, staff, dispatchers and supervisor of [`small_bundle`].
+pub const GRID_MEMBER: &str = "gm-371102001001001";
+pub const OTHER_GRID_MEMBER: &str = "gm-371102001001002";
+pub const UNIT_STAFF: &str = "staff-371102.police";
+pub const DISPATCHER: &str = "disp-371102";
+pub const SUPERVISOR: &str = "sup-371100";
+
+/// The member with a record for each person role in [`small_bundle`]; service roles need none.
+pub fn subject_for(role: Role) -> &'static str {
+    match role {
+        Role::GridMember => GRID_MEMBER,
+        Role::UnitStaff => UNIT_STAFF,
+        Role::Dispatcher => DISPATCHER,
+        Role::Supervisor => SUPERVISOR,
+        Role::Gateway => "gateway-12345",
+        Role::Admin => "ops-admin",
+    }
+}
+
+fn square(x0: f64, y0: f64, x1: f64, y1: f64) -> serde_json::Value {
+    serde_json::json!({
+        "type": "Polygon",
+        "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]
+    })
+}
+
+fn feature(
+    code: &str,
+    name: &str,
+    tier: &str,
+    parent: Option<&str>,
+    geometry: serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({
+        "type": "Feature",
+        "properties": {"code": code, "name": name, "tier": tier, "parent": parent},
+        "geometry": geometry
+    })
+}
+
+/// A tiny directory: one city, district, township and community (all the box 119.0–119.2 E,
+/// 35.0–35.2 N) and two grids splitting it at 119.1 E; a police unit; one member per person role.
+pub fn small_bundle() -> serde_json::Value {
+    let all = || square(119.0, 35.0, 119.2, 35.2);
+    serde_json::json!({
+        "type": "FeatureCollection",
+        "features": [
+            feature("371100", "测试市", "city", None, all()),
+            feature("371102", "测试区", "district", Some("371100"), all()),
+            feature("371102001", "测试街道", "township", Some("371102"), all()),
+            feature("371102001001", "测试社区", "community", Some("371102001"), all()),
+            feature("371102001001001", "测试网格01", "grid", Some("371102001001"), square(119.0, 35.0, 119.1, 35.2)),
+            feature("371102001001002", "测试网格02", "grid", Some("371102001001"), square(119.1, 35.0, 119.2, 35.2)),
+        ],
+        "units": [
+            {"code": "371102.police", "name": "测试区公安", "kind": "police", "region": "371102"}
+        ],
+        "members": [
+            {"sub": GRID_MEMBER, "name": "网格员甲", "role": "grid_member", "grids": ["371102001001001"], "phone": "13800000001"},
+            {"sub": OTHER_GRID_MEMBER, "name": "网格员乙", "role": "grid_member", "grids": ["371102001001002"], "phone": "13800000002"},
+            {"sub": UNIT_STAFF, "name": "民警", "role": "unit_staff", "unit": "371102.police", "phone": "13800000003"},
+            {"sub": DISPATCHER, "name": "调度员", "role": "dispatcher", "region": "371102", "phone": "13800000004"},
+            {"sub": SUPERVISOR, "name": "督查员", "role": "supervisor", "region": "371100", "phone": "13800000005"}
+        ],
+        "categories": [
+            {"code": "dispute.neighbor", "name": "邻里纠纷", "unit_kind": "justice", "handling_tier": "community", "severity": "general", "class": "dispute", "class_name": "矛盾纠纷"},
+            {"code": "safety.fire_hazard", "name": "消防隐患", "unit_kind": "fire", "handling_tier": "district", "severity": "urgent", "class": "safety", "class_name": "安全隐患"}
+        ]
+    })
+}
+
+/// Imports `bundle` through the real RPC as an admin.
+pub async fn import(
+    app: &TestApp,
+    bundle: &serde_json::Value,
+) -> gridcase::proto::v1::ImportDirectoryResponse {
+    use gridcase::proto::v1::{
+        ImportDirectoryRequest, directory_service_client::DirectoryServiceClient,
+    };
+    let token = app.token("ops-admin", Role::Admin);
+    let mut client = DirectoryServiceClient::new(app.channel.clone())
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20);
+    client
+        .import_directory(authed(
+            ImportDirectoryRequest {
+                bundle: serde_json::to_vec(bundle).expect("json"),
+            },
+            &token,
+        ))
+        .await
+        .expect("import succeeds")
+        .into_inner()
+}
+
+/// The shipped Rizhao bundle.
+pub fn rizhao_bytes() -> &'static [u8] {
+    gridcase::demo::RIZHAO_BUNDLE
+}

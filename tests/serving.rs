@@ -1,0 +1,225 @@
+//! The service as generic clients and operators see it: health, reflection, gRPC-Web, the
+//! command line, bad configuration, graceful shutdown.
+
+// Test code: a failed step should fail the test loudly, so expect() is the right tool here.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use gridcase::{
+    domain::Role,
+    proto::v1::{
+        ListCategoriesRequest, SubmitReportRequest,
+        directory_service_client::DirectoryServiceClient,
+        report_service_client::ReportServiceClient,
+    },
+};
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use tonic_reflection::pb::v1::{
+    ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+    server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+};
+
+const SERVICES: [&str; 5] = [
+    "gridcase.v1.CaseService",
+    "gridcase.v1.DirectoryService",
+    "gridcase.v1.GatewayService",
+    "gridcase.v1.ReportService",
+    "gridcase.v1.StatsService",
+];
+
+async fn health_answers_serving_without_a_token(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut health = HealthClient::new(app.channel.clone());
+    let overall = health
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("health needs no token")
+        .into_inner();
+    assert_eq!(overall.status(), ServingStatus::Serving);
+    for service in SERVICES {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("known service")
+            .into_inner();
+        assert_eq!(status.status(), ServingStatus::Serving, "{service}");
+    }
+    app.stop().await.expect("clean stop");
+}
+
+async fn reflection_lists_all_five_services_without_a_token(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut reflection = ServerReflectionClient::new(app.channel.clone());
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .expect("reflection needs no token")
+        .into_inner();
+    let response = responses.next().await.expect("one answer").expect("ok");
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!(
+            "expected a service list, got {:?}",
+            response.message_response
+        );
+    };
+    let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
+    for service in SERVICES {
+        assert!(names.contains(&service), "{service} missing from {names:?}");
+    }
+    app.stop().await.expect("clean stop");
+}
+
+async fn an_rpc_whose_issue_has_not_landed_answers_unimplemented(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    import(&app, &small_bundle()).await;
+    let token = app.token(GRID_MEMBER, Role::GridMember);
+    let status = ReportServiceClient::new(app.channel.clone())
+        .submit_report(authed(SubmitReportRequest::default(), &token))
+        .await
+        .expect_err("not built yet");
+    assert_eq!(status.code(), Code::Unimplemented);
+    app.stop().await.expect("clean stop");
+}
+
+async fn grpc_web_clients_are_served_over_http1(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    import(&app, &small_bundle()).await;
+    let token = app.token("ops-admin", Role::Admin);
+    // A gRPC-Web frame: flag 0, length 0 (an empty ListCategoriesRequest).
+    let body = [0u8, 0, 0, 0, 0];
+    let request = format!(
+        "POST /gridcase.v1.DirectoryService/ListCategories HTTP/1.1\r\nhost: {}\r\ncontent-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\nauthorization: Bearer {token}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        app.addr,
+        body.len()
+    );
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    stream.write_all(&body).await.expect("write body");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("application/grpc-web"), "{text}");
+    // The trailers frame carries the status, and the categories come through.
+    assert!(text.contains("grpc-status:0"), "{text}");
+    assert!(text.contains("dispute.neighbor"), "{text}");
+    app.stop().await.expect("clean stop");
+}
+
+async fn shutdown_lets_the_server_stop_cleanly(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let addr = app.addr;
+    app.stop().await.expect("run_until_stopped returns Ok");
+    // Nothing listens there any more.
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+on_both_databases!(
+    health_answers_serving_without_a_token,
+    reflection_lists_all_five_services_without_a_token,
+    an_rpc_whose_issue_has_not_landed_answers_unimplemented,
+    grpc_web_clients_are_served_over_http1,
+    shutdown_lets_the_server_stop_cleanly,
+);
+
+fn gridcase() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gridcase"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("GRIDCASE_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+#[test]
+fn a_bad_configuration_stops_start_up_with_one_line() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cases = [
+        ("GRIDCASE_LISTEN", "not-an-address", "GRIDCASE_LISTEN"),
+        (
+            "GRIDCASE_DATABASE_URL",
+            "mysql://localhost/x",
+            "database_url",
+        ),
+        ("GRIDCASE_JWT_SECRET", "too-short", "GRIDCASE_JWT_SECRET"),
+    ];
+    for (var, value, named) in cases {
+        let out = gridcase()
+            .current_dir(dir.path())
+            .env(var, value)
+            .arg("serve")
+            .output()
+            .expect("runs");
+        assert!(!out.status.success(), "{var}={value} should stop start-up");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{var}: {stderr:?}");
+        assert!(lines[0].contains(named), "{var}: {stderr:?}");
+    }
+    let missing = gridcase()
+        .current_dir(dir.path())
+        .args(["--config", "no-such-file.toml", "serve"])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+    assert!(stderr.contains("no-such-file.toml"), "{stderr:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_command_mints_a_token_the_server_accepts() {
+    let app = TestApp::spawn(&Backend::Sqlite).await;
+    let out = gridcase()
+        .env("GRIDCASE_JWT_SECRET", TEST_SECRET)
+        .args([
+            "token",
+            "--sub",
+            "ops-admin",
+            "--role",
+            "admin",
+            "--ttl",
+            "5m",
+        ])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_owned();
+    DirectoryServiceClient::new(app.channel.clone())
+        .list_categories(authed(ListCategoriesRequest {}, &token))
+        .await
+        .expect("the minted token is accepted");
+    let refused = gridcase()
+        .env("GRIDCASE_JWT_SECRET", TEST_SECRET)
+        .args(["token", "--sub", "x", "--role", "root"])
+        .output()
+        .expect("runs");
+    assert!(!refused.status.success(), "an unknown role is refused");
+    app.stop().await.expect("clean stop");
+}
