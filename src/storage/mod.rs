@@ -8,7 +8,9 @@ pub mod entities;
 use std::time::Duration;
 
 use gridcase_migrations::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
+};
 
 use crate::config::redact_url;
 
@@ -50,9 +52,24 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
         })
 }
 
-/// Brings the schema up to date; safe to run on every start and from several replicas.
+/// Any fixed number: the advisory lock that serialises replicas migrating one database.
+const MIGRATION_LOCK: i64 = 0x6772_6964_6361_7365; // "gridcase"
+
+/// Brings the schema up to date; safe to run on every start and from several replicas at once:
+/// on PostgreSQL the migrations run in one transaction under an advisory lock, so a second
+/// replica waits and then finds nothing left to do. SQLite serialises writers by itself.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), StorageError> {
-    Migrator::up(db, None).await.map_err(StorageError::Migrate)
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Migrator::up(db, None).await.map_err(StorageError::Migrate);
+    }
+    let txn = db.begin().await.map_err(StorageError::Migrate)?;
+    txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+        .await
+        .map_err(StorageError::Migrate)?;
+    Migrator::up(&txn, None)
+        .await
+        .map_err(StorageError::Migrate)?;
+    txn.commit().await.map_err(StorageError::Migrate)
 }
 
 pub fn backend_name(db: &DatabaseConnection) -> &'static str {
