@@ -1,4 +1,5 @@
-//! Logging with tracing: human-readable by default, JSON lines with `--log-json` or
+//! Logging with tracing, to stderr (stdout is for command output such as `gridcase token`):
+//! human-readable by default, JSON lines with `--log-json` or
 //! `log_format = "json"`. `RUST_LOG` filters as usual (default `info`).
 
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
@@ -10,7 +11,9 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
-        LogFormat::Text => registry.with(fmt::layer().with_target(false)).try_init(),
+        LogFormat::Text => registry
+            .with(fmt::layer().with_target(false).with_writer(std::io::stderr))
+            .try_init(),
         LogFormat::Json => registry
             .with(
                 fmt::layer()

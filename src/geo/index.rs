@@ -11,6 +11,10 @@ use super::{Shape, shape::metres_per_degree};
 /// A point within this distance of a grid, and covered by none, snaps to the nearest grid.
 pub const SNAP_RADIUS_M: f64 = 50.0;
 
+/// Snapping distances closer than this (a millimetre, far below the data's 0.1 m precision)
+/// are a tie, which the smallest code wins.
+pub const TIE_M: f64 = 1e-3;
+
 type Entry = GeomWithData<Rectangle<[f64; 2]>, u32>;
 
 #[derive(Debug)]
@@ -101,9 +105,10 @@ impl GridIndex {
         for entry in self.tree.locate_in_envelope_intersecting(&query) {
             let i = entry.data;
             let d = self.shapes[i as usize].distance_m(lon, lat);
+            // Equal distances (a point off a shared vertex) go to the smallest code.
             let better = match best {
                 None => true,
-                Some((bd, bi)) => d < bd || (d == bd && i < bi),
+                Some((bd, bi)) => d < bd - TIE_M || (d <= bd + TIE_M && i < bi),
             };
             if d <= radius_m && better {
                 best = Some((d, i));

@@ -5,5 +5,5 @@ mod index;
 mod shape;
 
 pub use coord::{CoordSystem, to_wgs84};
-pub use index::{GridIndex, Hit, SNAP_RADIUS_M};
+pub use index::{GridIndex, Hit, SNAP_RADIUS_M, TIE_M};
 pub use shape::{Shape, ShapeError};
