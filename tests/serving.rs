@@ -133,7 +133,29 @@ async fn shutdown_lets_the_server_stop_cleanly(backend: Backend) {
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
 
+async fn replicas_starting_together_migrate_one_database_safely(backend: Backend) {
+    let db = TestDb::new(&backend).await;
+    let migrate = || async {
+        let conn = gridcase::storage::connect(&db.url, 2).await?;
+        gridcase::storage::migrate(&conn).await
+    };
+    let results = futures_util::future::join_all((0..4).map(|_| migrate())).await;
+    for result in results {
+        result.expect("every replica's migration succeeds");
+    }
+    let conn = gridcase::storage::connect(&db.url, 1)
+        .await
+        .expect("connect");
+    assert_eq!(
+        gridcase::storage::directory::version(&conn)
+            .await
+            .expect("schema is there"),
+        0
+    );
+}
+
 on_both_databases!(
+    replicas_starting_together_migrate_one_database_safely,
     health_answers_serving_without_a_token,
     reflection_lists_all_five_services_without_a_token,
     an_rpc_whose_issue_has_not_landed_answers_unimplemented,
@@ -222,4 +244,52 @@ async fn the_token_command_mints_a_token_the_server_accepts() {
         .expect("runs");
     assert!(!refused.status.success(), "an unknown role is refused");
     app.stop().await.expect("clean stop");
+}
+
+#[test]
+fn the_command_line_migrates_and_imports_a_directory() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
+    let migrated = gridcase()
+        .env("GRIDCASE_DATABASE_URL", &url)
+        .arg("migrate")
+        .output()
+        .expect("runs");
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    let bundle = dir.path().join("small.geojson");
+    std::fs::write(&bundle, serde_json::to_vec(&small_bundle()).expect("json")).expect("write");
+    let imported = gridcase()
+        .env("GRIDCASE_DATABASE_URL", &url)
+        .args(["directory", "import"])
+        .arg(&bundle)
+        .output()
+        .expect("runs");
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&imported.stdout);
+    assert!(stdout.contains("directory version 1"), "{stdout}");
+    assert!(stdout.contains("regions         6 created"), "{stdout}");
+    let mut bad = small_bundle();
+    bad["features"][4]["properties"]["tier"] = serde_json::json!("block");
+    std::fs::write(&bundle, serde_json::to_vec(&bad).expect("json")).expect("write");
+    let refused = gridcase()
+        .env("GRIDCASE_DATABASE_URL", &url)
+        .args(["directory", "import"])
+        .arg(&bundle)
+        .output()
+        .expect("runs");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("feature 4 (371102001001001): unknown tier"),
+        "{stderr}"
+    );
 }

@@ -43,7 +43,11 @@ pub struct Location {
 
 impl From<BundleError> for DomainError {
     fn from(e: BundleError) -> Self {
-        DomainError::invalid("bundle", e.to_string())
+        if e.record == "bundle" {
+            DomainError::invalid("bundle", e.reason)
+        } else {
+            DomainError::invalid("bundle", e.to_string())
+        }
     }
 }
 

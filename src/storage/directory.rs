@@ -158,9 +158,9 @@ pub async fn import(
     bundle: &Bundle,
     validated_against: i64,
 ) -> Result<ImportReport, ImportError> {
-    let txn = db.begin().await?;
-    // Take the write lock first (a row lock on PostgreSQL, the database lock on SQLite), so
-    // concurrent imports serialise here rather than deadlock later.
+    let txn = super::begin_write(db).await?;
+    // Take the write lock first (a row lock on PostgreSQL; SQLite's immediate transaction holds
+    // the database lock already), so concurrent imports serialise here rather than deadlock.
     txn.execute_unprepared("UPDATE directory_state SET version = version WHERE id = 1")
         .await?;
     let current = version(&txn).await?;

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use gridcase_migrations::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 use crate::config::redact_url;
@@ -52,20 +53,31 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
         })
 }
 
+/// Begins a transaction that will write. On SQLite it takes the write lock at once
+/// (`BEGIN IMMEDIATE`), so concurrent writers wait their turn (busy timeout) instead of failing
+/// when a read lock cannot be upgraded; PostgreSQL needs nothing special.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, sea_orm::DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    })
+    .await
+}
+
 /// Any fixed number: the advisory lock that serialises replicas migrating one database.
 const MIGRATION_LOCK: i64 = 0x6772_6964_6361_7365; // "gridcase"
 
 /// Brings the schema up to date; safe to run on every start and from several replicas at once:
 /// on PostgreSQL the migrations run in one transaction under an advisory lock, so a second
-/// replica waits and then finds nothing left to do. SQLite serialises writers by itself.
+/// replica waits and then finds nothing left to do; on SQLite the immediate transaction does the
+/// same.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), StorageError> {
-    if db.get_database_backend() != DbBackend::Postgres {
-        return Migrator::up(db, None).await.map_err(StorageError::Migrate);
+    let txn = begin_write(db).await.map_err(StorageError::Migrate)?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+            .await
+            .map_err(StorageError::Migrate)?;
     }
-    let txn = db.begin().await.map_err(StorageError::Migrate)?;
-    txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
-        .await
-        .map_err(StorageError::Migrate)?;
     Migrator::up(&txn, None)
         .await
         .map_err(StorageError::Migrate)?;

@@ -118,6 +118,17 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// Another handle on an existing database (a second replica's view); drops nothing.
+    pub fn shared(url: &str) -> TestDb {
+        TestDb {
+            url: url.to_owned(),
+            _dir: None,
+            postgres: None,
+        }
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         let Some((admin_url, name)) = self.postgres.take() else {
