@@ -137,7 +137,7 @@ fn locate_agrees_with_a_brute_force_reference_on_100_000_rizhao_points() {
             continue;
         }
         let mut polygons = r.shape.polygons().clone();
-        if grids.len() % 20 == 0
+        if grids.len().is_multiple_of(20)
             && polygons.0.len() == 1
             && let Some(holed) = with_hole(&polygons.0[0])
         {
