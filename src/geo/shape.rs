@@ -54,6 +54,19 @@ impl Shape {
         self.polygons.intersects(&c)
     }
 
+    /// Whether any edge of the shape meets the closed rectangle `r`.
+    pub fn boundary_touches(&self, r: Rect<f64>) -> bool {
+        let b = self.bbox;
+        if b.max().x < r.min().x || b.min().x > r.max().x || b.max().y < r.min().y || b.min().y > r.max().y {
+            return false;
+        }
+        self.polygons.iter().any(|polygon| {
+            std::iter::once(polygon.exterior())
+                .chain(polygon.interiors())
+                .any(|ring| ring.lines().any(|l| segment_meets_rect(l.start, l.end, r)))
+        })
+    }
+
     /// Metres from the point to the nearest point of the shape (0 when covered), on a local
     /// equirectangular projection around the point: exact to well under a centimetre at the
     /// tens of metres that snapping cares about.
@@ -77,6 +90,36 @@ impl Shape {
         }
         best
     }
+}
+
+/// Whether the segment a–b meets the closed rectangle (Liang–Barsky clipping).
+fn segment_meets_rect(a: Coord<f64>, b: Coord<f64>, r: Rect<f64>) -> bool {
+    let (dx, dy) = (b.x - a.x, b.y - a.y);
+    let mut t0: f64 = 0.0;
+    let mut t1: f64 = 1.0;
+    for (p, q) in [
+        (-dx, a.x - r.min().x),
+        (dx, r.max().x - a.x),
+        (-dy, a.y - r.min().y),
+        (dy, r.max().y - a.y),
+    ] {
+        if p == 0.0 {
+            if q < 0.0 {
+                return false;
+            }
+        } else {
+            let t = q / p;
+            if p < 0.0 {
+                t0 = t0.max(t);
+            } else {
+                t1 = t1.min(t);
+            }
+            if t0 > t1 {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// Distance from the origin to the segment a–b.
@@ -131,6 +174,17 @@ mod tests {
         let d = s.distance_m(119.0101, 35.005);
         assert!((d - 9.11).abs() < 0.05, "{d}");
         assert_eq!(s.distance_m(119.005, 35.005), 0.0);
+    }
+
+    #[test]
+    fn boundary_touching_is_exact_on_the_closed_rectangle() {
+        let s = square();
+        let rect = |x0: f64, y0: f64, x1: f64, y1: f64| Rect::new(Coord { x: x0, y: y0 }, Coord { x: x1, y: y1 });
+        assert!(!s.boundary_touches(rect(119.002, 35.002, 119.008, 35.008)), "strictly inside");
+        assert!(s.boundary_touches(rect(119.005, 35.005, 119.02, 35.008)), "crosses the east edge");
+        assert!(s.boundary_touches(rect(119.01, 35.002, 119.02, 35.008)), "touches the east edge");
+        assert!(!s.boundary_touches(rect(119.0101, 35.002, 119.02, 35.008)), "just beyond it");
+        assert!(s.boundary_touches(rect(118.9, 34.9, 119.1, 35.1)), "contains the whole square");
     }
 
     #[test]
