@@ -47,7 +47,10 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -151,7 +154,9 @@ async fn postgis_rate(
     let result = async {
         db.execute_unprepared("CREATE EXTENSION postgis")
             .await
-            .map_err(|e| format!("PostGIS is not installed here (bench/directory.sh installs it): {e}"))?;
+            .map_err(|e| {
+                format!("PostGIS is not installed here (bench/directory.sh installs it): {e}")
+            })?;
         db.execute_unprepared(
             "CREATE TABLE grids (code text PRIMARY KEY, geom geometry(MultiPolygon, 4326) NOT NULL);
              CREATE TABLE points (id serial PRIMARY KEY, geom geometry(Point, 4326) NOT NULL);",
@@ -178,13 +183,18 @@ async fn postgis_rate(
                 .iter()
                 .map(|(lon, lat)| format!("(ST_SetSRID(ST_MakePoint({lon}, {lat}), 4326))"))
                 .collect();
-            db.execute_unprepared(&format!("INSERT INTO points (geom) VALUES {}", values.join(",")))
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        db.execute_unprepared("CREATE INDEX grids_geom ON grids USING gist (geom); ANALYZE grids; ANALYZE points;")
+            db.execute_unprepared(&format!(
+                "INSERT INTO points (geom) VALUES {}",
+                values.join(",")
+            ))
             .await
             .map_err(|e| e.to_string())?;
+        }
+        db.execute_unprepared(
+            "CREATE INDEX grids_geom ON grids USING gist (geom); ANALYZE grids; ANALYZE points;",
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         // All points in one statement, server side: no round trips, so this is PostGIS's own
         // cost on the one core its backend runs on — the most favourable case for it.
         let sql = "SELECT count(g.code) FROM points p
@@ -233,7 +243,11 @@ async fn main() {
     // `cargo bench` passes `--bench`; a filter argument is not supported, so ignore them all.
     let postgres = std::env::var("GRIDCASE_BENCH_POSTGRES_URL").ok();
     println!("# gridcase directory benchmarks");
-    println!("# machine: {} cores; {}", std::thread::available_parallelism().map_or(0, |n| n.get()), cpu_model());
+    println!(
+        "# machine: {} cores; {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_model()
+    );
 
     let parsed = bundle::parse(gridcase::demo::RIZHAO_BUNDLE, &Directory::empty()).expect("bundle");
     let grids: Vec<(String, MultiPolygon<f64>)> = parsed
@@ -304,7 +318,9 @@ async fn main() {
     drop(big);
 
     match &postgres {
-        None => println!("postgis: skipped (set GRIDCASE_BENCH_POSTGRES_URL, or run bench/directory.sh)"),
+        None => println!(
+            "postgis: skipped (set GRIDCASE_BENCH_POSTGRES_URL, or run bench/directory.sh)"
+        ),
         Some(url) => {
             let sample = &points[..50_000];
             match postgis_rate(url, &grids, sample).await {
@@ -330,12 +346,21 @@ async fn main() {
     }
 
     let dir = tempfile::tempdir().expect("dir");
-    let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
-    println!("import/sqlite        rizhao_ms={}", import_time(&sqlite).await.as_millis());
+    let sqlite = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("bench.db").display()
+    );
+    println!(
+        "import/sqlite        rizhao_ms={}",
+        import_time(&sqlite).await.as_millis()
+    );
     if let Some(url) = &postgres {
         let admin = Database::connect(url.as_str()).await.expect("postgres");
         let name = format!("gridcase_bench_import_{}", std::process::id());
-        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create");
         let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
         let took = import_time(&format!("{base}/{name}")).await;
         println!("import/postgres      rizhao_ms={}", took.as_millis());

@@ -75,8 +75,14 @@ impl GridIndex {
         let (codes, shapes): (Vec<String>, Vec<Shape>) = grids.into_iter().unzip();
         let Some(bounds) = shapes.iter().map(Shape::bbox).reduce(|a, b| {
             Rect::new(
-                Coord { x: a.min().x.min(b.min().x), y: a.min().y.min(b.min().y) },
-                Coord { x: a.max().x.max(b.max().x), y: a.max().y.max(b.max().y) },
+                Coord {
+                    x: a.min().x.min(b.min().x),
+                    y: a.min().y.min(b.min().y),
+                },
+                Coord {
+                    x: a.max().x.max(b.max().x),
+                    y: a.max().y.max(b.max().y),
+                },
             )
         }) else {
             return GridIndex {
@@ -94,8 +100,14 @@ impl GridIndex {
         // widened 1 %: a superset of every grid within the radius of a point.
         let worst_lat = bounds.min().y.abs().max(bounds.max().y.abs()).min(89.0);
         let (mx, my) = metres_per_degree(worst_lat);
-        let margin = Coord { x: SNAP_RADIUS_M * 1.01 / mx, y: SNAP_RADIUS_M * 1.01 / my };
-        let origin = Coord { x: bounds.min().x - margin.x, y: bounds.min().y - margin.y };
+        let margin = Coord {
+            x: SNAP_RADIUS_M * 1.01 / mx,
+            y: SNAP_RADIUS_M * 1.01 / my,
+        };
+        let origin = Coord {
+            x: bounds.min().x - margin.x,
+            y: bounds.min().y - margin.y,
+        };
         let span = Coord {
             x: bounds.width() + 2.0 * margin.x,
             y: bounds.height() + 2.0 * margin.y,
@@ -105,12 +117,18 @@ impl GridIndex {
             y: median(shapes.iter().map(|s| s.bbox().height()).collect()) / CELLS_PER_GRID_SIDE,
         };
         if !(cell.x > 0.0 && cell.y > 0.0) {
-            cell = Coord { x: span.x / 64.0, y: span.y / 64.0 };
+            cell = Coord {
+                x: span.x / 64.0,
+                y: span.y / 64.0,
+            };
         }
         let cells = (span.x / cell.x).ceil() * (span.y / cell.y).ceil();
         if cells > MAX_CELLS {
             let grow = (cells / MAX_CELLS).sqrt();
-            cell = Coord { x: cell.x * grow, y: cell.y * grow };
+            cell = Coord {
+                x: cell.x * grow,
+                y: cell.y * grow,
+            };
         }
         let nx = ((span.x / cell.x).ceil() as usize).max(1);
         let ny = ((span.y / cell.y).ceil() as usize).max(1);
@@ -140,8 +158,14 @@ impl GridIndex {
                 let x0 = origin.x + cx as f64 * cell.x;
                 let y0 = origin.y + cy as f64 * cell.y;
                 let rect = Rect::new(
-                    Coord { x: x0 - CELL_SLACK, y: y0 - CELL_SLACK },
-                    Coord { x: x0 + cell.x + CELL_SLACK, y: y0 + cell.y + CELL_SLACK },
+                    Coord {
+                        x: x0 - CELL_SLACK,
+                        y: y0 - CELL_SLACK,
+                    },
+                    Coord {
+                        x: x0 + cell.x + CELL_SLACK,
+                        y: y0 + cell.y + CELL_SLACK,
+                    },
                 );
                 candidates.clear();
                 candidates.extend(
@@ -160,7 +184,16 @@ impl GridIndex {
             }
         }
         items.shrink_to_fit();
-        GridIndex { codes, shapes, origin, cell, nx, ny, offsets, items }
+        GridIndex {
+            codes,
+            shapes,
+            origin,
+            cell,
+            nx,
+            ny,
+            offsets,
+            items,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -196,7 +229,10 @@ impl GridIndex {
             return Some(self.hit((only & !INSIDE) as usize, false, 0.0));
         }
         // In code order: the first that covers is the smallest covering code.
-        if let Some(&i) = items.iter().find(|&&i| self.shapes[i as usize].covers(lon, lat)) {
+        if let Some(&i) = items
+            .iter()
+            .find(|&&i| self.shapes[i as usize].covers(lon, lat))
+        {
             return Some(self.hit(i as usize, false, 0.0));
         }
         let mut best: Option<(f64, u32)> = None;
@@ -212,7 +248,11 @@ impl GridIndex {
     }
 
     fn hit(&self, i: usize, snapped: bool, distance_m: f64) -> Hit<'_> {
-        Hit { code: &self.codes[i], snapped, distance_m }
+        Hit {
+            code: &self.codes[i],
+            snapped,
+            distance_m,
+        }
     }
 }
 

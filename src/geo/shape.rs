@@ -57,7 +57,11 @@ impl Shape {
     /// Whether any edge of the shape meets the closed rectangle `r`.
     pub fn boundary_touches(&self, r: Rect<f64>) -> bool {
         let b = self.bbox;
-        if b.max().x < r.min().x || b.min().x > r.max().x || b.max().y < r.min().y || b.min().y > r.max().y {
+        if b.max().x < r.min().x
+            || b.min().x > r.max().x
+            || b.max().y < r.min().y
+            || b.min().y > r.max().y
+        {
             return false;
         }
         self.polygons.iter().any(|polygon| {
@@ -179,12 +183,29 @@ mod tests {
     #[test]
     fn boundary_touching_is_exact_on_the_closed_rectangle() {
         let s = square();
-        let rect = |x0: f64, y0: f64, x1: f64, y1: f64| Rect::new(Coord { x: x0, y: y0 }, Coord { x: x1, y: y1 });
-        assert!(!s.boundary_touches(rect(119.002, 35.002, 119.008, 35.008)), "strictly inside");
-        assert!(s.boundary_touches(rect(119.005, 35.005, 119.02, 35.008)), "crosses the east edge");
-        assert!(s.boundary_touches(rect(119.01, 35.002, 119.02, 35.008)), "touches the east edge");
-        assert!(!s.boundary_touches(rect(119.0101, 35.002, 119.02, 35.008)), "just beyond it");
-        assert!(s.boundary_touches(rect(118.9, 34.9, 119.1, 35.1)), "contains the whole square");
+        let rect = |x0: f64, y0: f64, x1: f64, y1: f64| {
+            Rect::new(Coord { x: x0, y: y0 }, Coord { x: x1, y: y1 })
+        };
+        assert!(
+            !s.boundary_touches(rect(119.002, 35.002, 119.008, 35.008)),
+            "strictly inside"
+        );
+        assert!(
+            s.boundary_touches(rect(119.005, 35.005, 119.02, 35.008)),
+            "crosses the east edge"
+        );
+        assert!(
+            s.boundary_touches(rect(119.01, 35.002, 119.02, 35.008)),
+            "touches the east edge"
+        );
+        assert!(
+            !s.boundary_touches(rect(119.0101, 35.002, 119.02, 35.008)),
+            "just beyond it"
+        );
+        assert!(
+            s.boundary_touches(rect(118.9, 34.9, 119.1, 35.1)),
+            "contains the whole square"
+        );
     }
 
     #[test]
