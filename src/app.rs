@@ -11,9 +11,9 @@ use tonic::transport::{Server, server::TcpIncoming};
 use crate::{
     auth::{self, AuthLayer, Verifier},
     config::Settings,
-    grpc::{NotYet, directory::DirectoryApi},
+    grpc::{NotYet, directory::DirectoryApi, gateway::GatewayApi, report::ReportApi},
     proto::{self, v1 as pb},
-    service::LiveDirectory,
+    service::{LiveDirectory, attachments::Attachments, intake::Intake},
     storage,
 };
 
@@ -134,6 +134,12 @@ impl Application {
                     .max_encoding_message_size(limit)
             };
         }
+        let intake = Arc::new(Intake::start(self.db.clone(), self.directory.clone()));
+        let attachments = Arc::new(Attachments::new(
+            self.db.clone(),
+            &self.settings.data_dir,
+            self.settings.max_attachment_bytes,
+        ));
         let auth = AuthLayer::new(self.verifier.clone(), self.directory.clone());
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
 
@@ -156,13 +162,16 @@ impl Application {
                 ))
             ))
             .add_service(limited!(
-                pb::report_service_server::ReportServiceServer::new(NotYet)
+                pb::report_service_server::ReportServiceServer::new(ReportApi::new(
+                    intake.clone(),
+                    attachments
+                ))
             ))
             .add_service(limited!(pb::case_service_server::CaseServiceServer::new(
                 NotYet
             )))
             .add_service(limited!(
-                pb::gateway_service_server::GatewayServiceServer::new(NotYet)
+                pb::gateway_service_server::GatewayServiceServer::new(GatewayApi::new(intake))
             ))
             .add_service(limited!(pb::stats_service_server::StatsServiceServer::new(
                 NotYet

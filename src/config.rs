@@ -30,6 +30,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// Database connection pool size.
     pub db_max_connections: u32,
+    /// The largest attachment accepted, in bytes.
+    pub max_attachment_bytes: u64,
     /// The largest directory bundle `ImportDirectory` and `gridcase directory import` accept.
     pub max_bundle_bytes: usize,
     pub jwt: JwtSettings,
@@ -78,6 +80,7 @@ impl Default for Settings {
             shutdown_grace: Duration::from_secs(10),
             db_max_connections: 16,
             max_bundle_bytes: 64 * 1024 * 1024,
+            max_attachment_bytes: 20 * 1024 * 1024,
             jwt: JwtSettings::default(),
         }
     }

@@ -44,6 +44,11 @@ enum Command {
         #[command(subcommand)]
         command: DirectoryCommand,
     },
+    /// Check the hash chains of the case event log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Mint a token with the configured key, for operators and tests.
     Token {
         #[arg(long)]
@@ -54,6 +59,16 @@ enum Command {
         /// How long the token is valid, e.g. 12h, 30m, 7d.
         #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
         ttl: Duration,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify every case's event chain (or one case's) and name the first broken link.
+    Verify {
+        /// Only this case (its id).
+        #[arg(long)]
+        case: Option<String>,
     },
 }
 
@@ -139,6 +154,23 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 r.categories.unchanged,
             );
             Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { case },
+        } => {
+            let db = storage::connect(&settings.database_url, 2).await?;
+            storage::migrate(&db).await?;
+            let report = gridcase::service::audit::verify(&db, case.as_deref()).await?;
+            match report.broken {
+                None => {
+                    println!(
+                        "ok: {} cases, {} events, every chain intact",
+                        report.cases, report.events
+                    );
+                    Ok(())
+                }
+                Some(broken) => anyhow::bail!("broken chain: {broken}"),
+            }
         }
         Command::Token { sub, role, ttl } => {
             let secret = auth::resolve_secret(&settings.jwt, &settings.data_dir)?;

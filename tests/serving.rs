@@ -12,9 +12,8 @@ use common::*;
 use gridcase::{
     domain::Role,
     proto::v1::{
-        ListCategoriesRequest, SubmitReportRequest,
+        GetCaseRequest, ListCategoriesRequest, case_service_client::CaseServiceClient,
         directory_service_client::DirectoryServiceClient,
-        report_service_client::ReportServiceClient,
     },
 };
 use tokio_stream::StreamExt;
@@ -89,8 +88,8 @@ async fn an_rpc_whose_issue_has_not_landed_answers_unimplemented(backend: Backen
     let app = TestApp::spawn(&backend).await;
     import(&app, &small_bundle()).await;
     let token = app.token(GRID_MEMBER, Role::GridMember);
-    let status = ReportServiceClient::new(app.channel.clone())
-        .submit_report(authed(SubmitReportRequest::default(), &token))
+    let status = CaseServiceClient::new(app.channel.clone())
+        .get_case(authed(GetCaseRequest::default(), &token))
         .await
         .expect_err("not built yet");
     assert_eq!(status.code(), Code::Unimplemented);

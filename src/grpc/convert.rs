@@ -142,3 +142,209 @@ mod tests {
         assert_eq!(mask_phone("12345"), "*****");
     }
 }
+
+mod cases {
+    use chrono::{DateTime, Utc};
+
+    use super::mask_phone;
+    use crate::{
+        domain::{
+            Caller, Role,
+            case::{Case, CaseStatus, Event, Source},
+            directory::{Directory, center_code},
+        },
+        proto::v1 as pb,
+    };
+
+    pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+        prost_types::Timestamp {
+            seconds: t.timestamp(),
+            nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+        }
+    }
+
+    impl From<CaseStatus> for pb::CaseStatus {
+        fn from(s: CaseStatus) -> Self {
+            match s {
+                CaseStatus::Submitted => pb::CaseStatus::Submitted,
+                CaseStatus::Registered => pb::CaseStatus::Registered,
+                CaseStatus::Dispatched => pb::CaseStatus::Dispatched,
+                CaseStatus::Accepted => pb::CaseStatus::Accepted,
+                CaseStatus::InProgress => pb::CaseStatus::InProgress,
+                CaseStatus::Resolved => pb::CaseStatus::Resolved,
+                CaseStatus::Closed => pb::CaseStatus::Closed,
+                CaseStatus::Returned => pb::CaseStatus::Returned,
+                CaseStatus::Merged => pb::CaseStatus::Merged,
+                CaseStatus::Cancelled => pb::CaseStatus::Cancelled,
+            }
+        }
+    }
+
+    impl From<Source> for pb::Source {
+        fn from(s: Source) -> Self {
+            match s {
+                Source::Handset => pb::Source::Handset,
+                Source::Hotline12345 => pb::Source::Hotline12345,
+                Source::Wechat => pb::Source::Wechat,
+                Source::Sms => pb::Source::Sms,
+                Source::WalkIn => pb::Source::WalkIn,
+            }
+        }
+    }
+
+    /// Whether `viewer` works for the center that holds the case: only they see the
+    /// reporter's phone unmasked (DESIGN.md "Access").
+    pub fn is_holding_center(viewer: &Caller, case: &Case, directory: &Directory) -> bool {
+        let Some(member) = directory.member(&viewer.sub) else {
+            return false;
+        };
+        match viewer.role {
+            Role::Dispatcher => member.region_code.as_deref() == Some(case.region_code.as_str()),
+            Role::UnitStaff => {
+                member.unit_code.as_deref() == Some(center_code(&case.region_code).as_str())
+            }
+            _ => false,
+        }
+    }
+
+    fn system(name: &str) -> pb::CoordSystem {
+        match name {
+            "gcj02" => pb::CoordSystem::Gcj02,
+            "bd09" => pb::CoordSystem::Bd09,
+            _ => pb::CoordSystem::Wgs84,
+        }
+    }
+
+    /// A case as `viewer` may see it.
+    pub fn case_for(case: &Case, viewer: &Caller, directory: &Directory) -> pb::Case {
+        let phone = case.reporter_phone.as_deref().map(|p| {
+            if is_holding_center(viewer, case, directory) {
+                p.to_owned()
+            } else {
+                mask_phone(p)
+            }
+        });
+        pb::Case {
+            id: case.id.clone(),
+            code: case.code.clone(),
+            status: pb::CaseStatus::from(case.status).into(),
+            grid_code: case.grid_code().unwrap_or_default().to_owned(),
+            tier: pb::Tier::from(case.tier).into(),
+            unit_code: case.unit_code.clone(),
+            category_code: case.category_code.clone(),
+            region_code: case.region_code.clone(),
+            description: case.description.clone(),
+            severity: pb::Severity::from(case.severity).into(),
+            source: pb::Source::from(case.source).into(),
+            reported_location: case.position.map(|p| pb::Location {
+                lat: p.reported_lat,
+                lon: p.reported_lon,
+                coord_system: system(p.coord_system).into(),
+                accuracy_m: p.accuracy_m,
+            }),
+            location: case.position.map(|p| pb::Location {
+                lat: p.lat,
+                lon: p.lon,
+                coord_system: pb::CoordSystem::Wgs84.into(),
+                accuracy_m: p.accuracy_m,
+            }),
+            snapped: case.snapped,
+            snap_distance_m: case.snap_distance_m,
+            address: case.address.clone().unwrap_or_default(),
+            reporter_sub: case.reporter_sub.clone(),
+            reporter_phone: phone.unwrap_or_default(),
+            assisting_units: Vec::new(),
+            attachment_ids: case.attachment_ids.clone(),
+            captured_at: case.captured_at.map(timestamp),
+            received_at: Some(timestamp(case.received_at)),
+            updated_at: Some(timestamp(case.updated_at)),
+            version: case.version,
+            cycle: case.cycle,
+            reopen_count: case.reopen_count,
+            escalation_level: case.escalation_level,
+            red_card: case.red_card,
+            merged_into_case_id: case.merged_into.clone().unwrap_or_default(),
+            possible_duplicate_of: case.possible_duplicate_of.clone().unwrap_or_default(),
+            resolution_text: case.resolution_text.clone().unwrap_or_default(),
+            evaluation: None,
+            clocks: Vec::new(),
+            external_id: case.external_id.clone().unwrap_or_default(),
+            resolved_locally: false,
+        }
+    }
+
+    pub fn event_for(e: &Event, case_code: &str) -> pb::CaseEvent {
+        let role = e
+            .event
+            .actor_role
+            .parse::<Role>()
+            .map_or(pb::Role::Unspecified, pb::Role::from);
+        pb::CaseEvent {
+            sequence: e.seq,
+            case_id: e.case_id.clone(),
+            case_code: case_code.to_owned(),
+            kind: e.event.kind.clone(),
+            actor_sub: e.event.actor_sub.clone(),
+            actor_role: role.into(),
+            at: Some(timestamp(e.event.at)),
+            from_status: e
+                .event
+                .from_status
+                .map_or(pb::CaseStatus::Unspecified, pb::CaseStatus::from)
+                .into(),
+            to_status: e
+                .event
+                .to_status
+                .map_or(pb::CaseStatus::Unspecified, pb::CaseStatus::from)
+                .into(),
+            reason: e.event.reason.clone(),
+            details_json: e.event.details.clone(),
+            prev_hash: e.prev_hash.clone(),
+            hash: e.hash.clone(),
+        }
+    }
+}
+
+pub use cases::{case_for, event_for, is_holding_center, timestamp};
+
+/// A protobuf timestamp to a time; out of range is INVALID_ARGUMENT naming the field.
+pub fn time_of(
+    field: &str,
+    t: Option<&prost_types::Timestamp>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, Status> {
+    t.map(|t| {
+        u32::try_from(t.nanos)
+            .ok()
+            .and_then(|n| chrono::DateTime::from_timestamp(t.seconds, n))
+            .ok_or_else(|| Status::invalid_argument(format!("{field}: not a valid time")))
+    })
+    .transpose()
+}
+
+/// The urgency of a request: unspecified keeps the category's severity.
+pub fn urgency(value: i32) -> Result<Option<Severity>, Status> {
+    match pb::Severity::try_from(value) {
+        Ok(pb::Severity::Unspecified) => Ok(None),
+        Ok(pb::Severity::General) => Ok(Some(Severity::General)),
+        Ok(pb::Severity::Complex) => Ok(Some(Severity::Complex)),
+        Ok(pb::Severity::Urgent) => Ok(Some(Severity::Urgent)),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "urgency: {value} is not a severity"
+        ))),
+    }
+}
+
+/// A request's location, converted and checked later by the service.
+pub fn position(
+    l: Option<&pb::Location>,
+) -> Result<Option<crate::service::intake::PositionInput>, Status> {
+    l.map(|l| {
+        Ok(crate::service::intake::PositionInput {
+            lat: l.lat,
+            lon: l.lon,
+            system: coord_system(l.coord_system)?,
+            accuracy_m: l.accuracy_m,
+        })
+    })
+    .transpose()
+}

@@ -4,15 +4,14 @@
 
 pub mod convert;
 pub mod directory;
+pub mod gateway;
+pub mod report;
 
 use tonic::{Request, Status};
 
 use crate::{
     domain::{Caller, DomainError},
-    proto::v1::{
-        case_service_server::CaseService, gateway_service_server::GatewayService,
-        report_service_server::ReportService, stats_service_server::StatsService,
-    },
+    proto::v1::{case_service_server::CaseService, stats_service_server::StatsService},
 };
 
 /// Every domain error to its status, in one place. Internal causes are logged with their chain
@@ -60,7 +59,5 @@ pub fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NotYet;
 
-impl ReportService for NotYet {}
 impl CaseService for NotYet {}
-impl GatewayService for NotYet {}
 impl StatsService for NotYet {}

@@ -1,6 +1,9 @@
 //! Application services: each use case as one call that the gRPC layer makes, combining the
 //! domain's rules with storage.
 
+pub mod attachments;
+pub mod audit;
 pub mod directory;
+pub mod intake;
 
 pub use directory::LiveDirectory;

@@ -92,3 +92,111 @@ pub mod directory_state {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod case {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "cases")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub code: String,
+        pub status: String,
+        pub source: String,
+        pub category_code: String,
+        pub severity: String,
+        #[sea_orm(column_type = "Text")]
+        pub description: String,
+        pub city_code: Option<String>,
+        pub district_code: Option<String>,
+        pub township_code: Option<String>,
+        pub community_code: Option<String>,
+        pub grid_code: Option<String>,
+        pub region_code: String,
+        pub tier: String,
+        pub unit_code: String,
+        pub lat: Option<f64>,
+        pub lon: Option<f64>,
+        pub reported_lat: Option<f64>,
+        pub reported_lon: Option<f64>,
+        pub reported_coord_system: Option<String>,
+        pub accuracy_m: Option<f64>,
+        pub snapped: bool,
+        pub snap_distance_m: f64,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub address: Option<String>,
+        pub reporter_sub: String,
+        pub reporter_phone: Option<String>,
+        pub reporter_name: Option<String>,
+        pub captured_at: Option<DateTimeUtc>,
+        pub received_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+        pub version: i64,
+        pub cycle: i32,
+        pub reopen_count: i32,
+        pub escalation_level: i32,
+        pub red_card: bool,
+        pub merged_into: Option<String>,
+        pub possible_duplicate_of: Option<String>,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub resolution_text: Option<String>,
+        pub external_source: Option<String>,
+        pub external_id: Option<String>,
+        pub client_report_id: Option<String>,
+        pub request_hash: String,
+        #[sea_orm(column_type = "Text")]
+        pub attachment_ids: String,
+        pub last_event_hash: String,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod case_event {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "case_events")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub seq: i64,
+        pub case_id: String,
+        pub kind: String,
+        pub actor_sub: String,
+        pub actor_role: String,
+        pub at: DateTimeUtc,
+        pub from_status: Option<String>,
+        pub to_status: Option<String>,
+        #[sea_orm(column_type = "Text")]
+        pub reason: String,
+        #[sea_orm(column_type = "Text")]
+        pub details: String,
+        pub prev_hash: String,
+        pub hash: String,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod attachment {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "attachments")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub sha256: String,
+        pub size_bytes: i64,
+        pub content_type: String,
+        pub file_name: String,
+        pub owner_sub: String,
+        pub created_at: DateTimeUtc,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

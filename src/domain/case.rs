@@ -1,0 +1,428 @@
+//! Cases (诉求 / 事件): their states and sources, routing (DESIGN.md "Routing"), case codes, and
+//! the hash chain of their events.
+
+use std::{fmt, str::FromStr};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{
+    Role,
+    directory::{Category, Directory, Region, Severity, Tier, Unit, center_code},
+};
+
+/// The states of DESIGN.md "Case lifecycle".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CaseStatus {
+    Submitted,
+    Registered,
+    Dispatched,
+    Accepted,
+    InProgress,
+    Resolved,
+    Closed,
+    Returned,
+    Merged,
+    Cancelled,
+}
+
+impl CaseStatus {
+    pub const ALL: [CaseStatus; 10] = [
+        CaseStatus::Submitted,
+        CaseStatus::Registered,
+        CaseStatus::Dispatched,
+        CaseStatus::Accepted,
+        CaseStatus::InProgress,
+        CaseStatus::Resolved,
+        CaseStatus::Closed,
+        CaseStatus::Returned,
+        CaseStatus::Merged,
+        CaseStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseStatus::Submitted => "submitted",
+            CaseStatus::Registered => "registered",
+            CaseStatus::Dispatched => "dispatched",
+            CaseStatus::Accepted => "accepted",
+            CaseStatus::InProgress => "in_progress",
+            CaseStatus::Resolved => "resolved",
+            CaseStatus::Closed => "closed",
+            CaseStatus::Returned => "returned",
+            CaseStatus::Merged => "merged",
+            CaseStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Closed, merged and cancelled cases take no more work.
+    pub fn is_open(self) -> bool {
+        !matches!(
+            self,
+            CaseStatus::Closed | CaseStatus::Merged | CaseStatus::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for CaseStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for CaseStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CaseStatus::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("unknown case status {s:?}"))
+    }
+}
+
+/// Where a case came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    Handset,
+    Hotline12345,
+    Wechat,
+    Sms,
+    WalkIn,
+}
+
+impl Source {
+    pub const ALL: [Source; 5] = [
+        Source::Handset,
+        Source::Hotline12345,
+        Source::Wechat,
+        Source::Sms,
+        Source::WalkIn,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Handset => "handset",
+            Source::Hotline12345 => "hotline_12345",
+            Source::Wechat => "wechat",
+            Source::Sms => "sms",
+            Source::WalkIn => "walk_in",
+        }
+    }
+}
+
+impl FromStr for Source {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Source::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("unknown source {s:?}"))
+    }
+}
+
+/// A position as sent, with the WGS-84 position used.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Position {
+    pub reported_lat: f64,
+    pub reported_lon: f64,
+    pub coord_system: &'static str,
+    pub accuracy_m: f64,
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// One case as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    pub id: String,
+    pub code: String,
+    pub status: CaseStatus,
+    pub source: Source,
+    pub category_code: String,
+    pub severity: Severity,
+    pub description: String,
+    /// City, district, township, community and grid codes of the case's place, as far as known.
+    pub chain: [Option<String>; 5],
+    pub region_code: String,
+    pub tier: Tier,
+    pub unit_code: String,
+    pub position: Option<Position>,
+    pub snapped: bool,
+    pub snap_distance_m: f64,
+    pub address: Option<String>,
+    pub reporter_sub: String,
+    pub reporter_phone: Option<String>,
+    pub reporter_name: Option<String>,
+    pub captured_at: Option<DateTime<Utc>>,
+    pub received_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+    pub cycle: i32,
+    pub reopen_count: i32,
+    pub escalation_level: i32,
+    pub red_card: bool,
+    pub merged_into: Option<String>,
+    pub possible_duplicate_of: Option<String>,
+    pub resolution_text: Option<String>,
+    pub external_source: Option<String>,
+    pub external_id: Option<String>,
+    pub client_report_id: Option<String>,
+    pub request_hash: String,
+    pub attachment_ids: Vec<String>,
+    pub last_event_hash: String,
+}
+
+impl Case {
+    pub fn grid_code(&self) -> Option<&str> {
+        self.chain[4].as_deref()
+    }
+
+    /// The case's place at `tier`, if known.
+    pub fn region_at(&self, tier: Tier) -> Option<&str> {
+        let i = Tier::ALL.iter().position(|t| *t == tier)?;
+        self.chain[i].as_deref()
+    }
+}
+
+/// Where routing sends a case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routed {
+    /// The lead unit (主办).
+    pub unit: Unit,
+    pub tier: Tier,
+    /// The region whose center holds and dispatches the case.
+    pub region_code: String,
+}
+
+/// DESIGN.md "Routing": from grid `grid_code`, for `category`.
+pub fn route(directory: &Directory, grid_code: &str, category: &Category) -> Option<Routed> {
+    if category.handling_tier == Tier::Grid {
+        return Some(Routed {
+            unit: directory.unit(&center_code(grid_code))?,
+            tier: Tier::Grid,
+            region_code: grid_code.to_owned(),
+        });
+    }
+    let start = directory.ancestor_at(grid_code, category.handling_tier)?;
+    let chain = directory.chain(&start.code);
+    for region in chain.iter().rev() {
+        if let Some(unit) = directory.unit_of_kind_at(&region.code, &category.unit_kind) {
+            return Some(Routed {
+                unit,
+                tier: region.tier,
+                region_code: region.code.clone(),
+            });
+        }
+    }
+    Some(Routed {
+        unit: directory.unit(&center_code(&start.code))?,
+        tier: category.handling_tier,
+        region_code: start.code.clone(),
+    })
+}
+
+/// A case that no grid holds waits in the triage queue of `region`'s center.
+pub fn triage(directory: &Directory, region: &Region) -> Option<Routed> {
+    Some(Routed {
+        unit: directory.unit(&center_code(&region.code))?,
+        tier: region.tier,
+        region_code: region.code.clone(),
+    })
+}
+
+/// 统一编码: `{district code}{yyyymmdd}{6-digit sequence}`.
+pub fn case_code(district_code: &str, day: chrono::NaiveDate, sequence: i64) -> String {
+    format!("{district_code}{}{sequence:06}", day.format("%Y%m%d"))
+}
+
+/// The severity of a case: the category's, raised (never lowered) by the reporter's urgency.
+pub fn severity(category: &Category, urgency: Option<Severity>) -> Severity {
+    urgency.map_or(category.severity, |u| u.max(category.severity))
+}
+
+/// What happened to a case, before it is chained and stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub kind: String,
+    pub actor_sub: String,
+    pub actor_role: String,
+    pub at: DateTime<Utc>,
+    pub from_status: Option<CaseStatus>,
+    pub to_status: Option<CaseStatus>,
+    pub reason: String,
+    /// JSON object with event-specific details.
+    pub details: String,
+}
+
+impl NewEvent {
+    pub fn new(kind: &str, actor_sub: &str, actor_role: Role, at: DateTime<Utc>) -> NewEvent {
+        NewEvent {
+            kind: kind.to_owned(),
+            actor_sub: actor_sub.to_owned(),
+            actor_role: actor_role.as_str().to_owned(),
+            at,
+            from_status: None,
+            to_status: None,
+            reason: String::new(),
+            details: "{}".to_owned(),
+        }
+    }
+
+    pub fn transition(mut self, from: Option<CaseStatus>, to: CaseStatus) -> Self {
+        self.from_status = from;
+        self.to_status = Some(to);
+        self
+    }
+
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = reason.into();
+        self
+    }
+
+    pub fn details(mut self, details: &serde_json::Value) -> Self {
+        self.details = details.to_string();
+        self
+    }
+}
+
+/// One stored event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub seq: i64,
+    pub case_id: String,
+    pub event: NewEvent,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The hash of the chain's start, before a case's first event.
+pub const GENESIS: &str = "genesis";
+
+/// The hash of one event: sha256 over the previous hash and the event's fields in a fixed
+/// form, hex. Changing any field, reordering or dropping an event changes every hash after it.
+pub fn event_hash(prev_hash: &str, seq: i64, case_id: &str, e: &NewEvent) -> String {
+    #[derive(Serialize)]
+    struct Canonical<'a> {
+        prev: &'a str,
+        seq: i64,
+        case: &'a str,
+        kind: &'a str,
+        actor: &'a str,
+        role: &'a str,
+        at_us: i64,
+        from: Option<&'a str>,
+        to: Option<&'a str>,
+        reason: &'a str,
+        details: &'a str,
+    }
+    let canonical = Canonical {
+        prev: prev_hash,
+        seq,
+        case: case_id,
+        kind: &e.kind,
+        actor: &e.actor_sub,
+        role: &e.actor_role,
+        at_us: e.at.timestamp_micros(),
+        from: e.from_status.map(CaseStatus::as_str),
+        to: e.to_status.map(CaseStatus::as_str),
+        reason: &e.reason,
+        details: &e.details,
+    };
+    // Serialising plain strings and numbers cannot fail.
+    let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
+    hex::encode(Sha256::digest(&bytes))
+}
+
+/// Chains `events` after `prev_hash`, numbering them from `first_seq`.
+pub fn chain(case_id: &str, prev_hash: &str, first_seq: i64, events: Vec<NewEvent>) -> Vec<Event> {
+    let mut prev = prev_hash.to_owned();
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(k, event)| {
+            let seq = first_seq + i64::try_from(k).unwrap_or(i64::MAX);
+            let hash = event_hash(&prev, seq, case_id, &event);
+            Event {
+                seq,
+                case_id: case_id.to_owned(),
+                event,
+                prev_hash: std::mem::replace(&mut prev, hash.clone()),
+                hash,
+            }
+        })
+        .collect()
+}
+
+/// Now, to the microsecond: what both databases store exactly, so hashes verify after a read.
+pub fn now() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_codes_have_district_day_and_six_digits() {
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        assert_eq!(case_code("371102", day, 42), "37110220261123000042");
+    }
+
+    #[test]
+    fn every_status_and_source_round_trips() {
+        for s in CaseStatus::ALL {
+            assert_eq!(s.as_str().parse::<CaseStatus>(), Ok(s));
+        }
+        for s in Source::ALL {
+            assert_eq!(s.as_str().parse::<Source>(), Ok(s));
+        }
+    }
+
+    #[test]
+    fn a_chain_links_each_event_to_the_one_before() {
+        let at = now();
+        let events = chain(
+            "c1",
+            GENESIS,
+            10,
+            vec![
+                NewEvent::new("submitted", "gm-1", Role::GridMember, at),
+                NewEvent::new("registered", "gm-1", Role::GridMember, at),
+            ],
+        );
+        assert_eq!(events[0].prev_hash, GENESIS);
+        assert_eq!(events[1].prev_hash, events[0].hash);
+        assert_eq!(events[1].seq, 11);
+        assert_eq!(
+            events[0].hash,
+            event_hash(GENESIS, 10, "c1", &events[0].event)
+        );
+        let mut tampered = events[0].event.clone();
+        tampered.reason = "edited".into();
+        assert_ne!(event_hash(GENESIS, 10, "c1", &tampered), events[0].hash);
+    }
+
+    #[test]
+    fn urgency_raises_severity_but_never_lowers_it() {
+        let category = Category {
+            code: "x".into(),
+            name: "x".into(),
+            class_code: "c".into(),
+            class_name: "c".into(),
+            unit_kind: "police".into(),
+            handling_tier: Tier::Community,
+            severity: Severity::Complex,
+        };
+        assert_eq!(severity(&category, None), Severity::Complex);
+        assert_eq!(
+            severity(&category, Some(Severity::Urgent)),
+            Severity::Urgent
+        );
+        assert_eq!(
+            severity(&category, Some(Severity::General)),
+            Severity::Complex
+        );
+    }
+}

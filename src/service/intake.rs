@@ -1,0 +1,764 @@
+//! Intake: reports from handsets and tickets from gateways become located, routed, registered
+//! cases — exactly one per report, however often a flaky network retries it.
+//!
+//! Requests are validated and drafted concurrently, then handed to one writer task that stores
+//! whatever has queued up meanwhile in a single transaction (group commit). Each caller is
+//! answered only after the transaction holding its case has committed.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseConnection;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+
+use super::LiveDirectory;
+use crate::{
+    domain::{
+        Caller, DomainError, DomainResult, Role,
+        case::{self, Case, CaseStatus, NewEvent, Position, Routed, Source},
+        directory::{Directory, Region, Severity, Tier},
+    },
+    geo::{self, CoordSystem},
+    storage::{
+        self,
+        cases::{Draft, Outcome},
+    },
+};
+
+/// The longest description or supplement text, in characters.
+pub const MAX_TEXT_CHARS: usize = 2000;
+/// A new case within this distance and time of an open case of the same item is flagged.
+pub const DUPLICATE_RADIUS_M: f64 = 100.0;
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(72 * 3600);
+/// The most drafts one transaction stores.
+const MAX_BATCH: usize = 256;
+
+/// A position in a request.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PositionInput {
+    pub lat: f64,
+    pub lon: f64,
+    #[serde(serialize_with = "system_name")]
+    pub system: CoordSystem,
+    pub accuracy_m: f64,
+}
+
+fn system_name<S: serde::Serializer>(s: &CoordSystem, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(coord_name(*s))
+}
+
+fn coord_name(s: CoordSystem) -> &'static str {
+    match s {
+        CoordSystem::Wgs84 => "wgs84",
+        CoordSystem::Gcj02 => "gcj02",
+        CoordSystem::Bd09 => "bd09",
+    }
+}
+
+/// `SubmitReport`, as the gRPC layer hands it over.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportInput {
+    pub client_report_id: String,
+    pub category_code: String,
+    pub description: String,
+    pub position: Option<PositionInput>,
+    pub grid_code: String,
+    pub captured_at: Option<DateTime<Utc>>,
+    pub attachment_ids: Vec<String>,
+    #[serde(skip)]
+    pub urgency: Option<Severity>,
+}
+
+/// `IngestTicket`, as the gRPC layer hands it over.
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketInput {
+    #[serde(skip)]
+    pub source: Source,
+    pub external_id: String,
+    pub category_code: String,
+    pub description: String,
+    pub caller_phone: String,
+    pub caller_name: String,
+    pub position: Option<PositionInput>,
+    pub address: String,
+    pub region_code: String,
+    pub received_at: Option<DateTime<Utc>>,
+    pub attachment_ids: Vec<String>,
+    #[serde(skip)]
+    pub urgency: Option<Severity>,
+}
+
+struct Job {
+    draft: Draft,
+    reply: oneshot::Sender<DomainResult<Outcome>>,
+}
+
+/// The intake service.
+#[derive(Debug)]
+pub struct Intake {
+    db: DatabaseConnection,
+    directory: Arc<LiveDirectory>,
+    writer: mpsc::Sender<JobBox>,
+}
+
+/// A job behind a box, so the channel's element is small.
+struct JobBox(Box<Job>);
+
+impl std::fmt::Debug for JobBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Job")
+    }
+}
+
+impl Intake {
+    /// Starts the writer task; it ends when the last `Intake` handle is dropped.
+    pub fn start(db: DatabaseConnection, directory: Arc<LiveDirectory>) -> Intake {
+        let (writer, jobs) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(write_batches(db.clone(), jobs));
+        Intake {
+            db,
+            directory,
+            writer,
+        }
+    }
+
+    pub fn directory(&self) -> &Arc<LiveDirectory> {
+        &self.directory
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// `SubmitReport`: one case per `client_report_id`; `true` when this call created it.
+    pub async fn submit_report(
+        &self,
+        caller: &Caller,
+        input: ReportInput,
+    ) -> DomainResult<(Case, bool)> {
+        let client_report_id = uuid::Uuid::parse_str(&input.client_report_id)
+            .map_err(|_| {
+                DomainError::invalid(
+                    "client_report_id",
+                    format!("{:?} is not a UUID", input.client_report_id),
+                )
+            })?
+            .hyphenated()
+            .to_string();
+        let directory = self.directory.snapshot();
+        let category = directory
+            .category(&input.category_code)
+            .ok_or_else(|| {
+                DomainError::invalid(
+                    "category_code",
+                    format!("unknown category {:?}", input.category_code),
+                )
+            })?
+            .clone();
+        let description = check_text("description", &input.description, true)?;
+        if let Some(at) = input.captured_at
+            && at > Utc::now() + chrono::Duration::hours(24)
+        {
+            return Err(DomainError::invalid(
+                "captured_at",
+                "is more than a day in the future",
+            ));
+        }
+        self.check_attachments(caller, &input.attachment_ids)
+            .await?;
+        let now = case::now();
+        let place = if !input.grid_code.is_empty() {
+            let grid = directory
+                .region(&input.grid_code)
+                .filter(|r| r.tier == Tier::Grid)
+                .ok_or_else(|| {
+                    DomainError::invalid(
+                        "grid_code",
+                        format!("{:?} is not a grid", input.grid_code),
+                    )
+                })?;
+            let position = input.position.map(convert).transpose()?;
+            Place::Grid {
+                grid: grid.clone(),
+                position,
+                snapped: None,
+            }
+        } else if let Some(p) = input.position {
+            locate(&directory, convert(p)?, None)?
+        } else {
+            return Err(DomainError::invalid(
+                "location",
+                "a report needs a location or a grid_code",
+            ));
+        };
+        let member = directory.member(&caller.sub);
+        let draft = self
+            .draft(
+                &directory,
+                DraftInput {
+                    caller,
+                    source: if caller.role == Role::Gateway {
+                        Source::Wechat
+                    } else {
+                        Source::Handset
+                    },
+                    category: &category,
+                    urgency: input.urgency,
+                    description,
+                    place,
+                    address: None,
+                    phone: member.map(|m| m.phone.clone()).filter(|p| !p.is_empty()),
+                    name: member.map(|m| m.name.clone()),
+                    captured_at: input.captured_at,
+                    received_at: now,
+                    attachment_ids: input.attachment_ids.clone(),
+                    client_report_id: Some(client_report_id),
+                    external: None,
+                    request_hash: request_hash(&input),
+                },
+            )
+            .await?;
+        self.store(draft).await
+    }
+
+    /// `IngestTicket`: one case per (source, external id).
+    pub async fn ingest_ticket(
+        &self,
+        caller: &Caller,
+        input: TicketInput,
+    ) -> DomainResult<(Case, bool)> {
+        if input.source == Source::Handset {
+            return Err(DomainError::invalid(
+                "source",
+                "a ticket comes from the hotline, WeChat, SMS or a walk-in window",
+            ));
+        }
+        let external_id = input.external_id.trim().to_owned();
+        if external_id.is_empty() || external_id.chars().count() > 128 {
+            return Err(DomainError::invalid(
+                "external_id",
+                "must be 1 to 128 characters",
+            ));
+        }
+        let directory = self.directory.snapshot();
+        let category = directory
+            .category(&input.category_code)
+            .ok_or_else(|| {
+                DomainError::invalid(
+                    "category_code",
+                    format!("unknown category {:?}", input.category_code),
+                )
+            })?
+            .clone();
+        let description = check_text("description", &input.description, true)?;
+        let phone = input.caller_phone.trim();
+        if !phone.is_empty()
+            && (phone.len() > 20
+                || !phone
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == '-' || c == '+'))
+        {
+            return Err(DomainError::invalid(
+                "caller_phone",
+                "must be digits (with + or -), at most 20",
+            ));
+        }
+        let named_region = if input.region_code.is_empty() {
+            None
+        } else {
+            Some(
+                directory
+                    .region(&input.region_code)
+                    .ok_or_else(|| {
+                        DomainError::invalid(
+                            "region_code",
+                            format!("unknown region {:?}", input.region_code),
+                        )
+                    })?
+                    .clone(),
+            )
+        };
+        let address = check_text("address", &input.address, false)?;
+        self.check_attachments(caller, &input.attachment_ids)
+            .await?;
+        let place = match input.position {
+            Some(p) => locate(&directory, convert(p)?, named_region)?,
+            None => Place::Triage {
+                region: named_region,
+                position: None,
+            },
+        };
+        let now = case::now();
+        let draft = self
+            .draft(
+                &directory,
+                DraftInput {
+                    caller,
+                    source: input.source,
+                    category: &category,
+                    urgency: input.urgency,
+                    description,
+                    place,
+                    address: (!address.is_empty()).then_some(address),
+                    phone: (!phone.is_empty()).then(|| phone.to_owned()),
+                    name: (!input.caller_name.trim().is_empty())
+                        .then(|| input.caller_name.trim().to_owned()),
+                    captured_at: input.received_at,
+                    received_at: now,
+                    attachment_ids: input.attachment_ids.clone(),
+                    client_report_id: None,
+                    external: Some((input.source.as_str().to_owned(), external_id)),
+                    request_hash: request_hash(&input),
+                },
+            )
+            .await?;
+        self.store(draft).await
+    }
+
+    /// Attachment ids must exist and belong to the caller.
+    pub async fn check_attachments(&self, caller: &Caller, ids: &[String]) -> DomainResult<()> {
+        if ids.len() > 20 {
+            return Err(DomainError::invalid(
+                "attachment_ids",
+                "at most 20 attachments",
+            ));
+        }
+        let found = storage::cases::attachments(&self.db, ids)
+            .await
+            .map_err(DomainError::internal)?;
+        for (i, id) in ids.iter().enumerate() {
+            if !found
+                .iter()
+                .any(|a| &a.id == id && a.owner_sub == caller.sub)
+            {
+                return Err(DomainError::invalid(
+                    format!("attachment_ids[{i}]"),
+                    format!("no attachment {id:?} uploaded by you"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn draft(&self, directory: &Directory, d: DraftInput<'_>) -> DomainResult<Draft> {
+        let (routed, grid, position, snapped) = match &d.place {
+            Place::Grid {
+                grid,
+                position,
+                snapped,
+            } => {
+                let routed = case::route(directory, &grid.code, d.category).ok_or_else(|| {
+                    DomainError::internal(anyhow::anyhow!("grid {} cannot be routed", grid.code))
+                })?;
+                (routed, Some(grid), *position, *snapped)
+            }
+            Place::Triage { region, position } => {
+                let region = region
+                    .clone()
+                    .or_else(|| {
+                        position.and_then(|p| directory.lowest_covering(p.lon, p.lat).cloned())
+                    })
+                    .or_else(|| {
+                        directory
+                            .roots()
+                            .first()
+                            .and_then(|c| directory.region(c))
+                            .cloned()
+                    })
+                    .ok_or_else(|| {
+                        DomainError::FailedPrecondition(
+                            "the directory is empty: import one before taking reports".into(),
+                        )
+                    })?;
+                let routed = case::triage(directory, &region).ok_or_else(|| {
+                    DomainError::internal(anyhow::anyhow!("region {} has no center", region.code))
+                })?;
+                (routed, None, *position, None)
+            }
+        };
+        let place_code = grid.map_or(routed.region_code.as_str(), |g| g.code.as_str());
+        let mut chain: [Option<String>; 5] = Default::default();
+        for region in directory.chain(place_code) {
+            if let Some(i) = Tier::ALL.iter().position(|t| *t == region.tier) {
+                chain[i] = Some(region.code.clone());
+            }
+        }
+        let code_prefix = chain[1]
+            .clone()
+            .or_else(|| chain[0].clone())
+            .unwrap_or_else(|| routed.region_code.clone());
+        let duplicate = match position {
+            Some(p) => {
+                self.nearest_open_duplicate(&d.category.code, p, d.received_at)
+                    .await?
+            }
+            None => None,
+        };
+        let id = uuid::Uuid::now_v7().to_string();
+        let Routed {
+            unit,
+            tier,
+            region_code,
+        } = routed;
+        let case = Case {
+            id: id.clone(),
+            code: String::new(),
+            status: CaseStatus::Registered,
+            source: d.source,
+            category_code: d.category.code.clone(),
+            severity: case::severity(d.category, d.urgency),
+            description: d.description,
+            chain,
+            region_code: region_code.clone(),
+            tier,
+            unit_code: unit.code.clone(),
+            position,
+            snapped: snapped.is_some(),
+            snap_distance_m: snapped.unwrap_or(0.0),
+            address: d.address,
+            reporter_sub: d.caller.sub.clone(),
+            reporter_phone: d.phone,
+            reporter_name: d.name,
+            captured_at: d.captured_at,
+            received_at: d.received_at,
+            updated_at: d.received_at,
+            version: 1,
+            cycle: 1,
+            reopen_count: 0,
+            escalation_level: 0,
+            red_card: false,
+            merged_into: None,
+            possible_duplicate_of: duplicate.clone(),
+            resolution_text: None,
+            external_source: d.external.as_ref().map(|e| e.0.clone()),
+            external_id: d.external.as_ref().map(|e| e.1.clone()),
+            client_report_id: d.client_report_id.clone(),
+            request_hash: d.request_hash,
+            attachment_ids: d.attachment_ids,
+            last_event_hash: case::GENESIS.to_owned(),
+        };
+        let reason = match grid {
+            Some(g) => format!("grid {}; lead unit {} at {} tier", g.code, unit.code, tier),
+            None => format!("no grid holds this position: triage at the center of {region_code}"),
+        };
+        let events = vec![
+            NewEvent::new("submitted", &d.caller.sub, d.caller.role, d.received_at)
+                .transition(None, CaseStatus::Submitted)
+                .details(&serde_json::json!({
+                    "source": d.source.as_str(),
+                    "client_report_id": d.client_report_id,
+                    "external_id": case.external_id,
+                })),
+            NewEvent::new("registered", &d.caller.sub, d.caller.role, d.received_at)
+                .transition(Some(CaseStatus::Submitted), CaseStatus::Registered)
+                .reason(reason)
+                .details(&serde_json::json!({
+                    "unit_code": unit.code,
+                    "tier": tier.as_str(),
+                    "region_code": region_code,
+                    "grid_code": grid.map(|g| g.code.clone()),
+                    "snapped": snapped.is_some(),
+                    "snap_distance_m": snapped,
+                    "possible_duplicate_of": duplicate,
+                })),
+        ];
+        Ok(Draft {
+            case,
+            events,
+            code_prefix,
+            day: shanghai_day(d.received_at),
+        })
+    }
+
+    /// The nearest open case of the same item within 100 m and 72 h, if any.
+    async fn nearest_open_duplicate(
+        &self,
+        category_code: &str,
+        p: Position,
+        now: DateTime<Utc>,
+    ) -> DomainResult<Option<String>> {
+        let (mx, my) = (111_195.08 * p.lat.to_radians().cos().max(0.01), 111_195.08);
+        let (dx, dy) = (
+            DUPLICATE_RADIUS_M * 1.01 / mx,
+            DUPLICATE_RADIUS_M * 1.01 / my,
+        );
+        let since = now
+            - chrono::Duration::from_std(DUPLICATE_WINDOW).unwrap_or(chrono::Duration::hours(72));
+        let candidates = storage::cases::open_nearby(
+            &self.db,
+            category_code,
+            since,
+            (p.lon - dx, p.lat - dy, p.lon + dx, p.lat + dy),
+        )
+        .await
+        .map_err(DomainError::internal)?;
+        Ok(candidates
+            .into_iter()
+            .filter_map(|c| {
+                let q = c.position?;
+                let d = ((q.lon - p.lon) * mx).hypot((q.lat - p.lat) * my);
+                (d <= DUPLICATE_RADIUS_M).then_some((d, c.id))
+            })
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, id)| id))
+    }
+
+    async fn store(&self, draft: Draft) -> DomainResult<(Case, bool)> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(JobBox(Box::new(Job { draft, reply })))
+            .await
+            .map_err(|_| DomainError::Unavailable(anyhow::anyhow!("intake writer stopped")))?;
+        let outcome = answer
+            .await
+            .map_err(|_| DomainError::Unavailable(anyhow::anyhow!("intake writer stopped")))??;
+        match outcome {
+            Outcome::Created(c) => Ok((c, true)),
+            Outcome::Existing(c) => Ok((c, false)),
+            Outcome::Conflict(message) => Err(DomainError::AlreadyExists(message)),
+        }
+    }
+
+    /// `ListMyReports`: the caller's own cases, newest first.
+    pub async fn my_reports(
+        &self,
+        caller: &Caller,
+        page_size: usize,
+        page_token: &str,
+    ) -> DomainResult<(Vec<Case>, String)> {
+        let after = if page_token.is_empty() {
+            None
+        } else {
+            Some(parse_cursor(page_token)?)
+        };
+        let limit = u64::try_from(page_size).unwrap_or(50);
+        let mut cases = storage::cases::by_reporter(&self.db, &caller.sub, after, limit + 1)
+            .await
+            .map_err(DomainError::internal)?;
+        let next = if cases.len() > page_size {
+            cases.truncate(page_size);
+            cases
+                .last()
+                .map(|c| format!("{}.{}", c.received_at.timestamp_micros(), c.id))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok((cases, next))
+    }
+
+    /// `AddSupplement`: the reporter adds text or photos to an open case of theirs.
+    pub async fn add_supplement(
+        &self,
+        caller: &Caller,
+        case_id: &str,
+        text: &str,
+        attachment_ids: Vec<String>,
+    ) -> DomainResult<(Case, case::Event)> {
+        let text = check_text("text", text, false)?;
+        if text.is_empty() && attachment_ids.is_empty() {
+            return Err(DomainError::invalid(
+                "text",
+                "a supplement needs text or attachments",
+            ));
+        }
+        self.check_attachments(caller, &attachment_ids).await?;
+        for _ in 0..5 {
+            let current = storage::cases::get(&self.db, case_id)
+                .await
+                .map_err(DomainError::internal)?
+                .filter(|c| c.reporter_sub == caller.sub)
+                .ok_or_else(|| DomainError::NotFound(format!("no case {case_id:?} of yours")))?;
+            if !current.status.is_open() {
+                return Err(DomainError::FailedPrecondition(format!(
+                    "case {} is {}; supplements go to open cases",
+                    current.code, current.status
+                )));
+            }
+            let now = case::now();
+            let mut updated = current.clone();
+            updated
+                .attachment_ids
+                .extend(attachment_ids.iter().cloned());
+            updated.updated_at = now;
+            let event = NewEvent::new("supplement", &caller.sub, caller.role, now)
+                .reason(text.clone())
+                .details(&serde_json::json!({ "attachment_ids": attachment_ids }));
+            if let Some((case, mut events)) =
+                storage::cases::append(&self.db, &updated, current.version, vec![event])
+                    .await
+                    .map_err(DomainError::internal)?
+                && let Some(event) = events.pop()
+            {
+                return Ok((case, event));
+            }
+        }
+        Err(DomainError::Aborted(
+            "the case kept changing; try again".into(),
+        ))
+    }
+}
+
+/// Where a report landed.
+enum Place {
+    Grid {
+        grid: Region,
+        position: Option<Position>,
+        snapped: Option<f64>,
+    },
+    /// No grid: the triage queue of the named region, else the lowest region covering the
+    /// position, else the root.
+    Triage {
+        region: Option<Region>,
+        position: Option<Position>,
+    },
+}
+
+struct DraftInput<'a> {
+    caller: &'a Caller,
+    source: Source,
+    category: &'a crate::domain::directory::Category,
+    urgency: Option<Severity>,
+    description: String,
+    place: Place,
+    address: Option<String>,
+    phone: Option<String>,
+    name: Option<String>,
+    captured_at: Option<DateTime<Utc>>,
+    received_at: DateTime<Utc>,
+    attachment_ids: Vec<String>,
+    client_report_id: Option<String>,
+    external: Option<(String, String)>,
+    request_hash: String,
+}
+
+fn convert(p: PositionInput) -> DomainResult<Position> {
+    super::directory::check_position(p.lat, p.lon)?;
+    if !p.accuracy_m.is_finite() || p.accuracy_m < 0.0 {
+        return Err(DomainError::invalid(
+            "location.accuracy_m",
+            "must be a finite, non-negative number of metres",
+        ));
+    }
+    let (lon, lat) = geo::to_wgs84(p.system, p.lon, p.lat);
+    Ok(Position {
+        reported_lat: p.lat,
+        reported_lon: p.lon,
+        coord_system: coord_name(p.system),
+        accuracy_m: p.accuracy_m,
+        lat,
+        lon,
+    })
+}
+
+fn locate(directory: &Directory, p: Position, fallback: Option<Region>) -> DomainResult<Place> {
+    match directory.grids().locate(p.lon, p.lat) {
+        Some(hit) => {
+            let grid = directory
+                .region(hit.code)
+                .ok_or_else(|| {
+                    DomainError::internal(anyhow::anyhow!("grid {} vanished", hit.code))
+                })?
+                .clone();
+            Ok(Place::Grid {
+                grid,
+                position: Some(p),
+                snapped: hit.snapped.then_some(hit.distance_m),
+            })
+        }
+        None => Ok(Place::Triage {
+            region: fallback,
+            position: Some(p),
+        }),
+    }
+}
+
+fn check_text(field: &str, text: &str, required: bool) -> DomainResult<String> {
+    let text = text.trim();
+    if required && text.is_empty() {
+        return Err(DomainError::invalid(field, "must not be empty"));
+    }
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return Err(DomainError::invalid(
+            field,
+            format!("longer than {MAX_TEXT_CHARS} characters"),
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// sha256 of a request's content: what a retry must repeat exactly.
+fn request_hash(input: &impl Serialize) -> String {
+    let bytes = serde_json::to_vec(input).unwrap_or_default();
+    hex::encode(Sha256::digest(&bytes))
+}
+
+fn parse_cursor(token: &str) -> DomainResult<(DateTime<Utc>, String)> {
+    let bad = || DomainError::invalid("page.page_token", "not a token this service issued");
+    let (micros, id) = token.split_once('.').ok_or_else(bad)?;
+    let micros: i64 = micros.parse().map_err(|_| bad())?;
+    let at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
+    Ok((at, id.to_owned()))
+}
+
+/// The day (China Standard Time, UTC+8 all year) a moment falls on: what case codes carry.
+fn shanghai_day(at: DateTime<Utc>) -> chrono::NaiveDate {
+    (at + chrono::Duration::hours(8)).date_naive()
+}
+
+/// The writer: takes what has queued, stores it in one transaction, answers each caller.
+async fn write_batches(db: DatabaseConnection, mut jobs: mpsc::Receiver<JobBox>) {
+    let mut batch: Vec<JobBox> = Vec::with_capacity(MAX_BATCH);
+    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let drafts: Vec<Draft> = batch.iter().map(|j| j.0.draft.clone()).collect();
+        match storage::cases::insert_batch(&db, drafts).await {
+            Ok(outcomes) => {
+                for (job, outcome) in batch.drain(..).zip(outcomes) {
+                    let _ = job.0.reply.send(Ok(outcome));
+                }
+            }
+            Err(e) if batch.len() > 1 || storage::cases::is_unique_violation(&e) => {
+                // One draft spoiled the batch (most likely a key another replica stored
+                // meanwhile): store each alone, so only that one is affected.
+                if !storage::cases::is_unique_violation(&e) {
+                    tracing::warn!(error = %e, size = batch.len(), "intake batch failed; storing one by one");
+                }
+                for job in batch.drain(..) {
+                    let result = store_alone(&db, job.0.draft.clone()).await;
+                    let _ = job.0.reply.send(result);
+                }
+            }
+            Err(e) => {
+                for job in batch.drain(..) {
+                    let _ = job.0.reply.send(Err(DomainError::internal(anyhow::anyhow!(
+                        "storing a case: {e}"
+                    ))));
+                }
+            }
+        }
+    }
+}
+
+async fn store_alone(db: &DatabaseConnection, draft: Draft) -> DomainResult<Outcome> {
+    // A unique violation alone means a concurrent duplicate: the second try finds it stored.
+    for _ in 0..2 {
+        match storage::cases::insert_batch(db, vec![draft.clone()]).await {
+            Ok(mut outcomes) => {
+                return outcomes.pop().ok_or_else(|| {
+                    DomainError::internal(anyhow::anyhow!("no outcome for a draft"))
+                });
+            }
+            Err(e) if storage::cases::is_unique_violation(&e) => continue,
+            Err(e) => {
+                return Err(DomainError::internal(anyhow::anyhow!(
+                    "storing a case: {e}"
+                )));
+            }
+        }
+    }
+    Err(DomainError::Aborted(
+        "a concurrent request with the same key is in flight; retry".into(),
+    ))
+}

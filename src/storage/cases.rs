@@ -1,0 +1,625 @@
+//! The case tables: batched intake in one transaction, reads, appending events, and the audit
+//! walk over every chain.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
+};
+
+use super::{StorageError, begin_write, entities::*};
+use crate::domain::{
+    case::{self as rules, Case, CaseStatus, Event, NewEvent, Position},
+    directory::Tier,
+};
+
+/// A case ready to be stored but for its code and its events' sequence numbers.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub case: Case,
+    pub events: Vec<NewEvent>,
+    /// The district (or, for cases outside every district, the root region) whose code the
+    /// case code starts with, and the day (Asia/Shanghai) it was received.
+    pub code_prefix: String,
+    pub day: NaiveDate,
+}
+
+/// What became of one draft.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Created(Case),
+    /// A retry: the case made by the first try with the same key and content.
+    Existing(Case),
+    /// The same key was used before with different content.
+    Conflict(String),
+}
+
+fn db_err(e: sea_orm::DbErr) -> StorageError {
+    StorageError::Db(e)
+}
+
+/// `$1, $2 …` placeholders for PostgreSQL, `?` for SQLite (each used once, in order).
+fn sql(backend: DbBackend, text: &str, values: Vec<sea_orm::Value>) -> Statement {
+    let text = if backend == DbBackend::Sqlite {
+        let mut out = String::with_capacity(text.len());
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+                while chars.peek().is_some_and(char::is_ascii_digit) {
+                    chars.next();
+                }
+                out.push('?');
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    } else {
+        text.to_owned()
+    };
+    Statement::from_sql_and_values(backend, text, values)
+}
+
+/// Whether the error is a unique-constraint violation (a concurrent duplicate).
+pub fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
+    matches!(
+        e.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
+/// Reserves `count` consecutive event sequence numbers; returns the first. The row lock it
+/// takes is held to commit, so sequence order is commit order (what WatchEvents relies on).
+async fn reserve_events(txn: &impl ConnectionTrait, count: usize) -> Result<i64, StorageError> {
+    let n = i64::try_from(count).unwrap_or(i64::MAX);
+    let row = txn
+        .query_one_raw(sql(
+            txn.get_database_backend(),
+            "UPDATE sequences SET value = value + $1 WHERE name = 'events' RETURNING value",
+            vec![n.into()],
+        ))
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| StorageError::Db(sea_orm::DbErr::Custom("no events sequence".into())))?;
+    let last: i64 = row.try_get_by_index(0).map_err(db_err)?;
+    Ok(last - n + 1)
+}
+
+/// Reserves `count` case codes for a prefix and day; returns the first sequence number.
+async fn reserve_codes(
+    txn: &impl ConnectionTrait,
+    scope: &str,
+    count: usize,
+) -> Result<i64, StorageError> {
+    let n = i64::try_from(count).unwrap_or(i64::MAX);
+    let row = txn
+        .query_one_raw(sql(
+            txn.get_database_backend(),
+            "INSERT INTO case_code_counters (scope, last) VALUES ($1, $2) \
+             ON CONFLICT (scope) DO UPDATE SET last = case_code_counters.last + excluded.last \
+             RETURNING last",
+            vec![scope.into(), n.into()],
+        ))
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| StorageError::Db(sea_orm::DbErr::Custom("no code counter".into())))?;
+    let last: i64 = row.try_get_by_index(0).map_err(db_err)?;
+    Ok(last - n + 1)
+}
+
+/// The idempotency key of a draft: client report id per reporter, or gateway ticket id.
+fn key_of(c: &Case) -> Option<(u8, String, String)> {
+    if let Some(id) = &c.client_report_id {
+        return Some((0, c.reporter_sub.clone(), id.clone()));
+    }
+    match (&c.external_source, &c.external_id) {
+        (Some(s), Some(id)) => Some((1, s.clone(), id.clone())),
+        _ => None,
+    }
+}
+
+/// Stores a batch of drafts in one transaction: each is created, found to be a retry of a
+/// stored case, or a conflict. A unique violation (another replica stored the same key
+/// meanwhile) fails the whole batch; the caller retries its drafts one by one.
+pub async fn insert_batch(
+    db: &DatabaseConnection,
+    drafts: Vec<Draft>,
+) -> Result<Vec<Outcome>, sea_orm::DbErr> {
+    let txn = begin_write(db).await?;
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; drafts.len()];
+
+    // Retries of stored cases.
+    let client_ids: Vec<String> = drafts
+        .iter()
+        .filter_map(|d| d.case.client_report_id.clone())
+        .collect();
+    let external_ids: Vec<String> = drafts
+        .iter()
+        .filter_map(|d| d.case.external_id.clone())
+        .collect();
+    let mut stored: HashMap<(u8, String, String), Case> = HashMap::new();
+    if !client_ids.is_empty() {
+        for m in case::Entity::find()
+            .filter(case::Column::ClientReportId.is_in(client_ids))
+            .all(&txn)
+            .await?
+        {
+            let c = to_case(m).map_err(sea_orm::DbErr::Custom)?;
+            if let Some(k) = key_of(&c) {
+                stored.insert(k, c);
+            }
+        }
+    }
+    if !external_ids.is_empty() {
+        for m in case::Entity::find()
+            .filter(case::Column::ExternalId.is_in(external_ids))
+            .all(&txn)
+            .await?
+        {
+            let c = to_case(m).map_err(sea_orm::DbErr::Custom)?;
+            if let Some(k) = key_of(&c) {
+                stored.insert(k, c);
+            }
+        }
+    }
+    // Within the batch, the first draft of a key is the one created; later ones are retries.
+    let mut first_in_batch: HashMap<(u8, String, String), usize> = HashMap::new();
+    let mut new: Vec<usize> = Vec::new();
+    for (i, d) in drafts.iter().enumerate() {
+        let Some(key) = key_of(&d.case) else {
+            new.push(i);
+            continue;
+        };
+        if let Some(existing) = stored.get(&key) {
+            outcomes[i] = Some(resolve_retry(existing.clone(), &d.case));
+        } else if let std::collections::hash_map::Entry::Vacant(slot) = first_in_batch.entry(key) {
+            slot.insert(i);
+            new.push(i);
+        }
+        // Otherwise a later draft of a key this batch creates: answered below, once the first
+        // one has its code.
+    }
+
+    let mut drafts = drafts;
+    if !new.is_empty() {
+        // Case codes, per prefix and day.
+        let mut by_scope: HashMap<String, Vec<usize>> = HashMap::new();
+        for &i in &new {
+            let d = &drafts[i];
+            by_scope
+                .entry(format!("{}{}", d.code_prefix, d.day.format("%Y%m%d")))
+                .or_default()
+                .push(i);
+        }
+        let mut scopes: Vec<_> = by_scope.into_iter().collect();
+        // A fixed order of row locks across batches, so two writers cannot deadlock.
+        scopes.sort_by(|a, b| a.0.cmp(&b.0));
+        for (scope, members) in scopes {
+            let first = reserve_codes(&txn, &scope, members.len())
+                .await
+                .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
+            for (k, &i) in members.iter().enumerate() {
+                let d = &mut drafts[i];
+                d.case.code =
+                    rules::case_code(&d.code_prefix, d.day, first + i64::try_from(k).unwrap_or(0));
+            }
+        }
+        // Event numbers last: that row lock is the one every writer queues on.
+        let total: usize = new.iter().map(|&i| drafts[i].events.len()).sum();
+        let mut seq = reserve_events(&txn, total)
+            .await
+            .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
+        let mut case_rows = Vec::with_capacity(new.len());
+        let mut event_rows = Vec::with_capacity(total);
+        for &i in &new {
+            let d = &mut drafts[i];
+            let events = rules::chain(
+                &d.case.id,
+                rules::GENESIS,
+                seq,
+                std::mem::take(&mut d.events),
+            );
+            seq += i64::try_from(events.len()).unwrap_or(0);
+            if let Some(last) = events.last() {
+                d.case.last_event_hash = last.hash.clone();
+            }
+            case_rows.push(to_active(&d.case));
+            event_rows.extend(events.iter().map(event_active));
+            outcomes[i] = Some(Outcome::Created(d.case.clone()));
+        }
+        for chunk in chunked(case_rows, 200) {
+            case::Entity::insert_many(chunk).exec(&txn).await?;
+        }
+        for chunk in chunked(event_rows, 500) {
+            case_event::Entity::insert_many(chunk).exec(&txn).await?;
+        }
+    }
+    txn.commit().await?;
+
+    // Later drafts of a key created in this batch.
+    for (i, d) in drafts.iter().enumerate() {
+        if outcomes[i].is_none()
+            && let Some(first) = key_of(&d.case).and_then(|k| first_in_batch.get(&k))
+            && let Some(Outcome::Created(c)) = &outcomes[*first]
+        {
+            outcomes[i] = Some(resolve_retry(c.clone(), &d.case));
+        }
+    }
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| Outcome::Conflict("not stored".into())))
+        .collect())
+}
+
+fn resolve_retry(existing: Case, attempt: &Case) -> Outcome {
+    if existing.request_hash == attempt.request_hash {
+        Outcome::Existing(existing)
+    } else {
+        let key = attempt
+            .client_report_id
+            .as_deref()
+            .or(attempt.external_id.as_deref())
+            .unwrap_or_default();
+        Outcome::Conflict(format!(
+            "{key} was already used for case {} with different content",
+            existing.code
+        ))
+    }
+}
+
+fn chunked<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
+    let mut out = Vec::new();
+    let mut iter = items.into_iter().peekable();
+    while iter.peek().is_some() {
+        out.push(iter.by_ref().take(size).collect());
+    }
+    out
+}
+
+fn event_active(e: &Event) -> case_event::ActiveModel {
+    sea_orm::IntoActiveModel::into_active_model(case_event::Model {
+        seq: e.seq,
+        case_id: e.case_id.clone(),
+        kind: e.event.kind.clone(),
+        actor_sub: e.event.actor_sub.clone(),
+        actor_role: e.event.actor_role.clone(),
+        at: e.event.at,
+        from_status: e.event.from_status.map(|s| s.as_str().to_owned()),
+        to_status: e.event.to_status.map(|s| s.as_str().to_owned()),
+        reason: e.event.reason.clone(),
+        details: e.event.details.clone(),
+        prev_hash: e.prev_hash.clone(),
+        hash: e.hash.clone(),
+    })
+}
+
+fn to_model(c: &Case) -> case::Model {
+    let p = c.position;
+    case::Model {
+        id: c.id.clone(),
+        code: c.code.clone(),
+        status: c.status.as_str().to_owned(),
+        source: c.source.as_str().to_owned(),
+        category_code: c.category_code.clone(),
+        severity: c.severity.as_str().to_owned(),
+        description: c.description.clone(),
+        city_code: c.chain[0].clone(),
+        district_code: c.chain[1].clone(),
+        township_code: c.chain[2].clone(),
+        community_code: c.chain[3].clone(),
+        grid_code: c.chain[4].clone(),
+        region_code: c.region_code.clone(),
+        tier: c.tier.as_str().to_owned(),
+        unit_code: c.unit_code.clone(),
+        lat: p.map(|p| p.lat),
+        lon: p.map(|p| p.lon),
+        reported_lat: p.map(|p| p.reported_lat),
+        reported_lon: p.map(|p| p.reported_lon),
+        reported_coord_system: p.map(|p| p.coord_system.to_owned()),
+        accuracy_m: p.map(|p| p.accuracy_m),
+        snapped: c.snapped,
+        snap_distance_m: c.snap_distance_m,
+        address: c.address.clone(),
+        reporter_sub: c.reporter_sub.clone(),
+        reporter_phone: c.reporter_phone.clone(),
+        reporter_name: c.reporter_name.clone(),
+        captured_at: c.captured_at,
+        received_at: c.received_at,
+        updated_at: c.updated_at,
+        version: c.version,
+        cycle: c.cycle,
+        reopen_count: c.reopen_count,
+        escalation_level: c.escalation_level,
+        red_card: c.red_card,
+        merged_into: c.merged_into.clone(),
+        possible_duplicate_of: c.possible_duplicate_of.clone(),
+        resolution_text: c.resolution_text.clone(),
+        external_source: c.external_source.clone(),
+        external_id: c.external_id.clone(),
+        client_report_id: c.client_report_id.clone(),
+        request_hash: c.request_hash.clone(),
+        attachment_ids: serde_json::to_string(&c.attachment_ids).unwrap_or_else(|_| "[]".into()),
+        last_event_hash: c.last_event_hash.clone(),
+    }
+}
+
+fn to_active(c: &Case) -> case::ActiveModel {
+    sea_orm::IntoActiveModel::into_active_model(to_model(c))
+}
+
+/// A stored row back to a case; a row that does not parse is corrupt storage.
+pub fn to_case(m: case::Model) -> Result<Case, String> {
+    let bad = |what: &str, e: String| format!("case {} {what}: {e}", m.id);
+    let position = match (m.lat, m.lon, m.reported_lat, m.reported_lon) {
+        (Some(lat), Some(lon), Some(reported_lat), Some(reported_lon)) => Some(Position {
+            reported_lat,
+            reported_lon,
+            coord_system: match m.reported_coord_system.as_deref() {
+                Some("gcj02") => "gcj02",
+                Some("bd09") => "bd09",
+                _ => "wgs84",
+            },
+            accuracy_m: m.accuracy_m.unwrap_or(0.0),
+            lat,
+            lon,
+        }),
+        _ => None,
+    };
+    Ok(Case {
+        status: m.status.parse().map_err(|e| bad("status", e))?,
+        source: m.source.parse().map_err(|e| bad("source", e))?,
+        severity: m.severity.parse().map_err(|e| bad("severity", e))?,
+        tier: m.tier.parse::<Tier>().map_err(|e| bad("tier", e))?,
+        attachment_ids: serde_json::from_str(&m.attachment_ids)
+            .map_err(|e| bad("attachments", e.to_string()))?,
+        position,
+        chain: [
+            m.city_code,
+            m.district_code,
+            m.township_code,
+            m.community_code,
+            m.grid_code,
+        ],
+        id: m.id,
+        code: m.code,
+        category_code: m.category_code,
+        description: m.description,
+        region_code: m.region_code,
+        unit_code: m.unit_code,
+        snapped: m.snapped,
+        snap_distance_m: m.snap_distance_m,
+        address: m.address,
+        reporter_sub: m.reporter_sub,
+        reporter_phone: m.reporter_phone,
+        reporter_name: m.reporter_name,
+        captured_at: m.captured_at,
+        received_at: m.received_at,
+        updated_at: m.updated_at,
+        version: m.version,
+        cycle: m.cycle,
+        reopen_count: m.reopen_count,
+        escalation_level: m.escalation_level,
+        red_card: m.red_card,
+        merged_into: m.merged_into,
+        possible_duplicate_of: m.possible_duplicate_of,
+        resolution_text: m.resolution_text,
+        external_source: m.external_source,
+        external_id: m.external_id,
+        client_report_id: m.client_report_id,
+        request_hash: m.request_hash,
+        last_event_hash: m.last_event_hash,
+    })
+}
+
+fn corrupt(e: String) -> StorageError {
+    StorageError::Db(sea_orm::DbErr::Custom(e))
+}
+
+pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<Case>, StorageError> {
+    case::Entity::find_by_id(id.to_owned())
+        .one(db)
+        .await?
+        .map(to_case)
+        .transpose()
+        .map_err(corrupt)
+}
+
+/// Open cases of a category received since `since` within a box: candidates for the duplicate
+/// check, which the caller narrows to an exact distance.
+pub async fn open_nearby(
+    db: &impl ConnectionTrait,
+    category_code: &str,
+    since: DateTime<Utc>,
+    (lon0, lat0, lon1, lat1): (f64, f64, f64, f64),
+) -> Result<Vec<Case>, StorageError> {
+    let open: Vec<&str> = CaseStatus::ALL
+        .into_iter()
+        .filter(|s| s.is_open())
+        .map(CaseStatus::as_str)
+        .collect();
+    case::Entity::find()
+        .filter(case::Column::CategoryCode.eq(category_code))
+        .filter(case::Column::ReceivedAt.gte(since))
+        .filter(case::Column::Status.is_in(open))
+        .filter(case::Column::Lon.between(lon0, lon1))
+        .filter(case::Column::Lat.between(lat0, lat1))
+        .limit(1000)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(to_case)
+        .collect::<Result<_, _>>()
+        .map_err(corrupt)
+}
+
+/// A reporter's cases, newest first, after the `(received_at, id)` cursor.
+pub async fn by_reporter(
+    db: &impl ConnectionTrait,
+    reporter_sub: &str,
+    after: Option<(DateTime<Utc>, String)>,
+    limit: u64,
+) -> Result<Vec<Case>, StorageError> {
+    let mut query = case::Entity::find().filter(case::Column::ReporterSub.eq(reporter_sub));
+    if let Some((at, id)) = after {
+        query = query.filter(
+            Condition::any().add(case::Column::ReceivedAt.lt(at)).add(
+                Condition::all()
+                    .add(case::Column::ReceivedAt.eq(at))
+                    .add(case::Column::Id.lt(id)),
+            ),
+        );
+    }
+    query
+        .order_by_desc(case::Column::ReceivedAt)
+        .order_by_desc(case::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(to_case)
+        .collect::<Result<_, _>>()
+        .map_err(corrupt)
+}
+
+/// Appends events to a case whose stored version is `expected_version`, writing `updated` (the
+/// case after the change, version bumped) in the same transaction. `Ok(None)`: the version moved.
+pub async fn append(
+    db: &DatabaseConnection,
+    updated: &Case,
+    expected_version: i64,
+    events: Vec<NewEvent>,
+) -> Result<Option<(Case, Vec<Event>)>, StorageError> {
+    let txn = begin_write(db).await?;
+    let Some(current) = get(&txn, &updated.id).await? else {
+        return Ok(None);
+    };
+    if current.version != expected_version {
+        return Ok(None);
+    }
+    let first = reserve_events(&txn, events.len()).await?;
+    let chained = rules::chain(&updated.id, &current.last_event_hash, first, events);
+    let mut case = updated.clone();
+    case.version = expected_version + 1;
+    if let Some(last) = chained.last() {
+        case.last_event_hash = last.hash.clone();
+    }
+    let result = case::Entity::update_many()
+        .set(to_active_all(&case))
+        .filter(case::Column::Id.eq(case.id.as_str()))
+        .filter(case::Column::Version.eq(expected_version))
+        .exec(&txn)
+        .await?;
+    if result.rows_affected != 1 {
+        return Ok(None);
+    }
+    case_event::Entity::insert_many(chained.iter().map(event_active).collect::<Vec<_>>())
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(Some((case, chained)))
+}
+
+fn to_active_all(c: &Case) -> case::ActiveModel {
+    sea_orm::ActiveModelTrait::reset_all(to_active(c))
+}
+
+/// Every case's events in chain order, for `gridcase audit verify`; `case_id` narrows to one.
+pub async fn events_of(db: &DatabaseConnection, case_id: &str) -> Result<Vec<Event>, StorageError> {
+    case_event::Entity::find()
+        .filter(case_event::Column::CaseId.eq(case_id))
+        .order_by_asc(case_event::Column::Seq)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(event_from)
+        .collect::<Result<_, _>>()
+        .map_err(corrupt)
+}
+
+pub fn event_from(m: case_event::Model) -> Result<Event, String> {
+    let status = |s: Option<String>| -> Result<Option<CaseStatus>, String> {
+        s.map(|s| s.parse()).transpose()
+    };
+    Ok(Event {
+        seq: m.seq,
+        case_id: m.case_id,
+        prev_hash: m.prev_hash,
+        hash: m.hash,
+        event: NewEvent {
+            kind: m.kind,
+            actor_sub: m.actor_sub,
+            actor_role: m.actor_role,
+            at: m.at,
+            from_status: status(m.from_status)?,
+            to_status: status(m.to_status)?,
+            reason: m.reason,
+            details: m.details,
+        },
+    })
+}
+
+/// Case ids and their chain anchors, in id order, after `after`, for walking every chain.
+pub async fn anchors(
+    db: &DatabaseConnection,
+    after: &str,
+    limit: u64,
+) -> Result<Vec<(String, String, String)>, StorageError> {
+    Ok(case::Entity::find()
+        .select_only()
+        .column(case::Column::Id)
+        .column(case::Column::Code)
+        .column(case::Column::LastEventHash)
+        .filter(case::Column::Id.gt(after))
+        .order_by_asc(case::Column::Id)
+        .limit(limit)
+        .into_tuple::<(String, String, String)>()
+        .all(db)
+        .await?)
+}
+
+/// Reads a case within its own read transaction (a consistent view of row and events).
+pub async fn with_events(
+    db: &DatabaseConnection,
+    id: &str,
+) -> Result<Option<(Case, Vec<Event>)>, StorageError> {
+    let txn = db.begin().await?;
+    let Some(case) = get(&txn, id).await? else {
+        return Ok(None);
+    };
+    let events = case_event::Entity::find()
+        .filter(case_event::Column::CaseId.eq(id))
+        .order_by_asc(case_event::Column::Seq)
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(event_from)
+        .collect::<Result<_, _>>()
+        .map_err(corrupt)?;
+    txn.commit().await?;
+    Ok(Some((case, events)))
+}
+
+pub async fn insert_attachment(
+    db: &impl ConnectionTrait,
+    a: attachment::Model,
+) -> Result<(), StorageError> {
+    attachment::Entity::insert(sea_orm::IntoActiveModel::into_active_model(a))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn attachments(
+    db: &impl ConnectionTrait,
+    ids: &[String],
+) -> Result<Vec<attachment::Model>, StorageError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(attachment::Entity::find()
+        .filter(attachment::Column::Id.is_in(ids.to_vec()))
+        .all(db)
+        .await?)
+}
