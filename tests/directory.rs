@@ -136,7 +136,7 @@ async fn an_upsert_updates_what_changed_and_keeps_the_rest(backend: Backend) {
         .await
         .expect("units")
         .into_inner();
-    assert_eq!(units.units.len(), 1);
+    assert_eq!(units.units.len(), 2);
     app.stop().await.expect("clean stop");
 }
 
@@ -502,7 +502,7 @@ async fn regions_are_browsed_and_paged_from_the_root(backend: Backend) {
         .await
         .expect("categories")
         .into_inner();
-    assert_eq!(categories.categories.len(), 2);
+    assert_eq!(categories.categories.len(), 3);
     app.stop().await.expect("clean stop");
 }
 

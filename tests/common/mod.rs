@@ -289,7 +289,9 @@ fn feature(
 }
 
 /// A tiny directory: one city, district, township and community (all the box 119.0–119.2 E,
-/// 35.0–35.2 N) and two grids splitting it at 119.1 E; a police unit; one member per person role.
+/// 35.0–35.2 N) and two grids splitting it at 119.1 E; a district police unit and a township
+/// justice office; one member per person role; three categories (community / justice,
+/// district / fire, grid / urban management).
 pub fn small_bundle() -> serde_json::Value {
     let all = || square(119.0, 35.0, 119.2, 35.2);
     serde_json::json!({
@@ -303,7 +305,8 @@ pub fn small_bundle() -> serde_json::Value {
             feature("371102001001002", "测试网格02", "grid", Some("371102001001"), square(119.1, 35.0, 119.2, 35.2)),
         ],
         "units": [
-            {"code": "371102.police", "name": "测试区公安", "kind": "police", "region": "371102"}
+            {"code": "371102.police", "name": "测试区公安", "kind": "police", "region": "371102"},
+            {"code": "371102001.justice", "name": "测试街道司法所", "kind": "justice", "region": "371102001"}
         ],
         "members": [
             {"sub": GRID_MEMBER, "name": "网格员甲", "role": "grid_member", "grids": ["371102001001001"], "phone": "13800000001"},
@@ -314,7 +317,8 @@ pub fn small_bundle() -> serde_json::Value {
         ],
         "categories": [
             {"code": "dispute.neighbor", "name": "邻里纠纷", "unit_kind": "justice", "handling_tier": "community", "severity": "general", "class": "dispute", "class_name": "矛盾纠纷"},
-            {"code": "safety.fire_hazard", "name": "消防隐患", "unit_kind": "fire", "handling_tier": "district", "severity": "urgent", "class": "safety", "class_name": "安全隐患"}
+            {"code": "safety.fire_hazard", "name": "消防隐患", "unit_kind": "fire", "handling_tier": "district", "severity": "urgent", "class": "safety", "class_name": "安全隐患"},
+            {"code": "city.litter", "name": "垃圾乱堆", "unit_kind": "urban_mgmt", "handling_tier": "grid", "severity": "general", "class": "city", "class_name": "城市管理"}
         ]
     })
 }
