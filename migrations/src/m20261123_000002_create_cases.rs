@@ -32,6 +32,8 @@ impl MigrationTrait for Migration {
                     .col(string("unit_code"))
                     .col(double_null("lat"))
                     .col(double_null("lon"))
+                    // The ~200 m cell of the WGS-84 position: bounds the duplicate search.
+                    .col(big_integer_null("geo_cell"))
                     .col(double_null("reported_lat"))
                     .col(double_null("reported_lon"))
                     .col(string_null("reported_coord_system"))
@@ -78,7 +80,11 @@ impl MigrationTrait for Migration {
             ("cases_grid", &["grid_code", "received_at"], false),
             ("cases_region", &["region_code", "received_at"], false),
             ("cases_unit", &["unit_code", "received_at"], false),
-            ("cases_category", &["category_code", "received_at"], false),
+            (
+                "cases_nearby",
+                &["category_code", "geo_cell", "received_at"],
+                false,
+            ),
         ];
         for (name, cols, unique) in indexes {
             let mut index = Index::create();

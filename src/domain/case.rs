@@ -354,6 +354,33 @@ pub fn chain(case_id: &str, prev_hash: &str, first_seq: i64, events: Vec<NewEven
         .collect()
 }
 
+/// The side of a duplicate-search cell, in degrees (about 220 m north–south).
+pub const GEO_CELL_DEG: f64 = 0.002;
+
+/// The cell of a WGS-84 position, as one integer.
+pub fn geo_cell(lon: f64, lat: f64) -> i64 {
+    // Cells are counted from the south-west corner of the world; within range by construction.
+    #[allow(clippy::cast_possible_truncation)]
+    let (x, y) = (
+        ((lon + 180.0) / GEO_CELL_DEG).floor() as i64,
+        ((lat + 90.0) / GEO_CELL_DEG).floor() as i64,
+    );
+    y * 1_000_000 + x
+}
+
+/// Every cell a box (lon0, lat0, lon1, lat1) touches.
+pub fn geo_cells(lon0: f64, lat0: f64, lon1: f64, lat1: f64) -> Vec<i64> {
+    let (a, b) = (geo_cell(lon0, lat0), geo_cell(lon1, lat1));
+    let (x0, y0, x1, y1) = (a % 1_000_000, a / 1_000_000, b % 1_000_000, b / 1_000_000);
+    let mut out = Vec::new();
+    for y in y0..=y1 {
+        for x in x0..=x1 {
+            out.push(y * 1_000_000 + x);
+        }
+    }
+    out
+}
+
 /// Now, to the microsecond: what both databases store exactly, so hashes verify after a read.
 pub fn now() -> DateTime<Utc> {
     let now = Utc::now();
@@ -402,6 +429,15 @@ mod tests {
         let mut tampered = events[0].event.clone();
         tampered.reason = "edited".into();
         assert_ne!(event_hash(GENESIS, 10, "c1", &tampered), events[0].hash);
+    }
+
+    #[test]
+    fn a_box_touches_the_cells_of_its_corners_and_between() {
+        let cells = geo_cells(119.0001, 35.0001, 119.0041, 35.0021);
+        assert_eq!(cells.len(), 3 * 2);
+        assert!(cells.contains(&geo_cell(119.0001, 35.0001)));
+        assert!(cells.contains(&geo_cell(119.0041, 35.0021)));
+        assert!(cells.contains(&geo_cell(119.0021, 35.0011)));
     }
 
     #[test]

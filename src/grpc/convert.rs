@@ -136,6 +136,118 @@ pub fn page_size(page: Option<&pb::PageRequest>) -> Result<usize, Status> {
 mod tests {
     use super::*;
 
+    /// Only the center holding a case sees the reporter's phone in full.
+    #[test]
+    fn only_the_holding_center_sees_the_reporters_phone() {
+        use crate::domain::{
+            Caller,
+            case::{Case, CaseStatus, Source},
+            directory::{Directory, DirectoryParts, Member, Region, Tier},
+        };
+        use ::geo::polygon;
+        let square = ::geo::MultiPolygon(vec![polygon![
+            (x: 119.0, y: 35.0), (x: 119.1, y: 35.0), (x: 119.1, y: 35.1), (x: 119.0, y: 35.0)
+        ]]);
+        let region = |code: &str, tier, parent: Option<&str>| {
+            (
+                Region {
+                    code: code.into(),
+                    name: code.into(),
+                    tier,
+                    parent_code: parent.map(Into::into),
+                },
+                crate::geo::Shape::new(square.clone()).unwrap(),
+            )
+        };
+        let member = |sub: &str, role, unit: Option<&str>, region: Option<&str>| Member {
+            sub: sub.into(),
+            name: sub.into(),
+            role,
+            phone: String::new(),
+            grid_codes: vec![],
+            unit_code: unit.map(Into::into),
+            region_code: region.map(Into::into),
+        };
+        let directory = Directory::build(DirectoryParts {
+            version: 1,
+            regions: vec![
+                region("371100", Tier::City, None),
+                region("371102", Tier::District, Some("371100")),
+                region("371103", Tier::District, Some("371100")),
+            ],
+            units: vec![],
+            members: vec![
+                member("disp-371102", Role::Dispatcher, None, Some("371102")),
+                member("disp-371103", Role::Dispatcher, None, Some("371103")),
+                member("disp-371100", Role::Dispatcher, None, Some("371100")),
+                member("staff-center", Role::UnitStaff, Some("371102.center"), None),
+                member("staff-police", Role::UnitStaff, Some("371102.police"), None),
+                member("sup-371102", Role::Supervisor, None, Some("371102")),
+            ],
+            categories: vec![],
+        });
+        let now = chrono::Utc::now();
+        let case = Case {
+            id: "c".into(),
+            code: "x".into(),
+            status: CaseStatus::Registered,
+            source: Source::Hotline12345,
+            category_code: "k".into(),
+            severity: Severity::General,
+            description: "d".into(),
+            chain: Default::default(),
+            region_code: "371102".into(),
+            tier: Tier::District,
+            unit_code: "371102.center".into(),
+            position: None,
+            snapped: false,
+            snap_distance_m: 0.0,
+            address: None,
+            reporter_sub: "gateway".into(),
+            reporter_phone: Some("13912345678".into()),
+            reporter_name: None,
+            captured_at: None,
+            received_at: now,
+            updated_at: now,
+            version: 1,
+            cycle: 1,
+            reopen_count: 0,
+            escalation_level: 0,
+            red_card: false,
+            merged_into: None,
+            possible_duplicate_of: None,
+            resolution_text: None,
+            external_source: None,
+            external_id: None,
+            client_report_id: None,
+            request_hash: String::new(),
+            attachment_ids: vec![],
+            last_event_hash: String::new(),
+        };
+        let phone_for = |sub: &str, role| {
+            case_for(
+                &case,
+                &Caller {
+                    sub: sub.into(),
+                    role,
+                },
+                &directory,
+            )
+            .reporter_phone
+        };
+        assert_eq!(phone_for("disp-371102", Role::Dispatcher), "13912345678");
+        assert_eq!(phone_for("staff-center", Role::UnitStaff), "13912345678");
+        for (sub, role) in [
+            ("disp-371103", Role::Dispatcher),
+            ("disp-371100", Role::Dispatcher),
+            ("staff-police", Role::UnitStaff),
+            ("sup-371102", Role::Supervisor),
+            ("gateway", Role::Gateway),
+        ] {
+            assert_eq!(phone_for(sub, role), "139****5678", "{sub}");
+        }
+    }
+
     #[test]
     fn phones_are_masked_in_the_middle() {
         assert_eq!(mask_phone("13812341234"), "138****1234");

@@ -23,7 +23,7 @@ use crate::{
     geo::{self, CoordSystem},
     storage::{
         self,
-        cases::{Draft, Outcome},
+        cases::{CodeBlocks, Draft, Outcome},
     },
 };
 
@@ -34,6 +34,8 @@ pub const DUPLICATE_RADIUS_M: f64 = 100.0;
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(72 * 3600);
 /// The most drafts one transaction stores.
 const MAX_BATCH: usize = 256;
+/// Concurrent intake transactions on PostgreSQL.
+const POSTGRES_WRITERS: usize = 3;
 
 /// A position in a request.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -113,10 +115,22 @@ impl std::fmt::Debug for JobBox {
 }
 
 impl Intake {
-    /// Starts the writer task; it ends when the last `Intake` handle is dropped.
+    /// Starts the writer tasks; they end when the last `Intake` handle is dropped.
+    ///
+    /// SQLite has one writer at a time anyway, so it gets one task. On PostgreSQL several
+    /// batches overlap: one commits while the next is checked and inserted; they queue only on
+    /// the event-sequence row, taken last.
     pub fn start(db: DatabaseConnection, directory: Arc<LiveDirectory>) -> Intake {
         let (writer, jobs) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(write_batches(db.clone(), jobs));
+        let writers = match db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => POSTGRES_WRITERS,
+            _ => 1,
+        };
+        let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
+        let codes = Arc::new(CodeBlocks::default());
+        for _ in 0..writers {
+            tokio::spawn(write_batches(db.clone(), codes.clone(), jobs.clone()));
+        }
         Intake {
             db,
             directory,
@@ -496,10 +510,9 @@ impl Intake {
         .map_err(DomainError::internal)?;
         Ok(candidates
             .into_iter()
-            .filter_map(|c| {
-                let q = c.position?;
-                let d = ((q.lon - p.lon) * mx).hypot((q.lat - p.lat) * my);
-                (d <= DUPLICATE_RADIUS_M).then_some((d, c.id))
+            .filter_map(|(id, lon, lat)| {
+                let d = ((lon - p.lon) * mx).hypot((lat - p.lat) * my);
+                (d <= DUPLICATE_RADIUS_M).then_some((d, id))
             })
             .min_by(|a, b| a.0.total_cmp(&b.0))
             .map(|(_, id)| id))
@@ -709,11 +722,27 @@ fn shanghai_day(at: DateTime<Utc>) -> chrono::NaiveDate {
 }
 
 /// The writer: takes what has queued, stores it in one transaction, answers each caller.
-async fn write_batches(db: DatabaseConnection, mut jobs: mpsc::Receiver<JobBox>) {
+async fn write_batches(
+    db: DatabaseConnection,
+    codes: Arc<CodeBlocks>,
+    jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<JobBox>>>,
+) {
     let mut batch: Vec<JobBox> = Vec::with_capacity(MAX_BATCH);
-    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        // Hold the receiver only while taking a batch, so the other writers can take the next.
+        let taken = jobs.lock().await.recv_many(&mut batch, MAX_BATCH).await;
+        if taken == 0 {
+            return;
+        }
         let drafts: Vec<Draft> = batch.iter().map(|j| j.0.draft.clone()).collect();
-        match storage::cases::insert_batch(&db, drafts).await {
+        let started = std::time::Instant::now();
+        let result = storage::cases::insert_batch(&db, &codes, drafts).await;
+        tracing::debug!(
+            size = batch.len(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "intake batch"
+        );
+        match result {
             Ok(outcomes) => {
                 for (job, outcome) in batch.drain(..).zip(outcomes) {
                     let _ = job.0.reply.send(Ok(outcome));
@@ -726,7 +755,7 @@ async fn write_batches(db: DatabaseConnection, mut jobs: mpsc::Receiver<JobBox>)
                     tracing::warn!(error = %e, size = batch.len(), "intake batch failed; storing one by one");
                 }
                 for job in batch.drain(..) {
-                    let result = store_alone(&db, job.0.draft.clone()).await;
+                    let result = store_alone(&db, &codes, job.0.draft.clone()).await;
                     let _ = job.0.reply.send(result);
                 }
             }
@@ -741,10 +770,14 @@ async fn write_batches(db: DatabaseConnection, mut jobs: mpsc::Receiver<JobBox>)
     }
 }
 
-async fn store_alone(db: &DatabaseConnection, draft: Draft) -> DomainResult<Outcome> {
+async fn store_alone(
+    db: &DatabaseConnection,
+    codes: &CodeBlocks,
+    draft: Draft,
+) -> DomainResult<Outcome> {
     // A unique violation alone means a concurrent duplicate: the second try finds it stored.
     for _ in 0..2 {
-        match storage::cases::insert_batch(db, vec![draft.clone()]).await {
+        match storage::cases::insert_batch(db, codes, vec![draft.clone()]).await {
             Ok(mut outcomes) => {
                 return outcomes.pop().ok_or_else(|| {
                     DomainError::internal(anyhow::anyhow!("no outcome for a draft"))

@@ -87,6 +87,60 @@ async fn reserve_events(txn: &impl ConnectionTrait, count: usize) -> Result<i64,
     Ok(last - n + 1)
 }
 
+/// Case-code numbers handed out from blocks reserved in the database, so the counter row of a
+/// district and day is locked for one short statement per block rather than for every intake
+/// transaction. Codes stay unique across replicas; a block unused at shutdown leaves a gap.
+#[derive(Debug, Default)]
+pub struct CodeBlocks {
+    /// scope → (next number, end of block, exclusive)
+    blocks: std::sync::Mutex<HashMap<String, (i64, i64)>>,
+}
+
+/// Numbers reserved at a time per district and day.
+const CODE_BLOCK: usize = 64;
+
+impl CodeBlocks {
+    /// `count` fresh numbers for `scope`.
+    pub async fn take(
+        &self,
+        db: &DatabaseConnection,
+        scope: &str,
+        count: usize,
+    ) -> Result<Vec<i64>, StorageError> {
+        let mut out = Vec::with_capacity(count);
+        loop {
+            {
+                let mut blocks = self
+                    .blocks
+                    .lock()
+                    .map_err(|_| corrupt("code blocks poisoned".into()))?;
+                if let Some((next, end)) = blocks.get_mut(scope) {
+                    while out.len() < count && *next < *end {
+                        out.push(*next);
+                        *next += 1;
+                    }
+                }
+                // Keep only today's scopes (and whatever is in use): older days never come back.
+                if blocks.len() > 1024 {
+                    blocks.retain(|_, (next, end)| next < end);
+                }
+            }
+            if out.len() == count {
+                return Ok(out);
+            }
+            let want = (count - out.len()).max(CODE_BLOCK);
+            // Its own statement, committed at once: the counter row is locked only briefly.
+            let first = reserve_codes(db, scope, want).await?;
+            let end = first + i64::try_from(want).unwrap_or(i64::MAX);
+            let mut blocks = self
+                .blocks
+                .lock()
+                .map_err(|_| corrupt("code blocks poisoned".into()))?;
+            blocks.insert(scope.to_owned(), (first, end));
+        }
+    }
+}
+
 /// Reserves `count` case codes for a prefix and day; returns the first sequence number.
 async fn reserve_codes(
     txn: &impl ConnectionTrait,
@@ -125,23 +179,56 @@ fn key_of(c: &Case) -> Option<(u8, String, String)> {
 /// meanwhile) fails the whole batch; the caller retries its drafts one by one.
 pub async fn insert_batch(
     db: &DatabaseConnection,
+    codes: &CodeBlocks,
     drafts: Vec<Draft>,
 ) -> Result<Vec<Outcome>, sea_orm::DbErr> {
+    let mut drafts = drafts;
+    // Case codes, per prefix and day, from blocks reserved before the transaction (on SQLite a
+    // reservation inside it would wait on our own write lock). A draft that turns out to be a
+    // retry leaves its number unused: codes are unique, not gap-free.
+    let mut by_scope: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, d) in drafts.iter().enumerate() {
+        by_scope
+            .entry(format!("{}{}", d.code_prefix, d.day.format("%Y%m%d")))
+            .or_default()
+            .push(i);
+    }
+    for (scope, members) in by_scope {
+        let numbers = codes
+            .take(db, &scope, members.len())
+            .await
+            .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
+        for (&i, n) in members.iter().zip(numbers) {
+            let d = &mut drafts[i];
+            d.case.code = rules::case_code(&d.code_prefix, d.day, n);
+        }
+    }
     let txn = begin_write(db).await?;
     let mut outcomes: Vec<Option<Outcome>> = vec![None; drafts.len()];
 
     // Retries of stored cases.
+    // Both columns of each unique index are constrained, so the lookups use those indexes.
     let client_ids: Vec<String> = drafts
         .iter()
         .filter_map(|d| d.case.client_report_id.clone())
+        .collect();
+    let reporters: Vec<String> = drafts
+        .iter()
+        .filter(|d| d.case.client_report_id.is_some())
+        .map(|d| d.case.reporter_sub.clone())
         .collect();
     let external_ids: Vec<String> = drafts
         .iter()
         .filter_map(|d| d.case.external_id.clone())
         .collect();
+    let external_sources: Vec<String> = drafts
+        .iter()
+        .filter_map(|d| d.case.external_source.clone())
+        .collect();
     let mut stored: HashMap<(u8, String, String), Case> = HashMap::new();
     if !client_ids.is_empty() {
         for m in case::Entity::find()
+            .filter(case::Column::ReporterSub.is_in(reporters))
             .filter(case::Column::ClientReportId.is_in(client_ids))
             .all(&txn)
             .await?
@@ -154,6 +241,7 @@ pub async fn insert_batch(
     }
     if !external_ids.is_empty() {
         for m in case::Entity::find()
+            .filter(case::Column::ExternalSource.is_in(external_sources))
             .filter(case::Column::ExternalId.is_in(external_ids))
             .all(&txn)
             .await?
@@ -182,30 +270,7 @@ pub async fn insert_batch(
         // one has its code.
     }
 
-    let mut drafts = drafts;
     if !new.is_empty() {
-        // Case codes, per prefix and day.
-        let mut by_scope: HashMap<String, Vec<usize>> = HashMap::new();
-        for &i in &new {
-            let d = &drafts[i];
-            by_scope
-                .entry(format!("{}{}", d.code_prefix, d.day.format("%Y%m%d")))
-                .or_default()
-                .push(i);
-        }
-        let mut scopes: Vec<_> = by_scope.into_iter().collect();
-        // A fixed order of row locks across batches, so two writers cannot deadlock.
-        scopes.sort_by(|a, b| a.0.cmp(&b.0));
-        for (scope, members) in scopes {
-            let first = reserve_codes(&txn, &scope, members.len())
-                .await
-                .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
-            for (k, &i) in members.iter().enumerate() {
-                let d = &mut drafts[i];
-                d.case.code =
-                    rules::case_code(&d.code_prefix, d.day, first + i64::try_from(k).unwrap_or(0));
-            }
-        }
         // Event numbers last: that row lock is the one every writer queues on.
         let total: usize = new.iter().map(|&i| drafts[i].events.len()).sum();
         let mut seq = reserve_events(&txn, total)
@@ -315,6 +380,7 @@ fn to_model(c: &Case) -> case::Model {
         unit_code: c.unit_code.clone(),
         lat: p.map(|p| p.lat),
         lon: p.map(|p| p.lon),
+        geo_cell: p.map(|p| rules::geo_cell(p.lon, p.lat)),
         reported_lat: p.map(|p| p.reported_lat),
         reported_lon: p.map(|p| p.reported_lon),
         reported_coord_system: p.map(|p| p.coord_system.to_owned()),
@@ -426,32 +492,34 @@ pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<Case>, St
         .map_err(corrupt)
 }
 
-/// Open cases of a category received since `since` within a box: candidates for the duplicate
-/// check, which the caller narrows to an exact distance.
+/// Open cases of a category received since `since` within a box, as `(id, lon, lat)`:
+/// candidates for the duplicate check, which the caller narrows to an exact distance.
 pub async fn open_nearby(
     db: &impl ConnectionTrait,
     category_code: &str,
     since: DateTime<Utc>,
     (lon0, lat0, lon1, lat1): (f64, f64, f64, f64),
-) -> Result<Vec<Case>, StorageError> {
+) -> Result<Vec<(String, f64, f64)>, StorageError> {
     let open: Vec<&str> = CaseStatus::ALL
         .into_iter()
         .filter(|s| s.is_open())
         .map(CaseStatus::as_str)
         .collect();
-    case::Entity::find()
+    Ok(case::Entity::find()
+        .select_only()
+        .column(case::Column::Id)
+        .column(case::Column::Lon)
+        .column(case::Column::Lat)
         .filter(case::Column::CategoryCode.eq(category_code))
+        .filter(case::Column::GeoCell.is_in(rules::geo_cells(lon0, lat0, lon1, lat1)))
         .filter(case::Column::ReceivedAt.gte(since))
         .filter(case::Column::Status.is_in(open))
         .filter(case::Column::Lon.between(lon0, lon1))
         .filter(case::Column::Lat.between(lat0, lat1))
         .limit(1000)
+        .into_tuple::<(String, f64, f64)>()
         .all(db)
-        .await?
-        .into_iter()
-        .map(to_case)
-        .collect::<Result<_, _>>()
-        .map_err(corrupt)
+        .await?)
 }
 
 /// A reporter's cases, newest first, after the `(received_at, id)` cursor.

@@ -119,6 +119,7 @@ pub mod case {
         pub unit_code: String,
         pub lat: Option<f64>,
         pub lon: Option<f64>,
+        pub geo_cell: Option<i64>,
         pub reported_lat: Option<f64>,
         pub reported_lon: Option<f64>,
         pub reported_coord_system: Option<String>,
