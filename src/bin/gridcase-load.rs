@@ -51,6 +51,8 @@ struct Handset {
     token: String,
     lat: f64,
     lon: f64,
+    /// Half the grid's box, in degrees: reports come from anywhere around the grid's centre.
+    spread: (f64, f64),
 }
 
 const CATEGORIES: &[&str] = &[
@@ -60,6 +62,14 @@ const CATEGORIES: &[&str] = &[
     "city.clutter",
     "environment.noise",
 ];
+
+/// A number in [-1, 1) from a xorshift state.
+fn jitter(state: &mut u64) -> f64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    (*state >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -98,10 +108,12 @@ async fn main() -> anyhow::Result<()> {
             .polygons()
             .centroid()
             .ok_or_else(|| anyhow::anyhow!("grid {} has no centroid", grid.region.code))?;
+        let bbox = grid.shape.bbox();
         handsets.push(Handset {
             token: minter.mint(&member.sub, Role::GridMember, Duration::from_secs(3600))?,
             lat: centre.y(),
             lon: centre.x(),
+            spread: (bbox.width() / 2.0, bbox.height() / 2.0),
         });
     }
     let categories = Arc::new(categories);
@@ -124,6 +136,7 @@ async fn main() -> anyhow::Result<()> {
             let mut latencies = Vec::new();
             let mut errors = 0u64;
             let mut n = 0usize;
+            let mut seed = 0x9E37_79B9_7F4A_7C15_u64 ^ (k as u64 + 1);
             while Instant::now() < stop_at {
                 n += 1;
                 let mut request = tonic::Request::new(SubmitReportRequest {
@@ -131,8 +144,8 @@ async fn main() -> anyhow::Result<()> {
                     category_code: categories[(k + n) % categories.len()].clone(),
                     description: format!("压测上报 {k}-{n}"),
                     location: Some(Location {
-                        lat: handset.lat,
-                        lon: handset.lon,
+                        lat: handset.lat + handset.spread.1 * jitter(&mut seed),
+                        lon: handset.lon + handset.spread.0 * jitter(&mut seed),
                         coord_system: CoordSystem::Wgs84.into(),
                         accuracy_m: 8.0,
                     }),

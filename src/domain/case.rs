@@ -354,6 +354,43 @@ pub fn chain(case_id: &str, prev_hash: &str, first_seq: i64, events: Vec<NewEven
         .collect()
 }
 
+/// A new case within this distance and time of an open case of the same item is flagged as a
+/// possible duplicate, for a dispatcher to merge; never merged automatically.
+pub const DUPLICATE_RADIUS_M: f64 = 100.0;
+pub const DUPLICATE_WINDOW_HOURS: i64 = 72;
+
+/// The box (lon0, lat0, lon1, lat1) around a position that holds every point within
+/// [`DUPLICATE_RADIUS_M`] of it.
+pub fn duplicate_box(p: &Position) -> (f64, f64, f64, f64) {
+    let (mx, my) = metres_per_degree(p.lat);
+    let (dx, dy) = (
+        DUPLICATE_RADIUS_M * 1.01 / mx,
+        DUPLICATE_RADIUS_M * 1.01 / my,
+    );
+    (p.lon - dx, p.lat - dy, p.lon + dx, p.lat + dy)
+}
+
+fn metres_per_degree(lat: f64) -> (f64, f64) {
+    let per_degree = 6_371_008.8 * std::f64::consts::PI / 180.0;
+    (per_degree * lat.to_radians().cos().max(0.01), per_degree)
+}
+
+/// The nearest of `candidates` (id, lon, lat) within [`DUPLICATE_RADIUS_M`] of `p`.
+pub fn nearest_duplicate<'a>(
+    p: &Position,
+    candidates: impl IntoIterator<Item = (&'a str, f64, f64)>,
+) -> Option<String> {
+    let (mx, my) = metres_per_degree(p.lat);
+    candidates
+        .into_iter()
+        .filter_map(|(id, lon, lat)| {
+            let d = ((lon - p.lon) * mx).hypot((lat - p.lat) * my);
+            (d <= DUPLICATE_RADIUS_M).then_some((d, id))
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, id)| id.to_owned())
+}
+
 /// The side of a duplicate-search cell, in degrees (about 220 m north–south).
 pub const GEO_CELL_DEG: f64 = 0.002;
 

@@ -5,7 +5,7 @@
 //! whatever has queued up meanwhile in a single transaction (group commit). Each caller is
 //! answered only after the transaction holding its case has committed.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
@@ -29,9 +29,6 @@ use crate::{
 
 /// The longest description or supplement text, in characters.
 pub const MAX_TEXT_CHARS: usize = 2000;
-/// A new case within this distance and time of an open case of the same item is flagged.
-pub const DUPLICATE_RADIUS_M: f64 = 100.0;
-pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(72 * 3600);
 /// The most drafts one transaction stores.
 const MAX_BATCH: usize = 256;
 /// Concurrent intake transactions on PostgreSQL.
@@ -403,13 +400,6 @@ impl Intake {
             .clone()
             .or_else(|| chain[0].clone())
             .unwrap_or_else(|| routed.region_code.clone());
-        let duplicate = match position {
-            Some(p) => {
-                self.nearest_open_duplicate(&d.category.code, p, d.received_at)
-                    .await?
-            }
-            None => None,
-        };
         let id = uuid::Uuid::now_v7().to_string();
         let Routed {
             unit,
@@ -444,7 +434,8 @@ impl Intake {
             escalation_level: 0,
             red_card: false,
             merged_into: None,
-            possible_duplicate_of: duplicate.clone(),
+            // Set by the writer, which sees stored cases and the rest of its batch.
+            possible_duplicate_of: None,
             resolution_text: None,
             external_source: d.external.as_ref().map(|e| e.0.clone()),
             external_id: d.external.as_ref().map(|e| e.1.clone()),
@@ -475,7 +466,7 @@ impl Intake {
                     "grid_code": grid.map(|g| g.code.clone()),
                     "snapped": snapped.is_some(),
                     "snap_distance_m": snapped,
-                    "possible_duplicate_of": duplicate,
+                    "possible_duplicate_of": null,
                 })),
         ];
         Ok(Draft {
@@ -484,38 +475,6 @@ impl Intake {
             code_prefix,
             day: shanghai_day(d.received_at),
         })
-    }
-
-    /// The nearest open case of the same item within 100 m and 72 h, if any.
-    async fn nearest_open_duplicate(
-        &self,
-        category_code: &str,
-        p: Position,
-        now: DateTime<Utc>,
-    ) -> DomainResult<Option<String>> {
-        let (mx, my) = (111_195.08 * p.lat.to_radians().cos().max(0.01), 111_195.08);
-        let (dx, dy) = (
-            DUPLICATE_RADIUS_M * 1.01 / mx,
-            DUPLICATE_RADIUS_M * 1.01 / my,
-        );
-        let since = now
-            - chrono::Duration::from_std(DUPLICATE_WINDOW).unwrap_or(chrono::Duration::hours(72));
-        let candidates = storage::cases::open_nearby(
-            &self.db,
-            category_code,
-            since,
-            (p.lon - dx, p.lat - dy, p.lon + dx, p.lat + dy),
-        )
-        .await
-        .map_err(DomainError::internal)?;
-        Ok(candidates
-            .into_iter()
-            .filter_map(|(id, lon, lat)| {
-                let d = ((lon - p.lon) * mx).hypot((lat - p.lat) * my);
-                (d <= DUPLICATE_RADIUS_M).then_some((d, id))
-            })
-            .min_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, id)| id))
     }
 
     async fn store(&self, draft: Draft) -> DomainResult<(Case, bool)> {

@@ -63,6 +63,20 @@ fn sql(backend: DbBackend, text: &str, values: Vec<sea_orm::Value>) -> Statement
 }
 
 /// Whether the error is a unique-constraint violation (a concurrent duplicate).
+#[cfg(test)]
+mod tests {
+    use super::chunked;
+
+    #[test]
+    fn chunks_are_powers_of_two_and_keep_every_row_in_order() {
+        let chunks = chunked((0..45).collect::<Vec<_>>(), 32);
+        let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [32, 8, 4, 1]);
+        assert_eq!(chunks.concat(), (0..45).collect::<Vec<_>>());
+        assert!(chunked(Vec::<u8>::new(), 32).is_empty());
+    }
+}
+
 pub fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
     matches!(
         e.sql_err(),
@@ -271,6 +285,7 @@ pub async fn insert_batch(
     }
 
     if !new.is_empty() {
+        flag_duplicates(&txn, &mut drafts, &new).await?;
         // Event numbers last: that row lock is the one every writer queues on.
         let total: usize = new.iter().map(|&i| drafts[i].events.len()).sum();
         let mut seq = reserve_events(&txn, total)
@@ -294,10 +309,10 @@ pub async fn insert_batch(
             event_rows.extend(events.iter().map(event_active));
             outcomes[i] = Some(Outcome::Created(d.case.clone()));
         }
-        for chunk in chunked(case_rows, 200) {
+        for chunk in chunked(case_rows, 32) {
             case::Entity::insert_many(chunk).exec(&txn).await?;
         }
-        for chunk in chunked(event_rows, 500) {
+        for chunk in chunked(event_rows, 64) {
             case_event::Entity::insert_many(chunk).exec(&txn).await?;
         }
     }
@@ -334,11 +349,20 @@ fn resolve_retry(existing: Case, attempt: &Case) -> Outcome {
     }
 }
 
+/// Splits rows into chunks of `size` (a power of two), the rest into smaller powers of two:
+/// a multi-row INSERT has one text per chunk size, so the connections' prepared statements are
+/// reused instead of parsing and planning a new statement for every batch size.
 fn chunked<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
     let mut out = Vec::new();
-    let mut iter = items.into_iter().peekable();
-    while iter.peek().is_some() {
-        out.push(iter.by_ref().take(size).collect());
+    let mut rest = items.len();
+    let mut iter = items.into_iter();
+    let mut step = size;
+    while rest > 0 {
+        while step > rest {
+            step /= 2;
+        }
+        out.push(iter.by_ref().take(step).collect());
+        rest -= step;
     }
     out
 }
@@ -492,34 +516,98 @@ pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<Case>, St
         .map_err(corrupt)
 }
 
-/// Open cases of a category received since `since` within a box, as `(id, lon, lat)`:
-/// candidates for the duplicate check, which the caller narrows to an exact distance.
-pub async fn open_nearby(
+/// The most stored candidates one batch's duplicate check reads.
+const DUPLICATE_CANDIDATES: u64 = 2000;
+
+/// Open cases of these items received since `since` in these cells, as
+/// `(id, category, lon, lat)`: candidates for the duplicate check.
+async fn open_nearby(
     db: &impl ConnectionTrait,
-    category_code: &str,
+    categories: Vec<String>,
+    cells: Vec<i64>,
     since: DateTime<Utc>,
-    (lon0, lat0, lon1, lat1): (f64, f64, f64, f64),
-) -> Result<Vec<(String, f64, f64)>, StorageError> {
+) -> Result<Vec<(String, String, f64, f64)>, sea_orm::DbErr> {
     let open: Vec<&str> = CaseStatus::ALL
         .into_iter()
         .filter(|s| s.is_open())
         .map(CaseStatus::as_str)
         .collect();
-    Ok(case::Entity::find()
+    case::Entity::find()
         .select_only()
         .column(case::Column::Id)
+        .column(case::Column::CategoryCode)
         .column(case::Column::Lon)
         .column(case::Column::Lat)
-        .filter(case::Column::CategoryCode.eq(category_code))
-        .filter(case::Column::GeoCell.is_in(rules::geo_cells(lon0, lat0, lon1, lat1)))
+        .filter(case::Column::CategoryCode.is_in(categories))
+        .filter(case::Column::GeoCell.is_in(cells))
         .filter(case::Column::ReceivedAt.gte(since))
         .filter(case::Column::Status.is_in(open))
-        .filter(case::Column::Lon.between(lon0, lon1))
-        .filter(case::Column::Lat.between(lat0, lat1))
-        .limit(1000)
-        .into_tuple::<(String, f64, f64)>()
+        // A mass event can pile thousands of open reports into a few cells; the newest are
+        // enough to flag a duplicate, which is a hint for a dispatcher, not a merge.
+        .order_by_desc(case::Column::ReceivedAt)
+        .limit(DUPLICATE_CANDIDATES)
+        .into_tuple::<(String, String, f64, f64)>()
         .all(db)
-        .await?)
+        .await
+}
+
+/// Flags each new draft with the nearest open case of its item within 100 m and 72 h, stored
+/// or earlier in this batch, and notes it on the draft's registration event.
+async fn flag_duplicates(
+    txn: &impl ConnectionTrait,
+    drafts: &mut [Draft],
+    new: &[usize],
+) -> Result<(), sea_orm::DbErr> {
+    let mut categories = Vec::new();
+    let mut cells = Vec::new();
+    let mut since: Option<DateTime<Utc>> = None;
+    for &i in new {
+        let d = &drafts[i];
+        if let Some(p) = d.case.position {
+            let (lon0, lat0, lon1, lat1) = rules::duplicate_box(&p);
+            categories.push(d.case.category_code.clone());
+            cells.extend(rules::geo_cells(lon0, lat0, lon1, lat1));
+            let from = d.case.received_at - chrono::Duration::hours(rules::DUPLICATE_WINDOW_HOURS);
+            since = Some(since.map_or(from, |s| s.min(from)));
+        }
+    }
+    let Some(since) = since else {
+        return Ok(());
+    };
+    categories.sort();
+    categories.dedup();
+    cells.sort_unstable();
+    cells.dedup();
+    let mut candidates = open_nearby(txn, categories, cells, since).await?;
+    for &i in new {
+        let d = &mut drafts[i];
+        let Some(p) = d.case.position else { continue };
+        let found = rules::nearest_duplicate(
+            &p,
+            candidates
+                .iter()
+                .filter(|c| c.1 == d.case.category_code)
+                .map(|c| (c.0.as_str(), c.2, c.3)),
+        );
+        if let Some(id) = &found {
+            d.case.possible_duplicate_of = Some(id.clone());
+            if let Some(registered) = d.events.iter_mut().find(|e| e.kind == "registered")
+                && let Ok(mut details) =
+                    serde_json::from_str::<serde_json::Value>(&registered.details)
+            {
+                details["possible_duplicate_of"] = serde_json::json!(id);
+                registered.details = details.to_string();
+            }
+        }
+        // Later drafts of the batch see this one.
+        candidates.push((
+            d.case.id.clone(),
+            d.case.category_code.clone(),
+            p.lon,
+            p.lat,
+        ));
+    }
+    Ok(())
 }
 
 /// A reporter's cases, newest first, after the `(received_at, id)` cursor.
