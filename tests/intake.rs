@@ -904,3 +904,36 @@ on_both_databases!(
     reporters_list_and_supplement_their_own_reports,
     the_audit_names_the_first_tampered_event,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_command_reports_intact_and_broken_chains() {
+    let app = TestApp::spawn(&Backend::Sqlite).await;
+    import(&app, &small_bundle()).await;
+    let token = app.token(GRID_MEMBER, Role::GridMember);
+    let case = reports(&app)
+        .submit_report(authed(report(&uuid(), "dispute.neighbor", 35.1, 119.05), &token))
+        .await
+        .unwrap()
+        .into_inner()
+        .case
+        .unwrap();
+    let audit = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_gridcase"))
+            .env("GRIDCASE_DATABASE_URL", &app.db.url)
+            .args(["audit", "verify"])
+            .output()
+            .expect("runs")
+    };
+    let ok = audit();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok: 1 cases, 2 events"));
+    let db = db_of(&app).await;
+    db.execute_unprepared("UPDATE case_events SET actor_sub = 'someone-else'")
+        .await
+        .unwrap();
+    let broken = audit();
+    assert!(!broken.status.success());
+    let stderr = String::from_utf8_lossy(&broken.stderr);
+    assert!(stderr.contains(&case.code) && stderr.contains("altered"), "{stderr}");
+    app.stop().await.expect("clean stop");
+}
