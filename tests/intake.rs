@@ -911,7 +911,10 @@ async fn the_audit_command_reports_intact_and_broken_chains() {
     import(&app, &small_bundle()).await;
     let token = app.token(GRID_MEMBER, Role::GridMember);
     let case = reports(&app)
-        .submit_report(authed(report(&uuid(), "dispute.neighbor", 35.1, 119.05), &token))
+        .submit_report(authed(
+            report(&uuid(), "dispute.neighbor", 35.1, 119.05),
+            &token,
+        ))
         .await
         .unwrap()
         .into_inner()
@@ -925,7 +928,11 @@ async fn the_audit_command_reports_intact_and_broken_chains() {
             .expect("runs")
     };
     let ok = audit();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("ok: 1 cases, 2 events"));
     let db = db_of(&app).await;
     db.execute_unprepared("UPDATE case_events SET actor_sub = 'someone-else'")
@@ -934,6 +941,9 @@ async fn the_audit_command_reports_intact_and_broken_chains() {
     let broken = audit();
     assert!(!broken.status.success());
     let stderr = String::from_utf8_lossy(&broken.stderr);
-    assert!(stderr.contains(&case.code) && stderr.contains("altered"), "{stderr}");
+    assert!(
+        stderr.contains(&case.code) && stderr.contains("altered"),
+        "{stderr}"
+    );
     app.stop().await.expect("clean stop");
 }

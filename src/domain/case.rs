@@ -391,8 +391,9 @@ pub fn nearest_duplicate<'a>(
         .map(|(_, id)| id.to_owned())
 }
 
-/// The side of a duplicate-search cell, in degrees (about 220 m north–south).
-pub const GEO_CELL_DEG: f64 = 0.002;
+/// The side of a duplicate-search cell, in degrees (about 110 m north–south): a 100 m search
+/// box touches at most 3 × 3 of them.
+pub const GEO_CELL_DEG: f64 = 0.001;
 
 /// The cell of a WGS-84 position, as one integer.
 pub fn geo_cell(lon: f64, lat: f64) -> i64 {
@@ -470,11 +471,12 @@ mod tests {
 
     #[test]
     fn a_box_touches_the_cells_of_its_corners_and_between() {
-        let cells = geo_cells(119.0001, 35.0001, 119.0041, 35.0021);
+        let cells = geo_cells(119.0001, 35.0001, 119.0021, 35.0011);
         assert_eq!(cells.len(), 3 * 2);
         assert!(cells.contains(&geo_cell(119.0001, 35.0001)));
-        assert!(cells.contains(&geo_cell(119.0041, 35.0021)));
         assert!(cells.contains(&geo_cell(119.0021, 35.0011)));
+        assert!(cells.contains(&geo_cell(119.0011, 35.0005)));
+        assert!(!cells.contains(&geo_cell(119.0031, 35.0005)));
     }
 
     #[test]
