@@ -11,9 +11,11 @@ use tonic::transport::{Server, server::TcpIncoming};
 use crate::{
     auth::{self, AuthLayer, Verifier},
     config::Settings,
-    grpc::{NotYet, directory::DirectoryApi, gateway::GatewayApi, report::ReportApi},
+    grpc::{
+        NotYet, case::CaseApi, directory::DirectoryApi, gateway::GatewayApi, report::ReportApi,
+    },
     proto::{self, v1 as pb},
-    service::{LiveDirectory, attachments::Attachments, intake::Intake},
+    service::{LiveDirectory, attachments::Attachments, cases::CaseQueries, intake::Intake},
     storage,
 };
 
@@ -168,7 +170,10 @@ impl Application {
                 ))
             ))
             .add_service(limited!(pb::case_service_server::CaseServiceServer::new(
-                NotYet
+                CaseApi::new(Arc::new(CaseQueries::new(
+                    self.db.clone(),
+                    self.directory.clone()
+                )))
             )))
             .add_service(limited!(
                 pb::gateway_service_server::GatewayServiceServer::new(GatewayApi::new(intake))

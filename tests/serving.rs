@@ -12,7 +12,7 @@ use common::*;
 use gridcase::{
     domain::Role,
     proto::v1::{
-        GetCaseRequest, ListCategoriesRequest, case_service_client::CaseServiceClient,
+        DispatchCaseRequest, ListCategoriesRequest, case_service_client::CaseServiceClient,
         directory_service_client::DirectoryServiceClient,
     },
 };
@@ -87,9 +87,9 @@ async fn reflection_lists_all_five_services_without_a_token(backend: Backend) {
 async fn an_rpc_whose_issue_has_not_landed_answers_unimplemented(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     import(&app, &small_bundle()).await;
-    let token = app.token(GRID_MEMBER, Role::GridMember);
+    let token = app.token(DISPATCHER, Role::Dispatcher);
     let status = CaseServiceClient::new(app.channel.clone())
-        .get_case(authed(GetCaseRequest::default(), &token))
+        .dispatch_case(authed(DispatchCaseRequest::default(), &token))
         .await
         .expect_err("not built yet");
     assert_eq!(status.code(), Code::Unimplemented);

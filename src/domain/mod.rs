@@ -5,6 +5,7 @@ pub mod bundle;
 pub mod case;
 pub mod directory;
 pub mod error;
+pub mod scope;
 
 pub use access::{Caller, Role};
 pub use error::{DomainError, DomainResult};

@@ -2,6 +2,7 @@
 //! request's extensions, make one service call, convert back. Errors are mapped to status
 //! codes in one place, [`status_of`].
 
+pub mod case;
 pub mod convert;
 pub mod directory;
 pub mod gateway;
@@ -11,7 +12,7 @@ use tonic::{Request, Status};
 
 use crate::{
     domain::{Caller, DomainError},
-    proto::v1::{case_service_server::CaseService, stats_service_server::StatsService},
+    proto::v1::stats_service_server::StatsService,
 };
 
 /// Every domain error to its status, in one place. Internal causes are logged with their chain
@@ -59,5 +60,4 @@ pub fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NotYet;
 
-impl CaseService for NotYet {}
 impl StatsService for NotYet {}

@@ -500,25 +500,12 @@ impl Intake {
         page_size: usize,
         page_token: &str,
     ) -> DomainResult<(Vec<Case>, String)> {
-        let after = if page_token.is_empty() {
-            None
-        } else {
-            Some(parse_cursor(page_token)?)
-        };
+        let after = super::paging::cursor(page_token)?;
         let limit = u64::try_from(page_size).unwrap_or(50);
-        let mut cases = storage::cases::by_reporter(&self.db, &caller.sub, after, limit + 1)
+        let cases = storage::cases::by_reporter(&self.db, &caller.sub, after, limit + 1)
             .await
             .map_err(DomainError::internal)?;
-        let next = if cases.len() > page_size {
-            cases.truncate(page_size);
-            cases
-                .last()
-                .map(|c| format!("{}.{}", c.received_at.timestamp_micros(), c.id))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok((cases, next))
+        Ok(super::paging::page(cases, page_size))
     }
 
     /// `AddSupplement`: the reporter adds text or photos to an open case of theirs.
@@ -665,14 +652,6 @@ fn check_text(field: &str, text: &str, required: bool) -> DomainResult<String> {
 fn request_hash(input: &impl Serialize) -> String {
     let bytes = serde_json::to_vec(input).unwrap_or_default();
     hex::encode(Sha256::digest(&bytes))
-}
-
-fn parse_cursor(token: &str) -> DomainResult<(DateTime<Utc>, String)> {
-    let bad = || DomainError::invalid("page.page_token", "not a token this service issued");
-    let (micros, id) = token.split_once('.').ok_or_else(bad)?;
-    let micros: i64 = micros.parse().map_err(|_| bad())?;
-    let at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
-    Ok((at, id.to_owned()))
 }
 
 /// The day (China Standard Time, UTC+8 all year) a moment falls on: what case codes carry.

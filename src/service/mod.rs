@@ -3,7 +3,9 @@
 
 pub mod attachments;
 pub mod audit;
+pub mod cases;
 pub mod directory;
 pub mod intake;
+pub mod paging;
 
 pub use directory::LiveDirectory;

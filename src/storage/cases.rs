@@ -13,6 +13,7 @@ use super::{StorageError, begin_write, entities::*};
 use crate::domain::{
     case::{self as rules, Case, CaseStatus, Event, NewEvent, Position},
     directory::Tier,
+    scope::Scope,
 };
 
 /// A case ready to be stored but for its code and its events' sequence numbers.
@@ -778,4 +779,94 @@ pub async fn attachments(
         .filter(attachment::Column::Id.is_in(ids.to_vec()))
         .all(db)
         .await?)
+}
+
+/// What `ListCases` asks for, within the caller's scope.
+#[derive(Debug, Clone)]
+pub struct CaseFilter {
+    pub scope: Scope,
+    pub statuses: Vec<CaseStatus>,
+    /// A region subtree: the region's tier and code.
+    pub region: Option<(Tier, String)>,
+    pub unit_code: Option<String>,
+    pub category_code: Option<String>,
+    pub received_from: Option<DateTime<Utc>>,
+    pub received_to: Option<DateTime<Utc>>,
+}
+
+/// The column holding a case's region at `tier`.
+fn tier_column(tier: Tier) -> case::Column {
+    match tier {
+        Tier::City => case::Column::CityCode,
+        Tier::District => case::Column::DistrictCode,
+        Tier::Township => case::Column::TownshipCode,
+        Tier::Community => case::Column::CommunityCode,
+        Tier::Grid => case::Column::GridCode,
+    }
+}
+
+fn scope_condition(scope: &Scope) -> Condition {
+    match scope {
+        Scope::Grids { grids, reporter } => Condition::any()
+            .add(case::Column::GridCode.is_in(grids.clone()))
+            .add(case::Column::ReporterSub.eq(reporter.as_str())),
+        Scope::Unit(unit) => Condition::all().add(case::Column::UnitCode.eq(unit.as_str())),
+        Scope::Region { code, tier } => Condition::all().add(tier_column(*tier).eq(code.as_str())),
+        Scope::Reporter(sub) => Condition::all().add(case::Column::ReporterSub.eq(sub.as_str())),
+    }
+}
+
+/// Cases matching `filter`, newest first, after the `(received_at, id)` cursor.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    filter: &CaseFilter,
+    after: Option<(DateTime<Utc>, String)>,
+    limit: u64,
+) -> Result<Vec<Case>, StorageError> {
+    let mut query = case::Entity::find().filter(scope_condition(&filter.scope));
+    if !filter.statuses.is_empty() {
+        query = query.filter(
+            case::Column::Status.is_in(
+                filter
+                    .statuses
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+        );
+    }
+    if let Some((tier, code)) = &filter.region {
+        query = query.filter(tier_column(*tier).eq(code.as_str()));
+    }
+    if let Some(unit) = &filter.unit_code {
+        query = query.filter(case::Column::UnitCode.eq(unit.as_str()));
+    }
+    if let Some(category) = &filter.category_code {
+        query = query.filter(case::Column::CategoryCode.eq(category.as_str()));
+    }
+    if let Some(from) = filter.received_from {
+        query = query.filter(case::Column::ReceivedAt.gte(from));
+    }
+    if let Some(to) = filter.received_to {
+        query = query.filter(case::Column::ReceivedAt.lt(to));
+    }
+    if let Some((at, id)) = after {
+        query = query.filter(
+            Condition::any().add(case::Column::ReceivedAt.lt(at)).add(
+                Condition::all()
+                    .add(case::Column::ReceivedAt.eq(at))
+                    .add(case::Column::Id.lt(id)),
+            ),
+        );
+    }
+    query
+        .order_by_desc(case::Column::ReceivedAt)
+        .order_by_desc(case::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(to_case)
+        .collect::<Result<_, _>>()
+        .map_err(corrupt)
 }

@@ -252,6 +252,7 @@ pub fn authed<T>(message: T, token: &str) -> Request<T> {
 pub const GRID_MEMBER: &str = "gm-371102001001001";
 pub const OTHER_GRID_MEMBER: &str = "gm-371102001001002";
 pub const UNIT_STAFF: &str = "staff-371102.police";
+pub const JUSTICE_STAFF: &str = "staff-371102001.justice";
 pub const DISPATCHER: &str = "disp-371102";
 pub const SUPERVISOR: &str = "sup-371100";
 
@@ -312,6 +313,7 @@ pub fn small_bundle() -> serde_json::Value {
             {"sub": GRID_MEMBER, "name": "网格员甲", "role": "grid_member", "grids": ["371102001001001"], "phone": "13800000001"},
             {"sub": OTHER_GRID_MEMBER, "name": "网格员乙", "role": "grid_member", "grids": ["371102001001002"], "phone": "13800000002"},
             {"sub": UNIT_STAFF, "name": "民警", "role": "unit_staff", "unit": "371102.police", "phone": "13800000003"},
+            {"sub": JUSTICE_STAFF, "name": "司法所干部", "role": "unit_staff", "unit": "371102001.justice", "phone": "13800000006"},
             {"sub": DISPATCHER, "name": "调度员", "role": "dispatcher", "region": "371102", "phone": "13800000004"},
             {"sub": SUPERVISOR, "name": "督查员", "role": "supervisor", "region": "371100", "phone": "13800000005"}
         ],
