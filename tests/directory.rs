@@ -224,7 +224,7 @@ async fn a_bad_bundle_names_the_first_offending_record_and_changes_nothing(backe
         (
             "a member with an unknown role",
             Box::new(|b| b["members"][3]["role"] = json!("mayor")),
-            "members[3] (disp-371102): unknown role",
+            "members[3] (staff-371102001.justice): unknown role",
         ),
         (
             "a category with an unknown tier",

@@ -12,7 +12,7 @@ use common::*;
 use gridcase::{
     domain::Role,
     proto::v1::{
-        DispatchCaseRequest, ListCategoriesRequest, case_service_client::CaseServiceClient,
+        ListCategoriesRequest, WhistleCaseRequest, case_service_client::CaseServiceClient,
         directory_service_client::DirectoryServiceClient,
     },
 };
@@ -89,7 +89,7 @@ async fn an_rpc_whose_issue_has_not_landed_answers_unimplemented(backend: Backen
     import(&app, &small_bundle()).await;
     let token = app.token(DISPATCHER, Role::Dispatcher);
     let status = CaseServiceClient::new(app.channel.clone())
-        .dispatch_case(authed(DispatchCaseRequest::default(), &token))
+        .whistle_case(authed(WhistleCaseRequest::default(), &token))
         .await
         .expect_err("not built yet");
     assert_eq!(status.code(), Code::Unimplemented);

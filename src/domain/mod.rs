@@ -6,6 +6,7 @@ pub mod case;
 pub mod directory;
 pub mod error;
 pub mod scope;
+pub mod workflow;
 
 pub use access::{Caller, Role};
 pub use error::{DomainError, DomainResult};

@@ -1,5 +1,5 @@
-//! `CaseService`: reading cases within scope. The workflow RPCs (dispatch, accept, …) answer
-//! UNIMPLEMENTED until the workflow lands.
+//! `CaseService`: reading cases within scope and moving them through the lifecycle.
+//! `WhistleCase` and `EscalateCase` answer UNIMPLEMENTED until they land.
 
 use std::sync::Arc;
 
@@ -10,7 +10,11 @@ use super::{
     convert::{case_for, event_for, page_size, time_of},
 };
 use crate::{
-    domain::case::CaseStatus,
+    domain::{
+        Caller,
+        case::{Case, CaseStatus},
+        workflow::{Command, Satisfaction},
+    },
     proto::v1::{self as pb, case_service_server::CaseService},
     service::cases::{CaseQueries, ListRequest},
 };
@@ -23,6 +27,35 @@ pub struct CaseApi {
 impl CaseApi {
     pub fn new(cases: Arc<CaseQueries>) -> Self {
         CaseApi { cases }
+    }
+
+    fn view(&self, case: &Case, caller: &Caller) -> Option<pb::Case> {
+        Some(case_for(case, caller, &self.cases.directory().snapshot()))
+    }
+
+    async fn act(
+        &self,
+        caller: &Caller,
+        case_id: &str,
+        expected_version: i64,
+        command: Command,
+    ) -> Result<Option<pb::Case>, Status> {
+        let case = self
+            .cases
+            .act(caller, case_id, expected_version, command)
+            .await?;
+        Ok(self.view(&case, caller))
+    }
+}
+
+fn satisfaction(value: i32) -> Result<Satisfaction, Status> {
+    match pb::Satisfaction::try_from(value) {
+        Ok(pb::Satisfaction::Satisfied) => Ok(Satisfaction::Satisfied),
+        Ok(pb::Satisfaction::BasicallySatisfied) => Ok(Satisfaction::BasicallySatisfied),
+        Ok(pb::Satisfaction::Dissatisfied) => Ok(Satisfaction::Dissatisfied),
+        _ => Err(Status::invalid_argument(
+            "satisfaction: must be SATISFIED, BASICALLY_SATISFIED or DISSATISFIED",
+        )),
     }
 }
 
@@ -99,5 +132,154 @@ impl CaseService for CaseApi {
                 .collect(),
             next_page_token,
         }))
+    }
+
+    async fn dispatch_case(
+        &self,
+        request: Request<pb::DispatchCaseRequest>,
+    ) -> Result<Response<pb::DispatchCaseResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let command = Command::Dispatch {
+            unit_code: (!r.unit_code.is_empty()).then_some(r.unit_code),
+            reason: r.reason,
+        };
+        let case = self
+            .act(&caller, &r.case_id, r.expected_version, command)
+            .await?;
+        Ok(Response::new(pb::DispatchCaseResponse { case }))
+    }
+
+    async fn accept_case(
+        &self,
+        request: Request<pb::AcceptCaseRequest>,
+    ) -> Result<Response<pb::AcceptCaseResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let case = self
+            .act(&caller, &r.case_id, r.expected_version, Command::Accept)
+            .await?;
+        Ok(Response::new(pb::AcceptCaseResponse { case }))
+    }
+
+    async fn return_case(
+        &self,
+        request: Request<pb::ReturnCaseRequest>,
+    ) -> Result<Response<pb::ReturnCaseResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let command = Command::Return { reason: r.reason };
+        let case = self
+            .act(&caller, &r.case_id, r.expected_version, command)
+            .await?;
+        Ok(Response::new(pb::ReturnCaseResponse { case }))
+    }
+
+    async fn update_progress(
+        &self,
+        request: Request<pb::UpdateProgressRequest>,
+    ) -> Result<Response<pb::UpdateProgressResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let command = Command::Progress {
+            note: r.note,
+            attachment_ids: r.attachment_ids,
+        };
+        let case = self
+            .act(&caller, &r.case_id, r.expected_version, command)
+            .await?;
+        Ok(Response::new(pb::UpdateProgressResponse { case }))
+    }
+
+    async fn resolve_case(
+        &self,
+        request: Request<pb::ResolveCaseRequest>,
+    ) -> Result<Response<pb::ResolveCaseResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let command = Command::Resolve {
+            result: r.result,
+            attachment_ids: r.attachment_ids,
+        };
+        let case = self
+            .act(&caller, &r.case_id, r.expected_version, command)
+            .await?;
+        Ok(Response::new(pb::ResolveCaseResponse { case }))
+    }
+
+    async fn record_feedback(
+        &self,
+        request: Request<pb::RecordFeedbackRequest>,
+    ) -> Result<Response<pb::RecordFeedbackResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let command = Command::Feedback { note: r.note };
+        let case = self
+            .act(&caller, &r.case_id, r.expected_version, command)
+            .await?;
+        Ok(Response::new(pb::RecordFeedbackResponse { case }))
+    }
+
+    async fn evaluate_case(
+        &self,
+        request: Request<pb::EvaluateCaseRequest>,
+    ) -> Result<Response<pb::EvaluateCaseResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let command = Command::Evaluate {
+            satisfaction: satisfaction(r.satisfaction)?,
+            comment: r.comment,
+        };
+        let case = self
+            .act(&caller, &r.case_id, r.expected_version, command)
+            .await?;
+        Ok(Response::new(pb::EvaluateCaseResponse { case }))
+    }
+
+    async fn close_case(
+        &self,
+        request: Request<pb::CloseCaseRequest>,
+    ) -> Result<Response<pb::CloseCaseResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let command = Command::Close { reason: r.reason };
+        let case = self
+            .act(&caller, &r.case_id, r.expected_version, command)
+            .await?;
+        Ok(Response::new(pb::CloseCaseResponse { case }))
+    }
+
+    async fn merge_case(
+        &self,
+        request: Request<pb::MergeCaseRequest>,
+    ) -> Result<Response<pb::MergeCaseResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let case = self
+            .cases
+            .merge(
+                &caller,
+                &r.case_id,
+                r.expected_version,
+                &r.into_case_id,
+                r.reason,
+            )
+            .await?;
+        Ok(Response::new(pb::MergeCaseResponse {
+            case: self.view(&case, &caller),
+        }))
+    }
+
+    async fn cancel_case(
+        &self,
+        request: Request<pb::CancelCaseRequest>,
+    ) -> Result<Response<pb::CancelCaseResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let command = Command::Cancel { reason: r.reason };
+        let case = self
+            .act(&caller, &r.case_id, r.expected_version, command)
+            .await?;
+        Ok(Response::new(pb::CancelCaseResponse { case }))
     }
 }

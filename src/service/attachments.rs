@@ -170,3 +170,32 @@ impl Attachments {
         Ok(model)
     }
 }
+
+/// Attachment ids must exist and belong to the caller; names the first that does not.
+pub async fn check_owned(
+    db: &DatabaseConnection,
+    caller: &Caller,
+    ids: &[String],
+) -> DomainResult<()> {
+    if ids.len() > 20 {
+        return Err(DomainError::invalid(
+            "attachment_ids",
+            "at most 20 attachments",
+        ));
+    }
+    let found = storage::cases::attachments(db, ids)
+        .await
+        .map_err(DomainError::internal)?;
+    for (i, id) in ids.iter().enumerate() {
+        if !found
+            .iter()
+            .any(|a| &a.id == id && a.owner_sub == caller.sub)
+        {
+            return Err(DomainError::invalid(
+                format!("attachment_ids[{i}]"),
+                format!("no attachment {id:?} uploaded by you"),
+            ));
+        }
+    }
+    Ok(())
+}

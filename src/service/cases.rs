@@ -1,4 +1,6 @@
-//! Reading cases within the caller's scope: `GetCase` and `ListCases`.
+//! Cases within the caller's scope: reading them (`GetCase`, `ListCases`) and moving them
+//! through the lifecycle, each change appended to the case's event chain under optimistic
+//! concurrency on the case's version.
 
 use std::sync::Arc;
 
@@ -8,8 +10,9 @@ use super::{LiveDirectory, paging};
 use crate::{
     domain::{
         Caller, DomainError, DomainResult,
-        case::{Case, Event},
+        case::{self, Case, Event},
         scope::Scope,
+        workflow::{self, Command},
     },
     storage::{self, cases::CaseFilter},
 };
@@ -97,4 +100,83 @@ impl CaseQueries {
             .map_err(DomainError::internal)?;
         Ok(paging::page(cases, r.page_size))
     }
+}
+
+impl CaseQueries {
+    /// Gives `command` to the case at `expected_version`. A stale version is ABORTED and changes
+    /// nothing; so does losing a race to a concurrent change.
+    pub async fn act(
+        &self,
+        caller: &Caller,
+        case_id: &str,
+        expected_version: i64,
+        command: Command,
+    ) -> DomainResult<Case> {
+        if expected_version <= 0 {
+            return Err(DomainError::invalid(
+                "expected_version",
+                "required: the version of the case this change is based on",
+            ));
+        }
+        if let Command::Progress { attachment_ids, .. } | Command::Resolve { attachment_ids, .. } =
+            &command
+        {
+            super::attachments::check_owned(&self.db, caller, attachment_ids).await?;
+        }
+        let (current, _) = self.get(caller, case_id, false).await?;
+        if current.version != expected_version {
+            return Err(stale(&current));
+        }
+        let directory = self.directory.snapshot();
+        let (updated, events) =
+            workflow::apply(&current, caller, &directory, command, case::now())?;
+        match storage::cases::append(&self.db, &updated, expected_version, events)
+            .await
+            .map_err(DomainError::internal)?
+        {
+            Some((case, _)) => Ok(case),
+            None => {
+                let now = storage::cases::get(&self.db, case_id)
+                    .await
+                    .map_err(DomainError::internal)?
+                    .unwrap_or(current);
+                Err(stale(&now))
+            }
+        }
+    }
+
+    /// `MergeCase`: both cases must be in the caller's scope.
+    pub async fn merge(
+        &self,
+        caller: &Caller,
+        case_id: &str,
+        expected_version: i64,
+        into_case_id: &str,
+        reason: String,
+    ) -> DomainResult<Case> {
+        let (into, _) = self
+            .get(caller, into_case_id, false)
+            .await
+            .map_err(|e| match e {
+                DomainError::NotFound(m) => DomainError::invalid("into_case_id", m),
+                other => other,
+            })?;
+        self.act(
+            caller,
+            case_id,
+            expected_version,
+            Command::Merge {
+                into: Box::new(into),
+                reason,
+            },
+        )
+        .await
+    }
+}
+
+fn stale(current: &Case) -> DomainError {
+    DomainError::Aborted(format!(
+        "case {} changed meanwhile: it is now version {} ({}); read it again",
+        current.code, current.version, current.status
+    ))
 }

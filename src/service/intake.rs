@@ -330,27 +330,7 @@ impl Intake {
 
     /// Attachment ids must exist and belong to the caller.
     pub async fn check_attachments(&self, caller: &Caller, ids: &[String]) -> DomainResult<()> {
-        if ids.len() > 20 {
-            return Err(DomainError::invalid(
-                "attachment_ids",
-                "at most 20 attachments",
-            ));
-        }
-        let found = storage::cases::attachments(&self.db, ids)
-            .await
-            .map_err(DomainError::internal)?;
-        for (i, id) in ids.iter().enumerate() {
-            if !found
-                .iter()
-                .any(|a| &a.id == id && a.owner_sub == caller.sub)
-            {
-                return Err(DomainError::invalid(
-                    format!("attachment_ids[{i}]"),
-                    format!("no attachment {id:?} uploaded by you"),
-                ));
-            }
-        }
-        Ok(())
+        super::attachments::check_owned(&self.db, caller, ids).await
     }
 
     async fn draft(&self, directory: &Directory, d: DraftInput<'_>) -> DomainResult<Draft> {

@@ -1,0 +1,378 @@
+//! The case state machine (DESIGN.md "Case lifecycle"), in one place: which command fits which
+//! state, who may give it, and what it changes. Storage and the gRPC layer only carry it out.
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    Caller, DomainError, DomainResult, Role,
+    case::{Case, CaseStatus, NewEvent},
+    directory::{Directory, Tier, center_code},
+};
+
+/// 满意 / 基本满意 / 不满意.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Satisfaction {
+    Satisfied,
+    BasicallySatisfied,
+    Dissatisfied,
+}
+
+impl Satisfaction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Satisfaction::Satisfied => "satisfied",
+            Satisfaction::BasicallySatisfied => "basically_satisfied",
+            Satisfaction::Dissatisfied => "dissatisfied",
+        }
+    }
+}
+
+/// What someone asks to do to a case.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// 分流交办: to the routed lead unit, or to `unit_code` overriding routing.
+    Dispatch {
+        unit_code: Option<String>,
+        reason: String,
+    },
+    /// 签收.
+    Accept,
+    /// 退回: not ours.
+    Return {
+        reason: String,
+    },
+    Progress {
+        note: String,
+        attachment_ids: Vec<String>,
+    },
+    /// 办结.
+    Resolve {
+        result: String,
+        attachment_ids: Vec<String>,
+    },
+    /// 反馈: the reporter was told.
+    Feedback {
+        note: String,
+    },
+    /// 评价.
+    Evaluate {
+        satisfaction: Satisfaction,
+        comment: String,
+    },
+    Close {
+        reason: String,
+    },
+    Merge {
+        into: Box<Case>,
+        reason: String,
+    },
+    Cancel {
+        reason: String,
+    },
+}
+
+impl Command {
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Dispatch { .. } => "dispatch",
+            Command::Accept => "accept",
+            Command::Return { .. } => "return",
+            Command::Progress { .. } => "update progress on",
+            Command::Resolve { .. } => "resolve",
+            Command::Feedback { .. } => "record feedback on",
+            Command::Evaluate { .. } => "evaluate",
+            Command::Close { .. } => "close",
+            Command::Merge { .. } => "merge",
+            Command::Cancel { .. } => "cancel",
+        }
+    }
+}
+
+/// A case reopened this many times goes to the next tier's center.
+pub const REOPENS_BEFORE_ESCALATION: i32 = 2;
+
+fn refuse(case: &Case, command: &Command) -> DomainError {
+    DomainError::FailedPrecondition(format!(
+        "cannot {} case {}: it is {}",
+        command.name(),
+        case.code,
+        case.status
+    ))
+}
+
+fn require(field: &str, text: &str) -> DomainResult<String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(DomainError::invalid(field, "must not be empty"));
+    }
+    if text.chars().count() > 2000 {
+        return Err(DomainError::invalid(field, "longer than 2000 characters"));
+    }
+    Ok(text.to_owned())
+}
+
+/// The member's unit, if the caller is unit staff.
+fn unit_of<'a>(caller: &Caller, directory: &'a Directory) -> Option<&'a str> {
+    directory
+        .member(&caller.sub)
+        .filter(|m| m.role == Role::UnitStaff)
+        .and_then(|m| m.unit_code.as_deref())
+}
+
+/// Applies `command` by `caller` to `case` (already known to be in the caller's scope).
+/// Returns the case as it will be stored (version not yet bumped) and the events to append.
+pub fn apply(
+    case: &Case,
+    caller: &Caller,
+    directory: &Directory,
+    command: Command,
+    now: DateTime<Utc>,
+) -> DomainResult<(Case, Vec<NewEvent>)> {
+    use CaseStatus::*;
+    let mut next = case.clone();
+    next.updated_at = now;
+    let event = |kind: &str| NewEvent::new(kind, &caller.sub, caller.role, now);
+    let lead = || {
+        if unit_of(caller, directory) == Some(case.unit_code.as_str()) {
+            Ok(())
+        } else {
+            Err(DomainError::PermissionDenied(format!(
+                "only staff of the lead unit {} may do this",
+                case.unit_code
+            )))
+        }
+    };
+    let from = Some(case.status);
+    let events = match command {
+        Command::Dispatch { unit_code, reason } => {
+            if !matches!(case.status, Registered | Returned | Dispatched) {
+                return Err(refuse(case, &Command::Dispatch { unit_code, reason }));
+            }
+            if let Some(code) = unit_code {
+                let unit = directory.unit(&code).ok_or_else(|| {
+                    DomainError::invalid("unit_code", format!("unknown unit {code:?}"))
+                })?;
+                let region = directory.region(&unit.region_code).ok_or_else(|| {
+                    DomainError::internal(anyhow::anyhow!("unit {code} has no region"))
+                })?;
+                next.unit_code = unit.code;
+                next.tier = region.tier;
+            }
+            next.status = Dispatched;
+            vec![
+                event("dispatched")
+                    .transition(from, Dispatched)
+                    .reason(reason)
+                    .details(&serde_json::json!({ "unit_code": next.unit_code, "tier": next.tier.as_str() })),
+            ]
+        }
+        Command::Accept => {
+            lead()?;
+            if case.status != Dispatched {
+                return Err(refuse(case, &Command::Accept));
+            }
+            next.status = Accepted;
+            vec![event("accepted").transition(from, Accepted)]
+        }
+        Command::Return { reason } => {
+            lead()?;
+            if !matches!(case.status, Dispatched | Accepted) {
+                return Err(refuse(case, &Command::Return { reason }));
+            }
+            let reason = require("reason", &reason)?;
+            next.status = Returned;
+            vec![event("returned").transition(from, Returned).reason(reason)]
+        }
+        Command::Progress {
+            note,
+            attachment_ids,
+        } => {
+            lead()?;
+            if !matches!(case.status, Accepted | InProgress) {
+                return Err(refuse(
+                    case,
+                    &Command::Progress {
+                        note,
+                        attachment_ids,
+                    },
+                ));
+            }
+            let note = require("note", &note)?;
+            next.status = InProgress;
+            next.attachment_ids.extend(attachment_ids.iter().cloned());
+            vec![
+                event("progress")
+                    .transition(from, InProgress)
+                    .reason(note)
+                    .details(&serde_json::json!({ "attachment_ids": attachment_ids })),
+            ]
+        }
+        Command::Resolve {
+            result,
+            attachment_ids,
+        } => {
+            let on_the_spot = caller.role == Role::GridMember;
+            if on_the_spot {
+                // 小事不出网格: a grid member settles a grid-tier item of their own grid, with a photo.
+                let theirs = directory.member(&caller.sub).is_some_and(|m| {
+                    case.grid_code()
+                        .is_some_and(|g| m.grid_codes.iter().any(|x| x == g))
+                });
+                if case.tier != Tier::Grid || !theirs {
+                    return Err(DomainError::PermissionDenied(
+                        "grid members resolve only grid-tier cases of their own grids".into(),
+                    ));
+                }
+                if attachment_ids.is_empty() {
+                    return Err(DomainError::invalid(
+                        "attachment_ids",
+                        "resolving on the spot needs a photo",
+                    ));
+                }
+                if !matches!(case.status, Registered | Dispatched | Accepted | InProgress) {
+                    return Err(refuse(
+                        case,
+                        &Command::Resolve {
+                            result,
+                            attachment_ids,
+                        },
+                    ));
+                }
+            } else {
+                lead()?;
+                if !matches!(case.status, Accepted | InProgress) {
+                    return Err(refuse(
+                        case,
+                        &Command::Resolve {
+                            result,
+                            attachment_ids,
+                        },
+                    ));
+                }
+            }
+            let result = require("result", &result)?;
+            next.status = Resolved;
+            next.resolution_text = Some(result.clone());
+            next.attachment_ids.extend(attachment_ids.iter().cloned());
+            vec![
+                event("resolved")
+                    .transition(from, Resolved)
+                    .reason(result)
+                    .details(&serde_json::json!({
+                        "attachment_ids": attachment_ids,
+                        "on_the_spot": on_the_spot,
+                    })),
+            ]
+        }
+        Command::Feedback { note } => {
+            if caller.role == Role::UnitStaff {
+                lead()?;
+            }
+            if case.status != Resolved {
+                return Err(refuse(case, &Command::Feedback { note }));
+            }
+            let note = require("note", &note)?;
+            vec![event("feedback").reason(note)]
+        }
+        Command::Evaluate {
+            satisfaction,
+            comment,
+        } => {
+            if case.reporter_sub != caller.sub {
+                return Err(DomainError::PermissionDenied(
+                    "only the reporter, or the gateway that brought the case, evaluates it".into(),
+                ));
+            }
+            if case.status != Resolved {
+                return Err(refuse(
+                    case,
+                    &Command::Evaluate {
+                        satisfaction,
+                        comment,
+                    },
+                ));
+            }
+            let mut events = vec![
+                event("evaluated")
+                    .reason(comment.trim().to_owned())
+                    .details(&serde_json::json!({ "satisfaction": satisfaction.as_str() })),
+            ];
+            if satisfaction == Satisfaction::Dissatisfied {
+                // 不满意 reopens the case for a new cycle; the second reopen goes up a tier.
+                next.status = Dispatched;
+                next.cycle += 1;
+                next.reopen_count += 1;
+                next.resolution_text = None;
+                let mut details = serde_json::json!({ "cycle": next.cycle });
+                if next.reopen_count >= REOPENS_BEFORE_ESCALATION
+                    && let Some(parent) = directory
+                        .region(&case.region_code)
+                        .and_then(|r| r.parent_code.as_deref())
+                        .and_then(|p| directory.region(p))
+                    && let Some(center) = directory.unit(&center_code(&parent.code))
+                {
+                    next.region_code = parent.code.clone();
+                    next.tier = parent.tier;
+                    next.unit_code = center.code;
+                    details["to_center"] = serde_json::json!(next.unit_code);
+                }
+                events.push(
+                    event("reopened")
+                        .transition(from, Dispatched)
+                        .reason("the reporter is dissatisfied")
+                        .details(&details),
+                );
+            }
+            events
+        }
+        Command::Close { reason } => {
+            if case.status != Resolved {
+                return Err(refuse(case, &Command::Close { reason }));
+            }
+            next.status = Closed;
+            vec![
+                event("closed")
+                    .transition(from, Closed)
+                    .reason(reason.trim().to_owned()),
+            ]
+        }
+        Command::Merge { into, reason } => {
+            if !case.status.is_open() {
+                return Err(refuse(case, &Command::Merge { into, reason }));
+            }
+            if into.id == case.id {
+                return Err(DomainError::invalid(
+                    "into_case_id",
+                    "a case cannot merge into itself",
+                ));
+            }
+            if !into.status.is_open() {
+                return Err(DomainError::FailedPrecondition(format!(
+                    "cannot merge into case {}: it is {}",
+                    into.code, into.status
+                )));
+            }
+            next.status = Merged;
+            next.merged_into = Some(into.id.clone());
+            vec![
+                event("merged")
+                    .transition(from, Merged)
+                    .reason(reason.trim().to_owned())
+                    .details(&serde_json::json!({ "into_case_id": into.id, "into_case_code": into.code })),
+            ]
+        }
+        Command::Cancel { reason } => {
+            if !case.status.is_open() {
+                return Err(refuse(case, &Command::Cancel { reason }));
+            }
+            let reason = require("reason", &reason)?;
+            next.status = Cancelled;
+            vec![
+                event("cancelled")
+                    .transition(from, Cancelled)
+                    .reason(reason),
+            ]
+        }
+    };
+    Ok((next, events))
+}

@@ -1,0 +1,573 @@
+//! The case lifecycle through the real server: 受理 → 分流 → 办理 → 反馈 → 评价, returns,
+//! reopening, resolving on the spot, merge and cancel; stale and out-of-state commands change
+//! nothing; racing commands leave one winner; the audit chain verifies after all of it.
+
+// Test code: a failed step should fail the test loudly.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use gridcase::{
+    domain::Role,
+    proto::v1::{
+        AcceptCaseRequest, AttachmentHeader, CancelCaseRequest, Case, CaseStatus, CloseCaseRequest,
+        CoordSystem, DispatchCaseRequest, EvaluateCaseRequest, GetCaseRequest, Location,
+        MergeCaseRequest, RecordFeedbackRequest, ResolveCaseRequest, ReturnCaseRequest,
+        Satisfaction, SubmitReportRequest, Tier, UpdateProgressRequest, UploadAttachmentRequest,
+        case_service_client::CaseServiceClient, report_service_client::ReportServiceClient,
+        upload_attachment_request::Part,
+    },
+    storage,
+};
+use tonic::{Code, transport::Channel};
+
+fn cases(app: &TestApp) -> CaseServiceClient<Channel> {
+    CaseServiceClient::new(app.channel.clone())
+}
+
+async fn report(app: &TestApp, category: &str, lon: f64) -> Case {
+    let token = app.token(GRID_MEMBER, Role::GridMember);
+    ReportServiceClient::new(app.channel.clone())
+        .submit_report(authed(
+            SubmitReportRequest {
+                client_report_id: uuid::Uuid::new_v4().to_string(),
+                category_code: category.into(),
+                description: "测试".into(),
+                location: Some(Location {
+                    lat: 35.1,
+                    lon,
+                    coord_system: CoordSystem::Wgs84.into(),
+                    accuracy_m: 0.0,
+                }),
+                ..SubmitReportRequest::default()
+            },
+            &token,
+        ))
+        .await
+        .expect("stored")
+        .into_inner()
+        .case
+        .unwrap()
+}
+
+struct Actors {
+    dispatcher: String,
+    justice: String,
+    reporter: String,
+}
+
+fn actors(app: &TestApp) -> Actors {
+    Actors {
+        dispatcher: app.token(DISPATCHER, Role::Dispatcher),
+        justice: app.token(JUSTICE_STAFF, Role::UnitStaff),
+        reporter: app.token(GRID_MEMBER, Role::GridMember),
+    }
+}
+
+async fn dispatch(
+    app: &TestApp,
+    token: &str,
+    case: &Case,
+    unit: &str,
+) -> Result<Case, tonic::Status> {
+    cases(app)
+        .dispatch_case(authed(
+            DispatchCaseRequest {
+                case_id: case.id.clone(),
+                expected_version: case.version,
+                unit_code: unit.into(),
+                reason: "分流".into(),
+            },
+            token,
+        ))
+        .await
+        .map(|r| r.into_inner().case.unwrap())
+}
+
+async fn accept(app: &TestApp, token: &str, case: &Case) -> Result<Case, tonic::Status> {
+    cases(app)
+        .accept_case(authed(
+            AcceptCaseRequest {
+                case_id: case.id.clone(),
+                expected_version: case.version,
+            },
+            token,
+        ))
+        .await
+        .map(|r| r.into_inner().case.unwrap())
+}
+
+async fn resolve(
+    app: &TestApp,
+    token: &str,
+    case: &Case,
+    photos: Vec<String>,
+) -> Result<Case, tonic::Status> {
+    cases(app)
+        .resolve_case(authed(
+            ResolveCaseRequest {
+                case_id: case.id.clone(),
+                expected_version: case.version,
+                result: "已调解".into(),
+                attachment_ids: photos,
+            },
+            token,
+        ))
+        .await
+        .map(|r| r.into_inner().case.unwrap())
+}
+
+async fn evaluate(
+    app: &TestApp,
+    token: &str,
+    case: &Case,
+    s: Satisfaction,
+) -> Result<Case, tonic::Status> {
+    cases(app)
+        .evaluate_case(authed(
+            EvaluateCaseRequest {
+                case_id: case.id.clone(),
+                expected_version: case.version,
+                satisfaction: s.into(),
+                comment: String::new(),
+            },
+            token,
+        ))
+        .await
+        .map(|r| r.into_inner().case.unwrap())
+}
+
+async fn audit_is_clean(app: &TestApp) {
+    let db = storage::connect(&app.db.url, 1).await.unwrap();
+    assert_eq!(
+        gridcase::service::audit::verify(&db, None)
+            .await
+            .unwrap()
+            .broken,
+        None
+    );
+}
+
+async fn the_whole_loop_runs_end_to_end(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    import(&app, &small_bundle()).await;
+    let a = actors(&app);
+    let case = report(&app, "dispute.neighbor", 119.05).await;
+    assert_eq!((case.status(), case.version), (CaseStatus::Registered, 1));
+    let case = dispatch(&app, &a.dispatcher, &case, "")
+        .await
+        .expect("dispatched");
+    assert_eq!(
+        (case.status(), case.version, case.unit_code.as_str()),
+        (CaseStatus::Dispatched, 2, "371102001.justice")
+    );
+    let case = accept(&app, &a.justice, &case).await.expect("accepted");
+    assert_eq!(case.status(), CaseStatus::Accepted);
+    let case = cases(&app)
+        .update_progress(authed(
+            UpdateProgressRequest {
+                case_id: case.id.clone(),
+                expected_version: case.version,
+                note: "已约谈双方".into(),
+                attachment_ids: vec![],
+            },
+            &a.justice,
+        ))
+        .await
+        .expect("progress")
+        .into_inner()
+        .case
+        .unwrap();
+    assert_eq!(case.status(), CaseStatus::InProgress);
+    let case = resolve(&app, &a.justice, &case, vec![])
+        .await
+        .expect("resolved");
+    assert_eq!(
+        (case.status(), case.resolution_text.as_str()),
+        (CaseStatus::Resolved, "已调解")
+    );
+    let case = cases(&app)
+        .record_feedback(authed(
+            RecordFeedbackRequest {
+                case_id: case.id.clone(),
+                expected_version: case.version,
+                note: "已电话告知".into(),
+            },
+            &a.justice,
+        ))
+        .await
+        .expect("feedback")
+        .into_inner()
+        .case
+        .unwrap();
+    let case = evaluate(&app, &a.reporter, &case, Satisfaction::Satisfied)
+        .await
+        .expect("evaluated");
+    assert_eq!(case.status(), CaseStatus::Resolved);
+    let case = cases(&app)
+        .close_case(authed(
+            CloseCaseRequest {
+                case_id: case.id.clone(),
+                expected_version: case.version,
+                reason: String::new(),
+            },
+            &a.dispatcher,
+        ))
+        .await
+        .expect("closed")
+        .into_inner()
+        .case
+        .unwrap();
+    assert_eq!((case.status(), case.version), (CaseStatus::Closed, 8));
+    let events = cases(&app)
+        .get_case(authed(
+            GetCaseRequest {
+                case_id: case.id.clone(),
+                include_events: true,
+            },
+            &a.dispatcher,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "submitted",
+            "registered",
+            "dispatched",
+            "accepted",
+            "progress",
+            "resolved",
+            "feedback",
+            "evaluated",
+            "closed"
+        ]
+    );
+    let actors: Vec<&str> = events.iter().map(|e| e.actor_sub.as_str()).collect();
+    assert_eq!(actors[2..5], [DISPATCHER, JUSTICE_STAFF, JUSTICE_STAFF]);
+    audit_is_clean(&app).await;
+    app.stop().await.expect("clean stop");
+}
+
+async fn stale_or_out_of_state_commands_change_nothing(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    import(&app, &small_bundle()).await;
+    let a = actors(&app);
+    let case = report(&app, "dispute.neighbor", 119.05).await;
+    let early = accept(&app, &a.justice, &case).await.unwrap_err();
+    assert_eq!(early.code(), Code::FailedPrecondition);
+    assert!(
+        early.message().contains("registered"),
+        "{}",
+        early.message()
+    );
+    let dispatched = dispatch(&app, &a.dispatcher, &case, "").await.unwrap();
+    // The old version is stale now.
+    let stale = dispatch(&app, &a.dispatcher, &case, "").await.unwrap_err();
+    assert_eq!(stale.code(), Code::Aborted);
+    let mut unversioned = dispatched.clone();
+    unversioned.version = 0;
+    assert_eq!(
+        accept(&app, &a.justice, &unversioned)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::InvalidArgument
+    );
+    // Staff of another unit do not even see it.
+    let police = app.token(UNIT_STAFF, Role::UnitStaff);
+    assert_eq!(
+        accept(&app, &police, &dispatched).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    // A dispatch to a unit that does not exist.
+    assert_eq!(
+        dispatch(&app, &a.dispatcher, &dispatched, "371102.nothing")
+            .await
+            .unwrap_err()
+            .code(),
+        Code::InvalidArgument
+    );
+    // Someone else evaluating.
+    assert_eq!(
+        evaluate(
+            &app,
+            &app.token(OTHER_GRID_MEMBER, Role::GridMember),
+            &dispatched,
+            Satisfaction::Satisfied
+        )
+        .await
+        .unwrap_err()
+        .code(),
+        Code::NotFound
+    );
+    let now = cases(&app)
+        .get_case(authed(
+            GetCaseRequest {
+                case_id: case.id.clone(),
+                include_events: true,
+            },
+            &a.dispatcher,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        now.case.unwrap().version,
+        dispatched.version,
+        "nothing changed"
+    );
+    assert_eq!(now.events.len(), 3);
+    app.stop().await.expect("clean stop");
+}
+
+async fn returns_and_dissatisfaction_reopen_and_the_second_reopen_goes_up_a_tier(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    import(&app, &small_bundle()).await;
+    let a = actors(&app);
+    let case = report(&app, "dispute.neighbor", 119.05).await;
+    let case = dispatch(&app, &a.dispatcher, &case, "").await.unwrap();
+    let no_reason = cases(&app)
+        .return_case(authed(
+            ReturnCaseRequest {
+                case_id: case.id.clone(),
+                expected_version: case.version,
+                reason: " ".into(),
+            },
+            &a.justice,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(no_reason.code(), Code::InvalidArgument);
+    let case = cases(&app)
+        .return_case(authed(
+            ReturnCaseRequest {
+                case_id: case.id.clone(),
+                expected_version: case.version,
+                reason: "不属于本单位".into(),
+            },
+            &a.justice,
+        ))
+        .await
+        .expect("returned")
+        .into_inner()
+        .case
+        .unwrap();
+    assert_eq!(case.status(), CaseStatus::Returned);
+    // The dispatcher overrides routing, then sends it back to the justice office.
+    let case = dispatch(&app, &a.dispatcher, &case, "371102.police")
+        .await
+        .unwrap();
+    assert_eq!(
+        (case.unit_code.as_str(), case.tier()),
+        ("371102.police", Tier::District)
+    );
+    let case = dispatch(&app, &a.dispatcher, &case, "371102001.justice")
+        .await
+        .unwrap();
+    let mut case = case;
+    for round in 1..=2 {
+        case = accept(&app, &a.justice, &case).await.expect("accepted");
+        case = resolve(&app, &a.justice, &case, vec![])
+            .await
+            .expect("resolved");
+        case = evaluate(&app, &a.reporter, &case, Satisfaction::Dissatisfied)
+            .await
+            .expect("reopened");
+        assert_eq!(case.status(), CaseStatus::Dispatched, "round {round}");
+        assert_eq!((case.cycle, case.reopen_count), (1 + round, round));
+        if round == 1 {
+            assert_eq!(case.unit_code, "371102001.justice");
+            // Redispatch to the justice office for the second cycle.
+            case = dispatch(&app, &a.dispatcher, &case, "").await.unwrap();
+        }
+    }
+    // Reopened twice: the next tier's center (the township's parent, the district) leads.
+    assert_eq!(case.unit_code, "371102.center");
+    assert_eq!(case.region_code, "371102");
+    assert_eq!(case.tier(), Tier::District);
+    audit_is_clean(&app).await;
+    app.stop().await.expect("clean stop");
+}
+
+async fn grid_members_resolve_grid_items_on_the_spot_with_a_photo(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    import(&app, &small_bundle()).await;
+    let a = actors(&app);
+    let litter = report(&app, "city.litter", 119.05).await;
+    assert_eq!(litter.tier(), Tier::Grid);
+    assert_eq!(
+        resolve(&app, &a.reporter, &litter, vec![])
+            .await
+            .unwrap_err()
+            .code(),
+        Code::InvalidArgument
+    );
+    let photo = ReportServiceClient::new(app.channel.clone())
+        .upload_attachment(authed(
+            tokio_stream::iter(vec![
+                UploadAttachmentRequest {
+                    part: Some(Part::Header(AttachmentHeader {
+                        content_type: "image/jpeg".into(),
+                        size_bytes: 4,
+                        file_name: "p.jpg".into(),
+                    })),
+                },
+                UploadAttachmentRequest {
+                    part: Some(Part::Chunk(vec![0xff, 0xd8, 0xff, 0xd9])),
+                },
+            ]),
+            &a.reporter,
+        ))
+        .await
+        .expect("uploaded")
+        .into_inner()
+        .attachment_id;
+    let done = resolve(&app, &a.reporter, &litter, vec![photo.clone()])
+        .await
+        .expect("resolved on the spot");
+    assert_eq!(done.status(), CaseStatus::Resolved);
+    assert!(done.attachment_ids.contains(&photo));
+    // Not a grid-tier item: that is the township's justice office's.
+    let dispute = report(&app, "dispute.neighbor", 119.05).await;
+    assert_eq!(
+        resolve(&app, &a.reporter, &dispute, vec![photo])
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    app.stop().await.expect("clean stop");
+}
+
+async fn racing_commands_leave_one_winner(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    import(&app, &small_bundle()).await;
+    let a = actors(&app);
+    for _ in 0..3 {
+        let case = report(&app, "dispute.neighbor", 119.05).await;
+        let case = dispatch(&app, &a.dispatcher, &case, "").await.unwrap();
+        // Two accepts and a return, all at the same version.
+        let (one, two, back) = tokio::join!(
+            accept(&app, &a.justice, &case),
+            accept(&app, &a.justice, &case),
+            async {
+                cases(&app)
+                    .return_case(authed(
+                        ReturnCaseRequest {
+                            case_id: case.id.clone(),
+                            expected_version: case.version,
+                            reason: "不是我们的".into(),
+                        },
+                        &a.justice,
+                    ))
+                    .await
+                    .map(|r| r.into_inner().case.unwrap())
+            },
+        );
+        let results = [one, two, back];
+        let winners = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(winners, 1, "{results:?}");
+        for loser in results.iter().filter_map(|r| r.as_ref().err()) {
+            assert_eq!(loser.code(), Code::Aborted, "{loser:?}");
+        }
+        let now = cases(&app)
+            .get_case(authed(
+                GetCaseRequest {
+                    case_id: case.id.clone(),
+                    include_events: true,
+                },
+                &a.dispatcher,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(now.case.unwrap().version, case.version + 1);
+        assert_eq!(now.events.len(), 4, "one event for the one winner");
+    }
+    audit_is_clean(&app).await;
+    app.stop().await.expect("clean stop");
+}
+
+async fn duplicates_merge_and_cases_cancel_with_a_reason(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    import(&app, &small_bundle()).await;
+    let a = actors(&app);
+    let kept = report(&app, "dispute.neighbor", 119.05).await;
+    let dup = report(&app, "dispute.neighbor", 119.0501).await;
+    assert_eq!(dup.possible_duplicate_of, kept.id);
+    let merge = |case: &Case, into: &str| {
+        let mut client = cases(&app);
+        let request = authed(
+            MergeCaseRequest {
+                case_id: case.id.clone(),
+                expected_version: case.version,
+                into_case_id: into.into(),
+                reason: "重复".into(),
+            },
+            &a.dispatcher,
+        );
+        async move {
+            client
+                .merge_case(request)
+                .await
+                .map(|r| r.into_inner().case.unwrap())
+        }
+    };
+    assert_eq!(
+        merge(&dup, &dup.id).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        merge(&dup, "no-such-case").await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    let merged = merge(&dup, &kept.id).await.expect("merged");
+    assert_eq!(
+        (merged.status(), merged.merged_into_case_id.as_str()),
+        (CaseStatus::Merged, kept.id.as_str())
+    );
+    let cancel = |case: &Case, reason: &str| {
+        let mut client = cases(&app);
+        let request = authed(
+            CancelCaseRequest {
+                case_id: case.id.clone(),
+                expected_version: case.version,
+                reason: reason.into(),
+            },
+            &a.dispatcher,
+        );
+        async move {
+            client
+                .cancel_case(request)
+                .await
+                .map(|r| r.into_inner().case.unwrap())
+        }
+    };
+    assert_eq!(
+        cancel(&kept, "").await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    let cancelled = cancel(&kept, "报告人撤回").await.expect("cancelled");
+    assert_eq!(cancelled.status(), CaseStatus::Cancelled);
+    let after = dispatch(&app, &a.dispatcher, &cancelled, "")
+        .await
+        .unwrap_err();
+    assert_eq!(after.code(), Code::FailedPrecondition);
+    assert!(after.message().contains("cancelled"), "{}", after.message());
+    audit_is_clean(&app).await;
+    app.stop().await.expect("clean stop");
+}
+
+on_both_databases!(
+    the_whole_loop_runs_end_to_end,
+    stale_or_out_of_state_commands_change_nothing,
+    returns_and_dissatisfaction_reopen_and_the_second_reopen_goes_up_a_tier,
+    grid_members_resolve_grid_items_on_the_spot_with_a_photo,
+    racing_commands_leave_one_winner,
+    duplicates_merge_and_cases_cancel_with_a_reason,
+);
