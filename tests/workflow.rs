@@ -12,8 +12,8 @@ use gridcase::{
     domain::Role,
     proto::v1::{
         AcceptCaseRequest, AttachmentHeader, CancelCaseRequest, Case, CaseStatus, CloseCaseRequest,
-        CoordSystem, DispatchCaseRequest, EvaluateCaseRequest, GetCaseRequest, Location,
-        MergeCaseRequest, RecordFeedbackRequest, ResolveCaseRequest, ReturnCaseRequest,
+        CoordSystem, DispatchCaseRequest, EscalateCaseRequest, EvaluateCaseRequest, GetCaseRequest,
+        Location, MergeCaseRequest, RecordFeedbackRequest, ResolveCaseRequest, ReturnCaseRequest,
         Satisfaction, SubmitReportRequest, Tier, UpdateProgressRequest, UploadAttachmentRequest,
         case_service_client::CaseServiceClient, report_service_client::ReportServiceClient,
         upload_attachment_request::Part,
@@ -563,7 +563,69 @@ async fn duplicates_merge_and_cases_cancel_with_a_reason(backend: Backend) {
     app.stop().await.expect("clean stop");
 }
 
+async fn a_dispatcher_escalates_a_case_one_tier_up(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    import(&app, &small_bundle()).await;
+    let a = actors(&app);
+    let case = report(&app, "dispute.neighbor", 119.05).await;
+    assert_eq!(case.region_code, "371102001");
+    let escalate = |case: &Case, reason: &str| {
+        let mut client = cases(&app);
+        let request = authed(
+            EscalateCaseRequest {
+                case_id: case.id.clone(),
+                expected_version: case.version,
+                reason: reason.into(),
+            },
+            &a.dispatcher,
+        );
+        async move {
+            client
+                .escalate_case(request)
+                .await
+                .map(|r| r.into_inner().case.unwrap())
+        }
+    };
+    assert_eq!(
+        escalate(&case, "").await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    let up = escalate(&case, "街道无法协调").await.expect("escalated");
+    assert_eq!(
+        (up.region_code.as_str(), up.unit_code.as_str(), up.tier()),
+        ("371102", "371102.center", Tier::District)
+    );
+    assert_eq!(
+        (up.escalation_level, up.status()),
+        (1, CaseStatus::Dispatched)
+    );
+    // The district dispatcher can send it further, to the city; the city is the top.
+    let top = escalate(&up, "区级无法解决").await.expect("to the city");
+    assert_eq!(
+        (top.region_code.as_str(), top.unit_code.as_str()),
+        ("371100", "371100.center")
+    );
+    let supervisor = app.token(SUPERVISOR, Role::Supervisor);
+    let seen = cases(&app)
+        .get_case(authed(
+            GetCaseRequest {
+                case_id: top.id.clone(),
+                include_events: false,
+            },
+            &supervisor,
+        ))
+        .await
+        .expect("the city supervisor sees it")
+        .into_inner()
+        .case
+        .unwrap();
+    assert_eq!(seen.escalation_level, 2);
+    audit_is_clean(&app).await;
+    app.stop().await.expect("clean stop");
+}
+
 on_both_databases!(
+    a_dispatcher_escalates_a_case_one_tier_up,
     the_whole_loop_runs_end_to_end,
     stale_or_out_of_state_commands_change_nothing,
     returns_and_dissatisfaction_reopen_and_the_second_reopen_goes_up_a_tier,

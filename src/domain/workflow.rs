@@ -69,6 +69,10 @@ pub enum Command {
     Cancel {
         reason: String,
     },
+    /// Up one tier by hand: the parent region's center takes the case over.
+    Escalate {
+        reason: String,
+    },
 }
 
 impl Command {
@@ -84,6 +88,7 @@ impl Command {
             Command::Close { .. } => "close",
             Command::Merge { .. } => "merge",
             Command::Cancel { .. } => "cancel",
+            Command::Escalate { .. } => "escalate",
         }
     }
 }
@@ -371,6 +376,44 @@ pub fn apply(
                 event("cancelled")
                     .transition(from, Cancelled)
                     .reason(reason),
+            ]
+        }
+        Command::Escalate { reason } => {
+            if !matches!(
+                case.status,
+                Registered | Returned | Dispatched | Accepted | InProgress
+            ) {
+                return Err(refuse(case, &Command::Escalate { reason }));
+            }
+            let reason = require("reason", &reason)?;
+            let parent = directory
+                .region(&case.region_code)
+                .and_then(|r| r.parent_code.as_deref())
+                .and_then(|p| directory.region(p))
+                .ok_or_else(|| {
+                    DomainError::FailedPrecondition(format!(
+                        "case {} is held at the top of the region tree ({}); there is no tier above",
+                        case.code, case.region_code
+                    ))
+                })?;
+            let center = directory.unit(&center_code(&parent.code)).ok_or_else(|| {
+                DomainError::internal(anyhow::anyhow!("region {} has no center", parent.code))
+            })?;
+            next.region_code = parent.code.clone();
+            next.tier = parent.tier;
+            next.unit_code = center.code;
+            next.escalation_level += 1;
+            next.status = Dispatched;
+            vec![
+                event("escalated")
+                    .transition(from, Dispatched)
+                    .reason(reason)
+                    .details(&serde_json::json!({
+                        "from_region": case.region_code,
+                        "to_region": next.region_code,
+                        "unit_code": next.unit_code,
+                        "escalation_level": next.escalation_level,
+                    })),
             ]
         }
     };

@@ -1,5 +1,5 @@
 //! `CaseService`: reading cases within scope and moving them through the lifecycle.
-//! `WhistleCase` and `EscalateCase` answer UNIMPLEMENTED until they land.
+//! `WhistleCase` answers UNIMPLEMENTED until assisting units land.
 
 use std::sync::Arc;
 
@@ -281,5 +281,18 @@ impl CaseService for CaseApi {
             .act(&caller, &r.case_id, r.expected_version, command)
             .await?;
         Ok(Response::new(pb::CancelCaseResponse { case }))
+    }
+
+    async fn escalate_case(
+        &self,
+        request: Request<pb::EscalateCaseRequest>,
+    ) -> Result<Response<pb::EscalateCaseResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let command = Command::Escalate { reason: r.reason };
+        let case = self
+            .act(&caller, &r.case_id, r.expected_version, command)
+            .await?;
+        Ok(Response::new(pb::EscalateCaseResponse { case }))
     }
 }
