@@ -12,8 +12,8 @@ use common::*;
 use gridcase::{
     domain::Role,
     proto::v1::{
-        ListCategoriesRequest, WhistleCaseRequest, case_service_client::CaseServiceClient,
-        directory_service_client::DirectoryServiceClient,
+        GetStatsRequest, ListCategoriesRequest, directory_service_client::DirectoryServiceClient,
+        stats_service_client::StatsServiceClient,
     },
 };
 use tokio_stream::StreamExt;
@@ -87,9 +87,9 @@ async fn reflection_lists_all_five_services_without_a_token(backend: Backend) {
 async fn an_rpc_whose_issue_has_not_landed_answers_unimplemented(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     import(&app, &small_bundle()).await;
-    let token = app.token(DISPATCHER, Role::Dispatcher);
-    let status = CaseServiceClient::new(app.channel.clone())
-        .whistle_case(authed(WhistleCaseRequest::default(), &token))
+    let token = app.token(SUPERVISOR, Role::Supervisor);
+    let status = StatsServiceClient::new(app.channel.clone())
+        .get_stats(authed(GetStatsRequest::default(), &token))
         .await
         .expect_err("not built yet");
     assert_eq!(status.code(), Code::Unimplemented);

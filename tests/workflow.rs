@@ -13,10 +13,10 @@ use gridcase::{
     proto::v1::{
         AcceptCaseRequest, AttachmentHeader, CancelCaseRequest, Case, CaseStatus, CloseCaseRequest,
         CoordSystem, DispatchCaseRequest, EscalateCaseRequest, EvaluateCaseRequest, GetCaseRequest,
-        Location, MergeCaseRequest, RecordFeedbackRequest, ResolveCaseRequest, ReturnCaseRequest,
-        Satisfaction, SubmitReportRequest, Tier, UpdateProgressRequest, UploadAttachmentRequest,
-        case_service_client::CaseServiceClient, report_service_client::ReportServiceClient,
-        upload_attachment_request::Part,
+        ListCasesRequest, Location, MergeCaseRequest, RecordFeedbackRequest, ResolveCaseRequest,
+        ReturnCaseRequest, Satisfaction, SubmitReportRequest, Tier, UpdateProgressRequest,
+        UploadAttachmentRequest, WhistleCaseRequest, case_service_client::CaseServiceClient,
+        report_service_client::ReportServiceClient, upload_attachment_request::Part,
     },
     storage,
 };
@@ -624,7 +624,81 @@ async fn a_dispatcher_escalates_a_case_one_tier_up(backend: Backend) {
     app.stop().await.expect("clean stop");
 }
 
+async fn a_whistle_summons_units_that_then_see_the_case_and_check_in(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    import(&app, &small_bundle()).await;
+    let a = actors(&app);
+    let police = app.token(UNIT_STAFF, Role::UnitStaff);
+    let case = report(&app, "dispute.neighbor", 119.05).await;
+    let whistle = |case: &Case, units: &[&str]| {
+        let mut client = cases(&app);
+        let request = authed(
+            WhistleCaseRequest {
+                case_id: case.id.clone(),
+                expected_version: case.version,
+                unit_codes: units.iter().map(|u| (*u).to_owned()).collect(),
+                reason: "多部门联合处置".into(),
+            },
+            &a.dispatcher,
+        );
+        async move {
+            client
+                .whistle_case(request)
+                .await
+                .map(|r| r.into_inner().case.unwrap())
+        }
+    };
+    assert_eq!(
+        whistle(&case, &["371102.police"]).await.unwrap_err().code(),
+        Code::FailedPrecondition,
+        "not dispatched yet"
+    );
+    let case = dispatch(&app, &a.dispatcher, &case, "").await.unwrap();
+    // Before the whistle the police do not see it.
+    assert_eq!(
+        accept(&app, &police, &case).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    for (units, field) in [
+        (&["371102001.justice"][..], "unit_codes[0]"),
+        (&["371102.nothing"][..], "unit_codes[0]"),
+        (&[][..], "unit_codes"),
+    ] {
+        let status = whistle(&case, units).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{units:?}");
+        assert!(status.message().starts_with(field), "{}", status.message());
+    }
+    let case = whistle(&case, &["371102.police"]).await.expect("whistled");
+    assert_eq!(case.assisting_units.len(), 1);
+    assert!(case.assisting_units[0].checked_in_at.is_none());
+    // Now they see it, in a list too, and check in; the lead unit's state is untouched.
+    let listed = cases(&app)
+        .list_cases(authed(ListCasesRequest::default(), &police))
+        .await
+        .unwrap()
+        .into_inner()
+        .cases;
+    assert_eq!(
+        listed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        [case.id.as_str()]
+    );
+    let checked = accept(&app, &police, &case).await.expect("checked in");
+    assert_eq!(checked.status(), CaseStatus::Dispatched);
+    assert!(checked.assisting_units[0].checked_in_at.is_some());
+    assert_eq!(
+        accept(&app, &police, &checked).await.unwrap_err().code(),
+        Code::FailedPrecondition
+    );
+    let accepted = accept(&app, &a.justice, &checked)
+        .await
+        .expect("the lead accepts");
+    assert_eq!(accepted.status(), CaseStatus::Accepted);
+    audit_is_clean(&app).await;
+    app.stop().await.expect("clean stop");
+}
+
 on_both_databases!(
+    a_whistle_summons_units_that_then_see_the_case_and_check_in,
     a_dispatcher_escalates_a_case_one_tier_up,
     the_whole_loop_runs_end_to_end,
     stale_or_out_of_state_commands_change_nothing,

@@ -131,6 +131,29 @@ impl MigrationTrait for Migration {
         manager
             .create_table(
                 Table::create()
+                    .table("case_assists")
+                    // 吹哨报到: units summoned to assist a case; each checks in.
+                    .col(string("case_id"))
+                    .col(string("unit_code"))
+                    .col(timestamp_with_time_zone("summoned_at"))
+                    .col(timestamp_with_time_zone_null("checked_in_at"))
+                    .primary_key(Index::create().col("case_id").col("unit_code"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("case_assists_unit")
+                    .table("case_assists")
+                    .col("unit_code")
+                    .col("case_id")
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
                     .table("attachments")
                     .col(string("id").primary_key())
                     .col(string("sha256"))

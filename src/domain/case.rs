@@ -171,6 +171,16 @@ pub struct Case {
     pub request_hash: String,
     pub attachment_ids: Vec<String>,
     pub last_event_hash: String,
+    /// Units summoned by a whistle (吹哨报到), each with its check-in.
+    pub assisting: Vec<Assist>,
+}
+
+/// An assisting unit (协办) of a case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assist {
+    pub unit_code: String,
+    pub summoned_at: DateTime<Utc>,
+    pub checked_in_at: Option<DateTime<Utc>>,
 }
 
 impl Case {

@@ -15,7 +15,7 @@ pub enum Scope {
         grids: Vec<String>,
         reporter: String,
     },
-    /// Unit staff: cases their unit leads.
+    /// Unit staff: cases their unit leads or assists.
     Unit(String),
     /// Dispatchers and supervisors: cases in their region's subtree.
     Region { code: String, tier: Tier },
@@ -73,7 +73,9 @@ impl Scope {
                         .grid_code()
                         .is_some_and(|g| grids.iter().any(|x| x == g))
             }
-            Scope::Unit(unit) => case.unit_code == *unit,
+            Scope::Unit(unit) => {
+                case.unit_code == *unit || case.assisting.iter().any(|a| a.unit_code == *unit)
+            }
             Scope::Region { code, tier } => case.region_at(*tier) == Some(code.as_str()),
             Scope::Reporter(sub) => case.reporter_sub == *sub,
         }

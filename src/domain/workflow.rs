@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     Caller, DomainError, DomainResult, Role,
-    case::{Case, CaseStatus, NewEvent},
+    case::{Assist, Case, CaseStatus, NewEvent},
     directory::{Directory, Tier, center_code},
 };
 
@@ -73,6 +73,11 @@ pub enum Command {
     Escalate {
         reason: String,
     },
+    /// 吹哨报到: summon assisting units; each checks in with `Accept`.
+    Whistle {
+        unit_codes: Vec<String>,
+        reason: String,
+    },
 }
 
 impl Command {
@@ -89,6 +94,7 @@ impl Command {
             Command::Merge { .. } => "merge",
             Command::Cancel { .. } => "cancel",
             Command::Escalate { .. } => "escalate",
+            Command::Whistle { .. } => "whistle for",
         }
     }
 }
@@ -172,12 +178,30 @@ pub fn apply(
             ]
         }
         Command::Accept => {
-            lead()?;
-            if case.status != Dispatched {
-                return Err(refuse(case, &Command::Accept));
+            let unit = unit_of(caller, directory);
+            if let Some(i) = case.assisting.iter().position(|a| {
+                Some(a.unit_code.as_str()) == unit && unit != Some(case.unit_code.as_str())
+            }) {
+                // An assisting unit checking in (报到); the case's state is the lead unit's.
+                if case.assisting[i].checked_in_at.is_some() {
+                    return Err(DomainError::FailedPrecondition(format!(
+                        "{} has already checked in on case {}",
+                        case.assisting[i].unit_code, case.code
+                    )));
+                }
+                next.assisting[i].checked_in_at = Some(now);
+                vec![
+                    event("checked_in")
+                        .details(&serde_json::json!({ "unit_code": case.assisting[i].unit_code })),
+                ]
+            } else {
+                lead()?;
+                if case.status != Dispatched {
+                    return Err(refuse(case, &Command::Accept));
+                }
+                next.status = Accepted;
+                vec![event("accepted").transition(from, Accepted)]
             }
-            next.status = Accepted;
-            vec![event("accepted").transition(from, Accepted)]
         }
         Command::Return { reason } => {
             lead()?;
@@ -376,6 +400,46 @@ pub fn apply(
                 event("cancelled")
                     .transition(from, Cancelled)
                     .reason(reason),
+            ]
+        }
+        Command::Whistle { unit_codes, reason } => {
+            if !matches!(case.status, Dispatched | Accepted | InProgress) {
+                return Err(refuse(case, &Command::Whistle { unit_codes, reason }));
+            }
+            if unit_codes.is_empty() {
+                return Err(DomainError::invalid("unit_codes", "name at least one unit"));
+            }
+            for (i, code) in unit_codes.iter().enumerate() {
+                if directory.unit(code).is_none() {
+                    return Err(DomainError::invalid(
+                        format!("unit_codes[{i}]"),
+                        format!("unknown unit {code:?}"),
+                    ));
+                }
+                if *code == case.unit_code {
+                    return Err(DomainError::invalid(
+                        format!("unit_codes[{i}]"),
+                        format!("{code} already leads the case"),
+                    ));
+                }
+                if case.assisting.iter().any(|a| a.unit_code == *code)
+                    || unit_codes[..i].contains(code)
+                {
+                    return Err(DomainError::invalid(
+                        format!("unit_codes[{i}]"),
+                        format!("{code} is already summoned"),
+                    ));
+                }
+            }
+            next.assisting.extend(unit_codes.iter().map(|code| Assist {
+                unit_code: code.clone(),
+                summoned_at: now,
+                checked_in_at: None,
+            }));
+            vec![
+                event("whistled")
+                    .reason(reason.trim().to_owned())
+                    .details(&serde_json::json!({ "unit_codes": unit_codes })),
             ]
         }
         Command::Escalate { reason } => {

@@ -1,5 +1,5 @@
 //! `CaseService`: reading cases within scope and moving them through the lifecycle.
-//! `WhistleCase` answers UNIMPLEMENTED until assisting units land.
+//! Assisting units summoned by `WhistleCase` check in with `AcceptCase`.
 
 use std::sync::Arc;
 
@@ -294,5 +294,21 @@ impl CaseService for CaseApi {
             .act(&caller, &r.case_id, r.expected_version, command)
             .await?;
         Ok(Response::new(pb::EscalateCaseResponse { case }))
+    }
+
+    async fn whistle_case(
+        &self,
+        request: Request<pb::WhistleCaseRequest>,
+    ) -> Result<Response<pb::WhistleCaseResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let command = Command::Whistle {
+            unit_codes: r.unit_codes,
+            reason: r.reason,
+        };
+        let case = self
+            .act(&caller, &r.case_id, r.expected_version, command)
+            .await?;
+        Ok(Response::new(pb::WhistleCaseResponse { case }))
     }
 }

@@ -223,6 +223,7 @@ mod tests {
             request_hash: String::new(),
             attachment_ids: vec![],
             last_event_hash: String::new(),
+            assisting: Vec::new(),
         };
         let phone_for = |sub: &str, role| {
             case_for(
@@ -365,7 +366,15 @@ mod cases {
             address: case.address.clone().unwrap_or_default(),
             reporter_sub: case.reporter_sub.clone(),
             reporter_phone: phone.unwrap_or_default(),
-            assisting_units: Vec::new(),
+            assisting_units: case
+                .assisting
+                .iter()
+                .map(|a| pb::AssistingUnit {
+                    unit_code: a.unit_code.clone(),
+                    summoned_at: Some(timestamp(a.summoned_at)),
+                    checked_in_at: a.checked_in_at.map(timestamp),
+                })
+                .collect(),
             attachment_ids: case.attachment_ids.clone(),
             captured_at: case.captured_at.map(timestamp),
             received_at: Some(timestamp(case.received_at)),

@@ -423,6 +423,7 @@ impl Intake {
             request_hash: d.request_hash,
             attachment_ids: d.attachment_ids,
             last_event_hash: case::GENESIS.to_owned(),
+            assisting: Vec::new(),
         };
         let reason = match grid {
             Some(g) => format!("grid {}; lead unit {} at {} tier", g.code, unit.code, tier),

@@ -501,7 +501,32 @@ pub fn to_case(m: case::Model) -> Result<Case, String> {
         client_report_id: m.client_report_id,
         request_hash: m.request_hash,
         last_event_hash: m.last_event_hash,
+        assisting: Vec::new(),
     })
+}
+
+/// Fills in the assisting units of `cases` (one query).
+async fn attach_assists(db: &impl ConnectionTrait, cases: &mut [Case]) -> Result<(), StorageError> {
+    if cases.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = cases.iter().map(|c| c.id.clone()).collect();
+    let rows = case_assist::Entity::find()
+        .filter(case_assist::Column::CaseId.is_in(ids))
+        .order_by_asc(case_assist::Column::SummonedAt)
+        .order_by_asc(case_assist::Column::UnitCode)
+        .all(db)
+        .await?;
+    for row in rows {
+        if let Some(c) = cases.iter_mut().find(|c| c.id == row.case_id) {
+            c.assisting.push(rules::Assist {
+                unit_code: row.unit_code,
+                summoned_at: row.summoned_at,
+                checked_in_at: row.checked_in_at,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn corrupt(e: String) -> StorageError {
@@ -509,12 +534,17 @@ fn corrupt(e: String) -> StorageError {
 }
 
 pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<Case>, StorageError> {
-    case::Entity::find_by_id(id.to_owned())
+    let Some(mut case) = case::Entity::find_by_id(id.to_owned())
         .one(db)
         .await?
         .map(to_case)
         .transpose()
-        .map_err(corrupt)
+        .map_err(corrupt)?
+    else {
+        return Ok(None);
+    };
+    attach_assists(db, std::slice::from_mut(&mut case)).await?;
+    Ok(Some(case))
 }
 
 /// The most stored candidates one batch's duplicate check reads.
@@ -628,7 +658,7 @@ pub async fn by_reporter(
             ),
         );
     }
-    query
+    let mut cases: Vec<Case> = query
         .order_by_desc(case::Column::ReceivedAt)
         .order_by_desc(case::Column::Id)
         .limit(limit)
@@ -637,7 +667,9 @@ pub async fn by_reporter(
         .into_iter()
         .map(to_case)
         .collect::<Result<_, _>>()
-        .map_err(corrupt)
+        .map_err(corrupt)?;
+    attach_assists(db, &mut cases).await?;
+    Ok(cases)
 }
 
 /// Appends events to a case whose stored version is `expected_version`, writing `updated` (the
@@ -674,6 +706,24 @@ pub async fn append(
     case_event::Entity::insert_many(chained.iter().map(event_active).collect::<Vec<_>>())
         .exec(&txn)
         .await?;
+    if case.assisting != current.assisting {
+        case_assist::Entity::delete_many()
+            .filter(case_assist::Column::CaseId.eq(case.id.as_str()))
+            .exec(&txn)
+            .await?;
+        if !case.assisting.is_empty() {
+            case_assist::Entity::insert_many(case.assisting.iter().map(|a| {
+                sea_orm::IntoActiveModel::into_active_model(case_assist::Model {
+                    case_id: case.id.clone(),
+                    unit_code: a.unit_code.clone(),
+                    summoned_at: a.summoned_at,
+                    checked_in_at: a.checked_in_at,
+                })
+            }))
+            .exec(&txn)
+            .await?;
+        }
+    }
     txn.commit().await?;
     Ok(Some((case, chained)))
 }
@@ -810,7 +860,17 @@ fn scope_condition(scope: &Scope) -> Condition {
         Scope::Grids { grids, reporter } => Condition::any()
             .add(case::Column::GridCode.is_in(grids.clone()))
             .add(case::Column::ReporterSub.eq(reporter.as_str())),
-        Scope::Unit(unit) => Condition::all().add(case::Column::UnitCode.eq(unit.as_str())),
+        Scope::Unit(unit) => Condition::any()
+            .add(case::Column::UnitCode.eq(unit.as_str()))
+            .add(
+                case::Column::Id.in_subquery(
+                    sea_orm::sea_query::Query::select()
+                        .column(case_assist::Column::CaseId)
+                        .from(case_assist::Entity)
+                        .and_where(case_assist::Column::UnitCode.eq(unit.as_str()))
+                        .to_owned(),
+                ),
+            ),
         Scope::Region { code, tier } => Condition::all().add(tier_column(*tier).eq(code.as_str())),
         Scope::Reporter(sub) => Condition::all().add(case::Column::ReporterSub.eq(sub.as_str())),
     }
@@ -859,7 +919,7 @@ pub async fn list(
             ),
         );
     }
-    query
+    let mut cases: Vec<Case> = query
         .order_by_desc(case::Column::ReceivedAt)
         .order_by_desc(case::Column::Id)
         .limit(limit)
@@ -868,5 +928,7 @@ pub async fn list(
         .into_iter()
         .map(to_case)
         .collect::<Result<_, _>>()
-        .map_err(corrupt)
+        .map_err(corrupt)?;
+    attach_assists(db, &mut cases).await?;
+    Ok(cases)
 }

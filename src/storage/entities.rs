@@ -201,3 +201,21 @@ pub mod attachment {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod case_assist {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "case_assists")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub case_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub unit_code: String,
+        pub summoned_at: DateTimeUtc,
+        pub checked_in_at: Option<DateTimeUtc>,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
