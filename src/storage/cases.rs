@@ -648,28 +648,16 @@ pub async fn by_reporter(
     after: Option<(DateTime<Utc>, String)>,
     limit: u64,
 ) -> Result<Vec<Case>, StorageError> {
-    let mut query = case::Entity::find().filter(case::Column::ReporterSub.eq(reporter_sub));
-    if let Some((at, id)) = after {
-        query = query.filter(
-            Condition::any().add(case::Column::ReceivedAt.lt(at)).add(
-                Condition::all()
-                    .add(case::Column::ReceivedAt.eq(at))
-                    .add(case::Column::Id.lt(id)),
-            ),
-        );
-    }
-    let mut cases: Vec<Case> = query
-        .order_by_desc(case::Column::ReceivedAt)
-        .order_by_desc(case::Column::Id)
-        .limit(limit)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(to_case)
-        .collect::<Result<_, _>>()
-        .map_err(corrupt)?;
-    attach_assists(db, &mut cases).await?;
-    Ok(cases)
+    let filter = CaseFilter {
+        scope: Scope::Reporter(reporter_sub.to_owned()),
+        statuses: Vec::new(),
+        region: None,
+        unit_code: None,
+        category_code: None,
+        received_from: None,
+        received_to: None,
+    };
+    list(db, &filter, after, limit).await
 }
 
 /// Appends events to a case whose stored version is `expected_version`, writing `updated` (the
