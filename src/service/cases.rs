@@ -154,6 +154,8 @@ impl CaseQueries {
         into_case_id: &str,
         reason: String,
     ) -> DomainResult<Case> {
+        // The case itself first: out of scope, it is NOT_FOUND whatever `into` is.
+        self.get(caller, case_id, false).await?;
         let (into, _) = self
             .get(caller, into_case_id, false)
             .await

@@ -255,6 +255,9 @@ pub const UNIT_STAFF: &str = "staff-371102.police";
 pub const JUSTICE_STAFF: &str = "staff-371102001.justice";
 pub const DISPATCHER: &str = "disp-371102";
 pub const SUPERVISOR: &str = "sup-371100";
+/// A dispatcher and a supervisor whose region is grid 02 only.
+pub const GRID2_DISPATCHER: &str = "disp-371102001001002";
+pub const GRID2_SUPERVISOR: &str = "sup-371102001001002";
 
 /// The member with a record for each person role in [`small_bundle`]; service roles need none.
 pub fn subject_for(role: Role) -> &'static str {
@@ -315,7 +318,9 @@ pub fn small_bundle() -> serde_json::Value {
             {"sub": UNIT_STAFF, "name": "民警", "role": "unit_staff", "unit": "371102.police", "phone": "13800000003"},
             {"sub": JUSTICE_STAFF, "name": "司法所干部", "role": "unit_staff", "unit": "371102001.justice", "phone": "13800000006"},
             {"sub": DISPATCHER, "name": "调度员", "role": "dispatcher", "region": "371102", "phone": "13800000004"},
-            {"sub": SUPERVISOR, "name": "督查员", "role": "supervisor", "region": "371100", "phone": "13800000005"}
+            {"sub": SUPERVISOR, "name": "督查员", "role": "supervisor", "region": "371100", "phone": "13800000005"},
+            {"sub": GRID2_DISPATCHER, "name": "网格二调度", "role": "dispatcher", "region": "371102001001002", "phone": "13800000007"},
+            {"sub": GRID2_SUPERVISOR, "name": "网格二督查", "role": "supervisor", "region": "371102001001002", "phone": "13800000008"}
         ],
         "categories": [
             {"code": "dispute.neighbor", "name": "邻里纠纷", "unit_kind": "justice", "handling_tier": "community", "severity": "general", "class": "dispute", "class_name": "矛盾纠纷"},
