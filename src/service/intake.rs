@@ -18,7 +18,7 @@ use crate::{
     domain::{
         Caller, DomainError, DomainResult, Role,
         case::{self, Case, CaseStatus, NewEvent, Position, Routed, Source},
-        directory::{Directory, Region, Severity, Tier},
+        directory::{Category, Directory, Region, Severity, Tier},
     },
     geo::{self, CoordSystem},
     storage::{
@@ -159,15 +159,7 @@ impl Intake {
             .hyphenated()
             .to_string();
         let directory = self.directory.snapshot();
-        let category = directory
-            .category(&input.category_code)
-            .ok_or_else(|| {
-                DomainError::invalid(
-                    "category_code",
-                    format!("unknown category {:?}", input.category_code),
-                )
-            })?
-            .clone();
+        let category = category_of(&directory, &input.category_code)?;
         let description = check_text("description", &input.description, true)?;
         if let Some(at) = input.captured_at
             && at > Utc::now() + chrono::Duration::hours(24)
@@ -254,15 +246,7 @@ impl Intake {
             ));
         }
         let directory = self.directory.snapshot();
-        let category = directory
-            .category(&input.category_code)
-            .ok_or_else(|| {
-                DomainError::invalid(
-                    "category_code",
-                    format!("unknown category {:?}", input.category_code),
-                )
-            })?
-            .clone();
+        let category = category_of(&directory, &input.category_code)?;
         let description = check_text("description", &input.description, true)?;
         let phone = input.caller_phone.trim();
         if !phone.is_empty()
@@ -559,7 +543,7 @@ enum Place {
 struct DraftInput<'a> {
     caller: &'a Caller,
     source: Source,
-    category: &'a crate::domain::directory::Category,
+    category: &'a Category,
     urgency: Option<Severity>,
     description: String,
     place: Place,
@@ -613,6 +597,14 @@ fn locate(directory: &Directory, p: Position, fallback: Option<Region>) -> Domai
             position: Some(p),
         }),
     }
+}
+
+/// The category item a request names; an unknown one is INVALID_ARGUMENT.
+fn category_of(directory: &Directory, code: &str) -> DomainResult<Category> {
+    directory
+        .category(code)
+        .cloned()
+        .ok_or_else(|| DomainError::invalid("category_code", format!("unknown category {code:?}")))
 }
 
 fn check_text(field: &str, text: &str, required: bool) -> DomainResult<String> {
