@@ -12,9 +12,8 @@ use common::*;
 use gridcase::{
     domain::Role,
     proto::v1::{
-        CaseStatus, CoordSystem, GetCaseRequest, IngestTicketRequest, ListCasesRequest, Location,
-        PageRequest, Source, SubmitReportRequest, case_service_client::CaseServiceClient,
-        gateway_service_client::GatewayServiceClient, report_service_client::ReportServiceClient,
+        CaseStatus, GetCaseRequest, IngestTicketRequest, ListCasesRequest, PageRequest, Source,
+        case_service_client::CaseServiceClient, gateway_service_client::GatewayServiceClient,
     },
 };
 use tonic::{Code, transport::Channel};
@@ -24,29 +23,7 @@ fn cases(app: &TestApp) -> CaseServiceClient<Channel> {
 }
 
 async fn report(app: &TestApp, sub: &str, category: &str, lat: f64, lon: f64) -> String {
-    let token = app.token(sub, Role::GridMember);
-    ReportServiceClient::new(app.channel.clone())
-        .submit_report(authed(
-            SubmitReportRequest {
-                client_report_id: uuid::Uuid::new_v4().to_string(),
-                category_code: category.into(),
-                description: "测试".into(),
-                location: Some(Location {
-                    lat,
-                    lon,
-                    coord_system: CoordSystem::Wgs84.into(),
-                    accuracy_m: 0.0,
-                }),
-                ..SubmitReportRequest::default()
-            },
-            &token,
-        ))
-        .await
-        .expect("stored")
-        .into_inner()
-        .case
-        .unwrap()
-        .id
+    submit(app, sub, category, lat, lon).await.id
 }
 
 /// Four cases: one in each grid, a gateway ticket triaged at the community, and a report from

@@ -12,10 +12,10 @@ use gridcase::{
     domain::Role,
     proto::v1::{
         AcceptCaseRequest, AttachmentHeader, CancelCaseRequest, Case, CaseStatus, CloseCaseRequest,
-        CoordSystem, DispatchCaseRequest, EscalateCaseRequest, EvaluateCaseRequest, GetCaseRequest,
-        ListCasesRequest, Location, MergeCaseRequest, RecordFeedbackRequest, ResolveCaseRequest,
-        ReturnCaseRequest, Satisfaction, SubmitReportRequest, Tier, UpdateProgressRequest,
-        UploadAttachmentRequest, WhistleCaseRequest, case_service_client::CaseServiceClient,
+        DispatchCaseRequest, EscalateCaseRequest, EvaluateCaseRequest, GetCaseRequest,
+        ListCasesRequest, MergeCaseRequest, RecordFeedbackRequest, ResolveCaseRequest,
+        ReturnCaseRequest, Satisfaction, Tier, UpdateProgressRequest, UploadAttachmentRequest,
+        WhistleCaseRequest, case_service_client::CaseServiceClient,
         report_service_client::ReportServiceClient, upload_attachment_request::Part,
     },
     storage,
@@ -27,28 +27,7 @@ fn cases(app: &TestApp) -> CaseServiceClient<Channel> {
 }
 
 async fn report(app: &TestApp, category: &str, lon: f64) -> Case {
-    let token = app.token(GRID_MEMBER, Role::GridMember);
-    ReportServiceClient::new(app.channel.clone())
-        .submit_report(authed(
-            SubmitReportRequest {
-                client_report_id: uuid::Uuid::new_v4().to_string(),
-                category_code: category.into(),
-                description: "测试".into(),
-                location: Some(Location {
-                    lat: 35.1,
-                    lon,
-                    coord_system: CoordSystem::Wgs84.into(),
-                    accuracy_m: 0.0,
-                }),
-                ..SubmitReportRequest::default()
-            },
-            &token,
-        ))
-        .await
-        .expect("stored")
-        .into_inner()
-        .case
-        .unwrap()
+    submit(app, GRID_MEMBER, category, 35.1, lon).await
 }
 
 struct Actors {

@@ -358,3 +358,38 @@ pub async fn import(
 pub fn rizhao_bytes() -> &'static [u8] {
     gridcase::demo::RIZHAO_BUNDLE
 }
+
+/// A grid member's report at a WGS-84 position, through the real RPC; the stored case.
+pub async fn submit(
+    app: &TestApp,
+    sub: &str,
+    category: &str,
+    lat: f64,
+    lon: f64,
+) -> gridcase::proto::v1::Case {
+    use gridcase::proto::v1::{
+        CoordSystem, Location, SubmitReportRequest, report_service_client::ReportServiceClient,
+    };
+    let token = app.token(sub, Role::GridMember);
+    ReportServiceClient::new(app.channel.clone())
+        .submit_report(authed(
+            SubmitReportRequest {
+                client_report_id: uuid::Uuid::new_v4().to_string(),
+                category_code: category.into(),
+                description: "测试".into(),
+                location: Some(Location {
+                    lat,
+                    lon,
+                    coord_system: CoordSystem::Wgs84.into(),
+                    accuracy_m: 0.0,
+                }),
+                ..SubmitReportRequest::default()
+            },
+            &token,
+        ))
+        .await
+        .expect("stored")
+        .into_inner()
+        .case
+        .expect("a case")
+}
