@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod bundle;
+pub mod calendar;
 pub mod case;
 pub mod directory;
 pub mod error;
