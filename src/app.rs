@@ -12,21 +12,38 @@ use crate::{
     auth::{self, AuthLayer, Verifier},
     config::Settings,
     grpc::{
-        NotYet, case::CaseApi, directory::DirectoryApi, gateway::GatewayApi, report::ReportApi,
+        case::CaseApi, directory::DirectoryApi, gateway::GatewayApi, report::ReportApi,
+        stats::StatsApi,
     },
     proto::{self, v1 as pb},
-    service::{LiveDirectory, attachments::Attachments, cases::CaseQueries, intake::Intake},
+    service::{
+        LiveDirectory,
+        attachments::Attachments,
+        cases::CaseQueries,
+        intake::Intake,
+        rules::LiveRules,
+        sla::{Scheduler, Supervisor},
+        stats::StatsService,
+        time::{SystemTime, TimeSource},
+    },
     storage,
 };
+
+/// The health entry that says whether the working-time calendar has this year's (and, from
+/// November, next year's) published schedule; NOT_SERVING means deadlines fall back to
+/// Monday–Friday.
+pub const CALENDAR_HEALTH: &str = "gridcase.calendar";
 
 /// How often each replica checks whether the directory changed elsewhere.
 pub const DIRECTORY_POLL: Duration = Duration::from_secs(2);
 
 /// What `build` should do beyond the settings.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct BuildOptions {
     /// Load the shipped Rizhao directory when the database has none.
     pub demo: bool,
+    /// Where "now" comes from; the system clock unless a test drives its own.
+    pub time: Option<Arc<dyn TimeSource>>,
 }
 
 pub struct Application {
@@ -34,6 +51,10 @@ pub struct Application {
     listener: TcpListener,
     db: DatabaseConnection,
     directory: Arc<LiveDirectory>,
+    rules: Arc<LiveRules>,
+    time: Arc<dyn TimeSource>,
+    supervisor: Arc<Supervisor>,
+    stats: Arc<StatsService>,
     verifier: Arc<Verifier>,
 }
 
@@ -64,6 +85,23 @@ impl Application {
                 "demo directory (日照市) loaded"
             );
         }
+        let time: Arc<dyn TimeSource> = options.time.unwrap_or_else(|| Arc::new(SystemTime));
+        let rules = Arc::new(LiveRules::load(db.clone()).await?);
+        let missing = rules.snapshot().missing_years(time.now());
+        if !missing.is_empty() {
+            tracing::warn!(
+                years = ?missing,
+                "NO HOLIDAY SCHEDULE for {missing:?}: working days there fall back to Monday–Friday; \
+                 load the State Council's schedule with ImportCalendar"
+            );
+        }
+        let supervisor = Arc::new(Supervisor::new(db.clone(), directory.clone(), time.clone()));
+        let stats = Arc::new(StatsService::new(
+            db.clone(),
+            directory.clone(),
+            rules.clone(),
+            time.clone(),
+        ));
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -80,8 +118,22 @@ impl Application {
             listener,
             db,
             directory,
+            rules,
+            time,
+            supervisor,
+            stats,
             verifier,
         })
+    }
+
+    /// The SLA supervisor, for tests that fire levels at a time of their choosing.
+    pub fn supervisor(&self) -> Arc<Supervisor> {
+        self.supervisor.clone()
+    }
+
+    /// The statistics service, for tests that run the monthly job by hand.
+    pub fn stats(&self) -> Arc<StatsService> {
+        self.stats.clone()
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -104,6 +156,13 @@ impl Application {
                 .clone()
                 .watch(DIRECTORY_POLL, stop_rx.clone()),
         );
+        let rules_watcher = tokio::spawn(self.rules.clone().watch(DIRECTORY_POLL, stop_rx.clone()));
+        let scheduler = Scheduler::start(
+            self.supervisor.clone(),
+            self.stats.clone(),
+            self.settings.sla_tick,
+        )
+        .await?;
 
         let (health, health_service) = tonic_health::server::health_reporter();
         health
@@ -119,6 +178,32 @@ impl Application {
                 .set_service_status(name, tonic_health::ServingStatus::Serving)
                 .await;
         }
+        let calendar_health = {
+            let health = health.clone();
+            let rules = self.rules.clone();
+            let time = self.time.clone();
+            let mut stop = stop_rx.clone();
+            tokio::spawn(async move {
+                let mut last: Option<Vec<i32>> = None;
+                loop {
+                    let missing = rules.snapshot().missing_years(time.now());
+                    if last.as_ref() != Some(&missing) {
+                        let status = if missing.is_empty() {
+                            tonic_health::ServingStatus::Serving
+                        } else {
+                            tracing::warn!(years = ?missing, "no holiday schedule: Monday–Friday fallback");
+                            tonic_health::ServingStatus::NotServing
+                        };
+                        health.set_service_status(CALENDAR_HEALTH, status).await;
+                        last = Some(missing);
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(DIRECTORY_POLL) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+            })
+        };
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -136,7 +221,12 @@ impl Application {
                     .max_encoding_message_size(limit)
             };
         }
-        let intake = Arc::new(Intake::start(self.db.clone(), self.directory.clone()));
+        let intake = Arc::new(Intake::start(
+            self.db.clone(),
+            self.directory.clone(),
+            self.rules.clone(),
+            self.time.clone(),
+        ));
         let attachments = Arc::new(Attachments::new(
             self.db.clone(),
             &self.settings.data_dir,
@@ -160,7 +250,9 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(limited!(
                 pb::directory_service_server::DirectoryServiceServer::new(DirectoryApi::new(
-                    self.directory.clone()
+                    self.directory.clone(),
+                    self.rules.clone(),
+                    self.time.clone(),
                 ))
             ))
             .add_service(limited!(
@@ -172,14 +264,16 @@ impl Application {
             .add_service(limited!(pb::case_service_server::CaseServiceServer::new(
                 CaseApi::new(Arc::new(CaseQueries::new(
                     self.db.clone(),
-                    self.directory.clone()
+                    self.directory.clone(),
+                    self.rules.clone(),
+                    self.time.clone(),
                 )))
             )))
             .add_service(limited!(
                 pb::gateway_service_server::GatewayServiceServer::new(GatewayApi::new(intake))
             ))
             .add_service(limited!(pb::stats_service_server::StatsServiceServer::new(
-                NotYet
+                StatsApi::new(self.stats.clone())
             )))
             .serve_with_incoming_shutdown(incoming, signal);
         let mut server = std::pin::pin!(server);
@@ -197,7 +291,10 @@ impl Application {
             }
         }
         let _ = stop_tx.send(true);
+        scheduler.shutdown().await;
         let _ = watcher.await;
+        let _ = rules_watcher.await;
+        let _ = calendar_health.await;
         self.db.clone().close().await.ok();
         tracing::info!("stopped");
         Ok(())

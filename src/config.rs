@@ -34,6 +34,9 @@ pub struct Settings {
     pub max_attachment_bytes: u64,
     /// The largest directory bundle `ImportDirectory` and `gridcase directory import` accept.
     pub max_bundle_bytes: usize,
+    /// How often each replica scans for SLA levels that have come.
+    #[serde(with = "humantime_serde")]
+    pub sla_tick: Duration,
     pub jwt: JwtSettings,
 }
 
@@ -81,6 +84,7 @@ impl Default for Settings {
             db_max_connections: 16,
             max_bundle_bytes: 64 * 1024 * 1024,
             max_attachment_bytes: 20 * 1024 * 1024,
+            sla_tick: Duration::from_secs(5),
             jwt: JwtSettings::default(),
         }
     }
@@ -177,6 +181,10 @@ impl Settings {
         if let Some(v) = env("GRIDCASE_MAX_BUNDLE_BYTES") {
             self.max_bundle_bytes = parsed("GRIDCASE_MAX_BUNDLE_BYTES", &v)?;
         }
+        if let Some(v) = env("GRIDCASE_SLA_TICK") {
+            self.sla_tick = humantime::parse_duration(&v)
+                .map_err(|e| ConfigError::new(format!("GRIDCASE_SLA_TICK={v:?}: {e} (e.g. 5s)")))?;
+        }
         if let Some(v) = env("GRIDCASE_JWT_SECRET") {
             self.jwt.secret = Some(SecretString::from(v));
         }
@@ -216,6 +224,11 @@ impl Settings {
         }
         if self.db_max_connections == 0 {
             return Err(ConfigError::new("db_max_connections must be at least 1"));
+        }
+        if self.sla_tick < Duration::from_millis(100) || self.sla_tick > Duration::from_secs(3600) {
+            return Err(ConfigError::new(
+                "sla_tick must be between 100ms and 1h (how often SLA levels are looked for)",
+            ));
         }
         let jwt = &self.jwt;
         if jwt.issuer.is_empty() || jwt.audience.is_empty() {

@@ -2,13 +2,20 @@
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
+use chrono::Datelike;
 use clap::{Parser, Subcommand};
 use gridcase::{
     app::{self, Application, BuildOptions},
     auth::{self, Minter},
     config::{LogFormat, Settings},
-    domain::Role,
-    service::LiveDirectory,
+    domain::{
+        Role,
+        calendar::{SHANGHAI, SlaDuration},
+    },
+    service::{
+        LiveDirectory,
+        rules::{CalendarFormat, LiveRules},
+    },
     storage, telemetry,
 };
 
@@ -44,6 +51,11 @@ enum Command {
         #[command(subcommand)]
         command: DirectoryCommand,
     },
+    /// The working-time calendar the SLA clocks run on.
+    Calendar {
+        #[command(subcommand)]
+        command: CalendarCommand,
+    },
     /// Check the hash chains of the case event log.
     Audit {
         #[command(subcommand)]
@@ -59,6 +71,25 @@ enum Command {
         /// How long the token is valid, e.g. 12h, 30m, 7d.
         #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
         ttl: Duration,
+    },
+}
+
+#[derive(Subcommand)]
+enum CalendarCommand {
+    /// Print when a clock started at START with DURATION falls due (RFC 3339, +08:00), by the
+    /// calendar the service uses (shipped and imported schedules, overrides).
+    Due {
+        /// RFC 3339, e.g. 2025-09-26T10:00:00+08:00.
+        start: String,
+        /// 15m, 1h, 24h, or 7wd (working days: from the day after START, due at 24:00).
+        duration: String,
+    },
+    /// Load a year's schedule (holiday-cn JSON, or ICS) into the database.
+    Import {
+        file: PathBuf,
+        /// json (holiday-cn) or ics; by default from the file's extension.
+        #[arg(long)]
+        format: Option<String>,
     },
 }
 
@@ -115,7 +146,14 @@ fn main() -> ExitCode {
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve { demo } => {
-            let app = Application::build(settings, BuildOptions { demo }).await?;
+            let app = Application::build(
+                settings,
+                BuildOptions {
+                    demo,
+                    ..BuildOptions::default()
+                },
+            )
+            .await?;
             app.run_until_stopped(app::shutdown_signal()).await
         }
         Command::Migrate => {
@@ -153,6 +191,53 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 r.categories.updated,
                 r.categories.unchanged,
             );
+            Ok(())
+        }
+        Command::Calendar {
+            command: CalendarCommand::Due { start, duration },
+        } => {
+            let start = chrono::DateTime::parse_from_rfc3339(&start)
+                .map_err(|e| anyhow::anyhow!("START {start:?} is not RFC 3339: {e}"))?
+                .with_timezone(&chrono::Utc);
+            let duration: SlaDuration = duration
+                .parse()
+                .map_err(|e| anyhow::anyhow!("DURATION {duration:?}: {e}"))?;
+            let db = storage::connect(&settings.database_url, 2).await?;
+            storage::migrate(&db).await?;
+            let rules = LiveRules::load(db).await?.snapshot();
+            let due = rules.calendar.due(start, duration);
+            let shanghai = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&SHANGHAI);
+            for year in shanghai(start).year()..=shanghai(due).year() {
+                if !rules.calendar.has_data(year) {
+                    eprintln!(
+                        "warning: no holiday schedule for {year}: Monday–Friday assumed; load it with `gridcase calendar import`"
+                    );
+                }
+            }
+            println!("{}", shanghai(due).to_rfc3339());
+            Ok(())
+        }
+        Command::Calendar {
+            command: CalendarCommand::Import { file, format },
+        } => {
+            let bytes = std::fs::read(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let format = match format
+                .as_deref()
+                .or_else(|| file.extension().and_then(|e| e.to_str()))
+            {
+                Some("json") => CalendarFormat::HolidayCnJson,
+                Some("ics") => CalendarFormat::Ics,
+                other => anyhow::bail!("format {other:?}: use --format json or --format ics"),
+            };
+            let db = storage::connect(&settings.database_url, 2).await?;
+            storage::migrate(&db).await?;
+            let rules = LiveRules::load(db).await?;
+            let (years, days) = rules
+                .import_calendar(format, &bytes, chrono::Utc::now())
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            println!("imported {}: years {years:?}, {days} days", file.display());
             Ok(())
         }
         Command::Audit {

@@ -274,14 +274,6 @@ async fn lists_filter_and_page_newest_first(backend: Backend) {
             },
             Code::InvalidArgument,
         ),
-        (
-            "overdue before SLA clocks exist",
-            ListCasesRequest {
-                overdue_only: true,
-                ..Default::default()
-            },
-            Code::Unimplemented,
-        ),
     ] {
         assert_eq!(list(request).await.unwrap_err().code(), code, "{name}");
     }

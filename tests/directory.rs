@@ -549,9 +549,15 @@ async fn serve_demo_loads_rizhao_into_an_empty_database_once(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     for round in 0..2 {
         let settings = test_settings(&db.url, dir.path().to_owned());
-        let app = Application::build(settings, BuildOptions { demo: true })
-            .await
-            .expect("builds");
+        let app = Application::build(
+            settings,
+            BuildOptions {
+                demo: true,
+                ..BuildOptions::default()
+            },
+        )
+        .await
+        .expect("builds");
         let parts = gridcase::storage::directory::load(app.db())
             .await
             .expect("load");

@@ -11,13 +11,9 @@ use std::process::Command;
 use common::*;
 use gridcase::{
     domain::Role,
-    proto::v1::{
-        GetStatsRequest, ListCategoriesRequest, directory_service_client::DirectoryServiceClient,
-        stats_service_client::StatsServiceClient,
-    },
+    proto::v1::{ListCategoriesRequest, directory_service_client::DirectoryServiceClient},
 };
 use tokio_stream::StreamExt;
-use tonic::Code;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -84,18 +80,6 @@ async fn reflection_lists_all_five_services_without_a_token(backend: Backend) {
     app.stop().await.expect("clean stop");
 }
 
-async fn an_rpc_whose_issue_has_not_landed_answers_unimplemented(backend: Backend) {
-    let app = TestApp::spawn(&backend).await;
-    import(&app, &small_bundle()).await;
-    let token = app.token(SUPERVISOR, Role::Supervisor);
-    let status = StatsServiceClient::new(app.channel.clone())
-        .get_stats(authed(GetStatsRequest::default(), &token))
-        .await
-        .expect_err("not built yet");
-    assert_eq!(status.code(), Code::Unimplemented);
-    app.stop().await.expect("clean stop");
-}
-
 async fn grpc_web_clients_are_served_over_http1(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     import(&app, &small_bundle()).await;
@@ -157,7 +141,6 @@ on_both_databases!(
     replicas_starting_together_migrate_one_database_safely,
     health_answers_serving_without_a_token,
     reflection_lists_all_five_services_without_a_token,
-    an_rpc_whose_issue_has_not_landed_answers_unimplemented,
     grpc_web_clients_are_served_over_http1,
     shutdown_lets_the_server_stop_cleanly,
 );

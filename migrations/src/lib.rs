@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_directory;
 mod m20261123_000002_create_cases;
+mod m20261123_000003_create_sla;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_create_directory::Migration),
             Box::new(m20261123_000002_create_cases::Migration),
+            Box::new(m20261123_000003_create_sla::Migration),
         ]
     }
 }

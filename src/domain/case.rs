@@ -173,6 +173,19 @@ pub struct Case {
     pub last_event_hash: String,
     /// Units summoned by a whistle (吹哨报到), each with its check-in.
     pub assisting: Vec<Assist>,
+    /// When the case was resolved in its current cycle.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// The last evaluation (评价) of the case.
+    pub evaluation: Option<Evaluation>,
+}
+
+/// An evaluation by the reporter, or by a gateway on the reporter's behalf.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Evaluation {
+    pub satisfaction: super::workflow::Satisfaction,
+    pub comment: String,
+    pub by_sub: String,
+    pub at: DateTime<Utc>,
 }
 
 /// An assisting unit (协办) of a case.
@@ -277,6 +290,12 @@ impl NewEvent {
             reason: String::new(),
             details: "{}".to_owned(),
         }
+    }
+
+    /// Recorded as done by gridcase itself (the SLA scheduler), not by a member.
+    pub fn as_system(mut self) -> Self {
+        self.actor_role = "system".to_owned();
+        self
     }
 
     pub fn transition(mut self, from: Option<CaseStatus>, to: CaseStatus) -> Self {

@@ -274,6 +274,11 @@ impl Directory {
         self.regions.get(code)
     }
 
+    /// Every region's code, in no particular order.
+    pub fn region_codes(&self) -> impl Iterator<Item = &str> {
+        self.regions.keys().map(String::as_str)
+    }
+
     pub fn region_count(&self) -> usize {
         self.regions.len()
     }

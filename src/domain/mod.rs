@@ -7,6 +7,8 @@ pub mod case;
 pub mod directory;
 pub mod error;
 pub mod scope;
+pub mod sla;
+pub mod stats;
 pub mod workflow;
 
 pub use access::{Caller, Role};

@@ -10,7 +10,8 @@ use super::{
 };
 
 /// 满意 / 基本满意 / 不满意.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Satisfaction {
     Satisfied,
     BasicallySatisfied,
@@ -24,6 +25,26 @@ impl Satisfaction {
             Satisfaction::BasicallySatisfied => "basically_satisfied",
             Satisfaction::Dissatisfied => "dissatisfied",
         }
+    }
+
+    /// 满意 and 基本满意 count as satisfied in the satisfaction rate.
+    pub fn is_satisfied(self) -> bool {
+        self != Satisfaction::Dissatisfied
+    }
+}
+
+impl std::str::FromStr for Satisfaction {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            Satisfaction::Satisfied,
+            Satisfaction::BasicallySatisfied,
+            Satisfaction::Dissatisfied,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+        .ok_or_else(|| format!("unknown satisfaction {s:?}"))
     }
 }
 
@@ -281,6 +302,7 @@ pub fn apply(
             }
             let result = require("result", &result)?;
             next.status = Resolved;
+            next.resolved_at = Some(now);
             next.resolution_text = Some(result.clone());
             next.attachment_ids.extend(attachment_ids.iter().cloned());
             vec![
@@ -321,6 +343,12 @@ pub fn apply(
                     },
                 ));
             }
+            next.evaluation = Some(super::case::Evaluation {
+                satisfaction,
+                comment: comment.trim().to_owned(),
+                by_sub: caller.sub.clone(),
+                at: now,
+            });
             let mut events = vec![
                 event("evaluated")
                     .reason(comment.trim().to_owned())
@@ -332,6 +360,7 @@ pub fn apply(
                 next.cycle += 1;
                 next.reopen_count += 1;
                 next.resolution_text = None;
+                next.resolved_at = None;
                 let mut details = serde_json::json!({ "cycle": next.cycle });
                 if next.reopen_count >= REOPENS_BEFORE_ESCALATION
                     && let Some(parent) = directory

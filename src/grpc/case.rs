@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::{
     caller,
-    convert::{case_for, event_for, page_size, time_of},
+    convert::{case_for, clock_for, event_for, page_size, time_of},
 };
 use crate::{
     domain::{
@@ -92,9 +92,12 @@ impl CaseService for CaseApi {
             .get(&caller, &r.case_id, r.include_events)
             .await?;
         let directory = self.cases.directory().snapshot();
+        let clocks = self.cases.clocks(&case.id).await?;
+        let mut pb_case = case_for(&case, &caller, &directory);
+        pb_case.clocks = clocks.iter().map(clock_for).collect();
         Ok(Response::new(pb::GetCaseResponse {
             events: events.iter().map(|e| event_for(e, &case.code)).collect(),
-            case: Some(case_for(&case, &caller, &directory)),
+            case: Some(pb_case),
         }))
     }
 
@@ -104,11 +107,6 @@ impl CaseService for CaseApi {
     ) -> Result<Response<pb::ListCasesResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
-        if r.overdue_only {
-            return Err(Status::unimplemented(
-                "overdue_only: SLA clocks are not built yet",
-            ));
-        }
         let list = ListRequest {
             statuses: r
                 .statuses
@@ -120,6 +118,7 @@ impl CaseService for CaseApi {
             category_code: r.category_code,
             received_from: time_of("received_from", r.received_from.as_ref())?,
             received_to: time_of("received_to", r.received_to.as_ref())?,
+            overdue_only: r.overdue_only,
             page_size: page_size(r.page.as_ref())?,
             page_token: r.page.map(|p| p.page_token).unwrap_or_default(),
         };

@@ -224,6 +224,8 @@ mod tests {
             attachment_ids: vec![],
             last_event_hash: String::new(),
             assisting: Vec::new(),
+            resolved_at: None,
+            evaluation: None,
         };
         let phone_for = |sub: &str, role| {
             case_for(
@@ -265,6 +267,8 @@ mod cases {
             Caller, Role,
             case::{Case, CaseStatus, Event, Source},
             directory::{Directory, center_code},
+            sla::{Clock, ClockKind, local_tier},
+            workflow::Satisfaction,
         },
         proto::v1 as pb,
     };
@@ -328,6 +332,37 @@ mod cases {
         }
     }
 
+    impl From<ClockKind> for pb::ClockKind {
+        fn from(k: ClockKind) -> Self {
+            match k {
+                ClockKind::Register => pb::ClockKind::Register,
+                ClockKind::Dispatch => pb::ClockKind::Dispatch,
+                ClockKind::OnSite => pb::ClockKind::OnSite,
+                ClockKind::WhistleCheckIn => pb::ClockKind::WhistleCheckIn,
+                ClockKind::Resolve => pb::ClockKind::Resolve,
+                ClockKind::Feedback => pb::ClockKind::Feedback,
+            }
+        }
+    }
+
+    /// One SLA clock for `GetCase`.
+    pub fn clock_for(c: &Clock) -> pb::SlaClock {
+        pb::SlaClock {
+            kind: pb::ClockKind::from(c.kind).into(),
+            cycle: c.cycle,
+            unit_code: c.unit_code.clone(),
+            started_at: Some(timestamp(c.started_at)),
+            due_at: Some(timestamp(c.schedule.due_at)),
+            warned_at: c.warned_at.map(timestamp),
+            breached_at: c.breached_at.map(timestamp),
+            escalated_at: c.escalated_at.map(timestamp),
+            stopped_at: c.stopped_at.map(timestamp),
+            // No state of the lifecycle waits on the reporter, so no clock pauses yet.
+            paused_at: None,
+            escalations: c.escalations,
+        }
+    }
+
     /// A case as `viewer` may see it.
     pub fn case_for(case: &Case, viewer: &Caller, directory: &Directory) -> pb::Case {
         let phone = case.reporter_phone.as_deref().map(|p| {
@@ -387,10 +422,22 @@ mod cases {
             merged_into_case_id: case.merged_into.clone().unwrap_or_default(),
             possible_duplicate_of: case.possible_duplicate_of.clone().unwrap_or_default(),
             resolution_text: case.resolution_text.clone().unwrap_or_default(),
-            evaluation: None,
+            evaluation: case.evaluation.as_ref().map(|e| pb::Evaluation {
+                satisfaction: match e.satisfaction {
+                    Satisfaction::Satisfied => pb::Satisfaction::Satisfied,
+                    Satisfaction::BasicallySatisfied => pb::Satisfaction::BasicallySatisfied,
+                    Satisfaction::Dissatisfied => pb::Satisfaction::Dissatisfied,
+                }
+                .into(),
+                comment: e.comment.clone(),
+                by_sub: e.by_sub.clone(),
+                at: Some(timestamp(e.at)),
+            }),
             clocks: Vec::new(),
             external_id: case.external_id.clone().unwrap_or_default(),
-            resolved_locally: false,
+            resolved_locally: matches!(case.status, CaseStatus::Resolved | CaseStatus::Closed)
+                && local_tier(case.tier)
+                && case.escalation_level == 0,
         }
     }
 
@@ -426,7 +473,7 @@ mod cases {
     }
 }
 
-pub use cases::{case_for, event_for, is_holding_center, timestamp};
+pub use cases::{case_for, clock_for, event_for, is_holding_center, timestamp};
 
 /// A protobuf timestamp to a time; out of range is INVALID_ARGUMENT naming the field.
 pub fn time_of(

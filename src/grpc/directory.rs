@@ -4,22 +4,66 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::convert::{coord_system, page_size};
+use super::convert::{coord_system, page_size, urgency};
 use crate::{
-    domain::DomainError,
+    domain::{
+        DomainError,
+        calendar::{CalendarDay, DayKind, SlaDuration},
+        directory::Tier,
+        sla::{ClockKind, PolicyRule},
+    },
     proto::v1::{self as pb, directory_service_server::DirectoryService},
-    service::LiveDirectory,
+    service::{
+        LiveDirectory,
+        rules::{CalendarFormat, LiveRules},
+        time::TimeSource,
+    },
     storage::directory::Counts,
 };
 
 #[derive(Debug, Clone)]
 pub struct DirectoryApi {
     directory: Arc<LiveDirectory>,
+    rules: Arc<LiveRules>,
+    time: Arc<dyn TimeSource>,
 }
 
 impl DirectoryApi {
-    pub fn new(directory: Arc<LiveDirectory>) -> Self {
-        DirectoryApi { directory }
+    pub fn new(
+        directory: Arc<LiveDirectory>,
+        rules: Arc<LiveRules>,
+        time: Arc<dyn TimeSource>,
+    ) -> Self {
+        DirectoryApi {
+            directory,
+            rules,
+            time,
+        }
+    }
+}
+
+fn day_for(d: &CalendarDay) -> pb::CalendarDay {
+    pb::CalendarDay {
+        date: d.date.format("%Y-%m-%d").to_string(),
+        kind: match d.kind {
+            DayKind::Working => pb::DayKind::Working,
+            DayKind::Off => pb::DayKind::Off,
+        }
+        .into(),
+        name: d.name.clone(),
+        r#override: d.is_override,
+    }
+}
+
+fn clock_kind(value: i32) -> Result<ClockKind, Status> {
+    match pb::ClockKind::try_from(value) {
+        Ok(pb::ClockKind::Register) => Ok(ClockKind::Register),
+        Ok(pb::ClockKind::Dispatch) => Ok(ClockKind::Dispatch),
+        Ok(pb::ClockKind::OnSite) => Ok(ClockKind::OnSite),
+        Ok(pb::ClockKind::WhistleCheckIn) => Ok(ClockKind::WhistleCheckIn),
+        Ok(pb::ClockKind::Resolve) => Ok(ClockKind::Resolve),
+        Ok(pb::ClockKind::Feedback) => Ok(ClockKind::Feedback),
+        _ => Err(DomainError::invalid("clock", format!("{value} is not a clock")).into()),
     }
 }
 
@@ -202,6 +246,153 @@ impl DirectoryService for DirectoryApi {
             members,
             next_page_token,
         }))
+    }
+
+    async fn import_calendar(
+        &self,
+        request: Request<pb::ImportCalendarRequest>,
+    ) -> Result<Response<pb::ImportCalendarResponse>, Status> {
+        let r = request.into_inner();
+        let format = match pb::CalendarFormat::try_from(r.format) {
+            Ok(pb::CalendarFormat::HolidayCnJson) => CalendarFormat::HolidayCnJson,
+            Ok(pb::CalendarFormat::Ics) => CalendarFormat::Ics,
+            _ => {
+                return Err(DomainError::invalid(
+                    "format",
+                    "name the format: CALENDAR_FORMAT_HOLIDAY_CN_JSON or CALENDAR_FORMAT_ICS",
+                )
+                .into());
+            }
+        };
+        let (years, days) = self
+            .rules
+            .import_calendar(format, &r.data, self.time.now())
+            .await?;
+        Ok(Response::new(pb::ImportCalendarResponse {
+            years,
+            days: i32::try_from(days).unwrap_or(i32::MAX),
+        }))
+    }
+
+    async fn set_calendar_day(
+        &self,
+        request: Request<pb::SetCalendarDayRequest>,
+    ) -> Result<Response<pb::SetCalendarDayResponse>, Status> {
+        let day = request
+            .into_inner()
+            .day
+            .ok_or_else(|| DomainError::invalid("day", "required"))?;
+        let kind = match pb::DayKind::try_from(day.kind) {
+            Ok(pb::DayKind::Working) => Some(DayKind::Working),
+            Ok(pb::DayKind::Off) => Some(DayKind::Off),
+            // Unspecified removes the override: the year's schedule decides again.
+            Ok(pb::DayKind::Unspecified) => None,
+            Err(_) => {
+                return Err(DomainError::invalid(
+                    "day.kind",
+                    format!("{} is not a day kind", day.kind),
+                )
+                .into());
+            }
+        };
+        let stored = self.rules.set_day(&day.date, kind, &day.name).await?;
+        Ok(Response::new(pb::SetCalendarDayResponse {
+            day: Some(day_for(&stored)),
+        }))
+    }
+
+    async fn get_calendar(
+        &self,
+        request: Request<pb::GetCalendarRequest>,
+    ) -> Result<Response<pb::GetCalendarResponse>, Status> {
+        let year = request.into_inner().year;
+        if !(2000..=2100).contains(&year) {
+            return Err(
+                DomainError::invalid("year", format!("{year} is outside 2000–2100")).into(),
+            );
+        }
+        let rules = self.rules.snapshot();
+        Ok(Response::new(pb::GetCalendarResponse {
+            year,
+            has_data: rules.calendar.has_data(year),
+            days: rules
+                .calendar
+                .exceptions(year)
+                .iter()
+                .map(day_for)
+                .collect(),
+        }))
+    }
+
+    async fn set_sla_policy(
+        &self,
+        request: Request<pb::SetSlaPolicyRequest>,
+    ) -> Result<Response<pb::SetSlaPolicyResponse>, Status> {
+        let r = request.into_inner();
+        let clock = clock_kind(r.clock)?;
+        let directory = self.directory.snapshot();
+        let category_code = if r.category_code.is_empty() {
+            None
+        } else if directory.category(&r.category_code).is_none() {
+            return Err(DomainError::invalid(
+                "category_code",
+                format!("unknown category {:?}", r.category_code),
+            )
+            .into());
+        } else {
+            Some(r.category_code)
+        };
+        let tier = match pb::Tier::try_from(r.tier) {
+            Ok(pb::Tier::Unspecified) => None,
+            Ok(pb::Tier::City) => Some(Tier::City),
+            Ok(pb::Tier::District) => Some(Tier::District),
+            Ok(pb::Tier::Township) => Some(Tier::Township),
+            Ok(pb::Tier::Community) => Some(Tier::Community),
+            Ok(pb::Tier::Grid) => Some(Tier::Grid),
+            Err(_) => {
+                return Err(
+                    DomainError::invalid("tier", format!("{} is not a tier", r.tier)).into(),
+                );
+            }
+        };
+        let severity = urgency(r.severity).map_err(|_| {
+            DomainError::invalid("severity", format!("{} is not a severity", r.severity))
+        })?;
+        let duration = r
+            .duration
+            .parse::<SlaDuration>()
+            .map_err(|e| DomainError::invalid("duration", e))?;
+        self.rules
+            .set_policy(
+                PolicyRule {
+                    clock,
+                    category_code,
+                    tier,
+                    severity,
+                    duration,
+                },
+                self.time.now(),
+            )
+            .await?;
+        Ok(Response::new(pb::SetSlaPolicyResponse {}))
+    }
+
+    async fn set_routing_override(
+        &self,
+        request: Request<pb::SetRoutingOverrideRequest>,
+    ) -> Result<Response<pb::SetRoutingOverrideResponse>, Status> {
+        let r = request.into_inner();
+        let directory = self.directory.snapshot();
+        self.rules
+            .set_routing_override(
+                &directory,
+                &r.region_code,
+                &r.category_code,
+                &r.unit_code,
+                self.time.now(),
+            )
+            .await?;
+        Ok(Response::new(pb::SetRoutingOverrideResponse {}))
     }
 
     async fn list_categories(

@@ -7,13 +7,11 @@ pub mod convert;
 pub mod directory;
 pub mod gateway;
 pub mod report;
+pub mod stats;
 
 use tonic::{Request, Status};
 
-use crate::{
-    domain::{Caller, DomainError},
-    proto::v1::stats_service_server::StatsService,
-};
+use crate::domain::{Caller, DomainError};
 
 /// Every domain error to its status, in one place. Internal causes are logged with their chain
 /// and never sent.
@@ -54,10 +52,3 @@ pub fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
         .cloned()
         .ok_or_else(|| Status::unauthenticated("no verified caller"))
 }
-
-/// Services whose issues have not landed yet: every RPC answers UNIMPLEMENTED (the generated
-/// default), never a pretend result.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NotYet;
-
-impl StatsService for NotYet {}

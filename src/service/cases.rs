@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
-use super::{LiveDirectory, paging};
+use super::{LiveDirectory, paging, rules::LiveRules, time::TimeSource};
 use crate::{
     domain::{
         Caller, DomainError, DomainResult,
-        case::{self, Case, Event},
+        case::{Case, Event},
         scope::Scope,
+        sla::Clock,
         workflow::{self, Command},
     },
     storage::{self, cases::CaseFilter},
@@ -26,6 +27,8 @@ pub struct ListRequest {
     pub category_code: String,
     pub received_from: Option<chrono::DateTime<chrono::Utc>>,
     pub received_to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only cases with a running SLA clock past its due time.
+    pub overdue_only: bool,
     pub page_size: usize,
     pub page_token: String,
 }
@@ -34,11 +37,34 @@ pub struct ListRequest {
 pub struct CaseQueries {
     db: DatabaseConnection,
     directory: Arc<LiveDirectory>,
+    rules: Arc<LiveRules>,
+    time: Arc<dyn TimeSource>,
 }
 
 impl CaseQueries {
-    pub fn new(db: DatabaseConnection, directory: Arc<LiveDirectory>) -> Self {
-        CaseQueries { db, directory }
+    pub fn new(
+        db: DatabaseConnection,
+        directory: Arc<LiveDirectory>,
+        rules: Arc<LiveRules>,
+        time: Arc<dyn TimeSource>,
+    ) -> Self {
+        CaseQueries {
+            db,
+            directory,
+            rules,
+            time,
+        }
+    }
+
+    /// A case's SLA clocks, oldest first (for `GetCase`; the caller has already been let see it).
+    pub async fn clocks(&self, case_id: &str) -> DomainResult<Vec<Clock>> {
+        storage::sla::clocks_of(&self.db, case_id)
+            .await
+            .map_err(DomainError::internal)
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.time.now()
     }
 
     pub fn directory(&self) -> &Arc<LiveDirectory> {
@@ -92,6 +118,7 @@ impl CaseQueries {
             category_code: (!r.category_code.is_empty()).then_some(r.category_code),
             received_from: r.received_from,
             received_to: r.received_to,
+            overdue_at: r.overdue_only.then(|| self.time.now()),
         };
         let after = paging::cursor(&r.page_token)?;
         let limit = u64::try_from(r.page_size).unwrap_or(50) + 1;
@@ -129,10 +156,16 @@ impl CaseQueries {
         }
         let directory = self.directory.snapshot();
         let (updated, events) =
-            workflow::apply(&current, caller, &directory, command, case::now())?;
-        match storage::cases::append(&self.db, &updated, expected_version, events)
-            .await
-            .map_err(DomainError::internal)?
+            workflow::apply(&current, caller, &directory, command, self.time.now())?;
+        match storage::cases::append(
+            &self.db,
+            &self.rules.snapshot(),
+            &updated,
+            expected_version,
+            events,
+        )
+        .await
+        .map_err(DomainError::internal)?
         {
             Some((case, _)) => Ok(case),
             None => {

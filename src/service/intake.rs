@@ -13,7 +13,11 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
-use super::LiveDirectory;
+use super::{
+    LiveDirectory,
+    rules::{LiveRules, Rules},
+    time::TimeSource,
+};
 use crate::{
     domain::{
         Caller, DomainError, DomainResult, Role,
@@ -99,6 +103,8 @@ struct Job {
 pub struct Intake {
     db: DatabaseConnection,
     directory: Arc<LiveDirectory>,
+    rules: Arc<LiveRules>,
+    time: Arc<dyn TimeSource>,
     writer: mpsc::Sender<JobBox>,
 }
 
@@ -117,7 +123,12 @@ impl Intake {
     /// SQLite has one writer at a time anyway, so it gets one task. On PostgreSQL several
     /// batches overlap: one commits while the next is checked and inserted; they queue only on
     /// the event-sequence row, taken last.
-    pub fn start(db: DatabaseConnection, directory: Arc<LiveDirectory>) -> Intake {
+    pub fn start(
+        db: DatabaseConnection,
+        directory: Arc<LiveDirectory>,
+        rules: Arc<LiveRules>,
+        time: Arc<dyn TimeSource>,
+    ) -> Intake {
         let (writer, jobs) = mpsc::channel(4 * MAX_BATCH);
         let writers = match db.get_database_backend() {
             sea_orm::DbBackend::Postgres => POSTGRES_WRITERS,
@@ -126,11 +137,18 @@ impl Intake {
         let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
         let codes = Arc::new(CodeBlocks::default());
         for _ in 0..writers {
-            tokio::spawn(write_batches(db.clone(), codes.clone(), jobs.clone()));
+            tokio::spawn(write_batches(
+                db.clone(),
+                codes.clone(),
+                rules.clone(),
+                jobs.clone(),
+            ));
         }
         Intake {
             db,
             directory,
+            rules,
+            time,
             writer,
         }
     }
@@ -162,7 +180,7 @@ impl Intake {
         let category = category_of(&directory, &input.category_code)?;
         let description = check_text("description", &input.description, true)?;
         if let Some(at) = input.captured_at
-            && at > Utc::now() + chrono::Duration::hours(24)
+            && at > self.time.now() + chrono::Duration::hours(24)
         {
             return Err(DomainError::invalid(
                 "captured_at",
@@ -171,7 +189,7 @@ impl Intake {
         }
         self.check_attachments(caller, &input.attachment_ids)
             .await?;
-        let now = case::now();
+        let now = self.time.now();
         let place = if !input.grid_code.is_empty() {
             let grid = directory
                 .region(&input.grid_code)
@@ -285,7 +303,7 @@ impl Intake {
                 position: None,
             },
         };
-        let now = case::now();
+        let now = self.time.now();
         let draft = self
             .draft(
                 &directory,
@@ -324,9 +342,32 @@ impl Intake {
                 position,
                 snapped,
             } => {
-                let routed = case::route(directory, &grid.code, d.category).ok_or_else(|| {
-                    DomainError::internal(anyhow::anyhow!("grid {} cannot be routed", grid.code))
-                })?;
+                let mut routed =
+                    case::route(directory, &grid.code, d.category).ok_or_else(|| {
+                        DomainError::internal(anyhow::anyhow!(
+                            "grid {} cannot be routed",
+                            grid.code
+                        ))
+                    })?;
+                // Regions may override the default routing per category (DESIGN.md "Routing").
+                let chain: Vec<Option<String>> = directory
+                    .chain(&grid.code)
+                    .into_iter()
+                    .map(|r| Some(r.code.clone()))
+                    .collect();
+                if let Some(unit) = self
+                    .rules
+                    .snapshot()
+                    .routing_override(&chain, &d.category.code)
+                    .and_then(|u| directory.unit(u))
+                    && let Some(region) = directory.region(&unit.region_code)
+                {
+                    routed = Routed {
+                        tier: region.tier,
+                        region_code: region.code.clone(),
+                        unit,
+                    };
+                }
                 (routed, Some(grid), *position, *snapped)
             }
             Place::Triage { region, position } => {
@@ -408,6 +449,8 @@ impl Intake {
             attachment_ids: d.attachment_ids,
             last_event_hash: case::GENESIS.to_owned(),
             assisting: Vec::new(),
+            resolved_at: None,
+            evaluation: None,
         };
         let reason = match grid {
             Some(g) => format!("grid {}; lead unit {} at {} tier", g.code, unit.code, tier),
@@ -501,7 +544,7 @@ impl Intake {
                     current.code, current.status
                 )));
             }
-            let now = case::now();
+            let now = self.time.now();
             let mut updated = current.clone();
             updated
                 .attachment_ids
@@ -510,10 +553,15 @@ impl Intake {
             let event = NewEvent::new("supplement", &caller.sub, caller.role, now)
                 .reason(text.clone())
                 .details(&serde_json::json!({ "attachment_ids": attachment_ids }));
-            if let Some((case, mut events)) =
-                storage::cases::append(&self.db, &updated, current.version, vec![event])
-                    .await
-                    .map_err(DomainError::internal)?
+            if let Some((case, mut events)) = storage::cases::append(
+                &self.db,
+                &self.rules.snapshot(),
+                &updated,
+                current.version,
+                vec![event],
+            )
+            .await
+            .map_err(DomainError::internal)?
                 && let Some(event) = events.pop()
             {
                 return Ok((case, event));
@@ -636,6 +684,7 @@ fn shanghai_day(at: DateTime<Utc>) -> chrono::NaiveDate {
 async fn write_batches(
     db: DatabaseConnection,
     codes: Arc<CodeBlocks>,
+    rules: Arc<LiveRules>,
     jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<JobBox>>>,
 ) {
     let mut batch: Vec<JobBox> = Vec::with_capacity(MAX_BATCH);
@@ -647,7 +696,8 @@ async fn write_batches(
         }
         let drafts: Vec<Draft> = batch.iter().map(|j| j.0.draft.clone()).collect();
         let started = std::time::Instant::now();
-        let result = storage::cases::insert_batch(&db, &codes, drafts).await;
+        let snapshot = rules.snapshot();
+        let result = storage::cases::insert_batch(&db, &codes, &snapshot, drafts).await;
         tracing::debug!(
             size = batch.len(),
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
@@ -666,7 +716,7 @@ async fn write_batches(
                     tracing::warn!(error = %e, size = batch.len(), "intake batch failed; storing one by one");
                 }
                 for job in batch.drain(..) {
-                    let result = store_alone(&db, &codes, job.0.draft.clone()).await;
+                    let result = store_alone(&db, &codes, &snapshot, job.0.draft.clone()).await;
                     let _ = job.0.reply.send(result);
                 }
             }
@@ -684,11 +734,12 @@ async fn write_batches(
 async fn store_alone(
     db: &DatabaseConnection,
     codes: &CodeBlocks,
+    rules: &Rules,
     draft: Draft,
 ) -> DomainResult<Outcome> {
     // A unique violation alone means a concurrent duplicate: the second try finds it stored.
     for _ in 0..2 {
-        match storage::cases::insert_batch(db, codes, vec![draft.clone()]).await {
+        match storage::cases::insert_batch(db, codes, rules, vec![draft.clone()]).await {
             Ok(mut outcomes) => {
                 return outcomes.pop().ok_or_else(|| {
                     DomainError::internal(anyhow::anyhow!("no outcome for a draft"))

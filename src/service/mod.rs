@@ -7,5 +7,9 @@ pub mod cases;
 pub mod directory;
 pub mod intake;
 pub mod paging;
+pub mod rules;
+pub mod sla;
+pub mod stats;
+pub mod time;
 
 pub use directory::LiveDirectory;

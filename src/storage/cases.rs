@@ -6,15 +6,17 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
-use super::{StorageError, begin_write, entities::*};
+use super::{StorageError, begin_write, entities::*, sql};
 use crate::domain::{
     case::{self as rules, Case, CaseStatus, Event, NewEvent, Position},
     directory::Tier,
     scope::Scope,
+    sla as sla_rules,
 };
+use crate::service::rules::Rules;
 
 /// A case ready to be stored but for its code and its events' sequence numbers.
 #[derive(Debug, Clone)]
@@ -41,28 +43,6 @@ fn db_err(e: sea_orm::DbErr) -> StorageError {
     StorageError::Db(e)
 }
 
-/// `$1, $2 …` placeholders for PostgreSQL, `?` for SQLite (each used once, in order).
-fn sql(backend: DbBackend, text: &str, values: Vec<sea_orm::Value>) -> Statement {
-    let text = if backend == DbBackend::Sqlite {
-        let mut out = String::with_capacity(text.len());
-        let mut chars = text.chars().peekable();
-        while let Some(c) = chars.next() {
-            if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
-                while chars.peek().is_some_and(char::is_ascii_digit) {
-                    chars.next();
-                }
-                out.push('?');
-            } else {
-                out.push(c);
-            }
-        }
-        out
-    } else {
-        text.to_owned()
-    };
-    Statement::from_sql_and_values(backend, text, values)
-}
-
 /// Whether the error is a unique-constraint violation (a concurrent duplicate).
 #[cfg(test)]
 mod tests {
@@ -87,7 +67,10 @@ pub fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
 
 /// Reserves `count` consecutive event sequence numbers; returns the first. The row lock it
 /// takes is held to commit, so sequence order is commit order (what WatchEvents relies on).
-async fn reserve_events(txn: &impl ConnectionTrait, count: usize) -> Result<i64, StorageError> {
+pub(crate) async fn reserve_events(
+    txn: &impl ConnectionTrait,
+    count: usize,
+) -> Result<i64, StorageError> {
     let n = i64::try_from(count).unwrap_or(i64::MAX);
     let row = txn
         .query_one_raw(sql(
@@ -195,6 +178,7 @@ fn key_of(c: &Case) -> Option<(u8, String, String)> {
 pub async fn insert_batch(
     db: &DatabaseConnection,
     codes: &CodeBlocks,
+    rules: &Rules,
     drafts: Vec<Draft>,
 ) -> Result<Vec<Outcome>, sea_orm::DbErr> {
     let mut drafts = drafts;
@@ -294,8 +278,10 @@ pub async fn insert_batch(
             .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
         let mut case_rows = Vec::with_capacity(new.len());
         let mut event_rows = Vec::with_capacity(total);
+        let mut clock_ops = Vec::with_capacity(new.len());
         for &i in &new {
             let d = &mut drafts[i];
+            clock_ops.push(sla_rules::plan(&d.case, &d.events));
             let events = rules::chain(
                 &d.case.id,
                 rules::GENESIS,
@@ -316,6 +302,12 @@ pub async fn insert_batch(
         for chunk in chunked(event_rows, 64) {
             case_event::Entity::insert_many(chunk).exec(&txn).await?;
         }
+        let with_ops: Vec<(&Case, Vec<sla_rules::ClockOp>)> = new
+            .iter()
+            .zip(clock_ops)
+            .map(|(&i, ops)| (&drafts[i].case, ops))
+            .collect();
+        super::sla::apply_new(&txn, &with_ops, rules).await?;
     }
     txn.commit().await?;
 
@@ -368,7 +360,7 @@ fn chunked<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
     out
 }
 
-fn event_active(e: &Event) -> case_event::ActiveModel {
+pub(crate) fn event_active(e: &Event) -> case_event::ActiveModel {
     sea_orm::IntoActiveModel::into_active_model(case_event::Model {
         seq: e.seq,
         case_id: e.case_id.clone(),
@@ -433,6 +425,15 @@ fn to_model(c: &Case) -> case::Model {
         request_hash: c.request_hash.clone(),
         attachment_ids: serde_json::to_string(&c.attachment_ids).unwrap_or_else(|_| "[]".into()),
         last_event_hash: c.last_event_hash.clone(),
+        resolved_at: c.resolved_at,
+        satisfaction: c
+            .evaluation
+            .as_ref()
+            .map(|e| e.satisfaction.as_str().to_owned()),
+        evaluation: c
+            .evaluation
+            .as_ref()
+            .and_then(|e| serde_json::to_string(e).ok()),
     }
 }
 
@@ -458,6 +459,12 @@ pub fn to_case(m: case::Model) -> Result<Case, String> {
         }),
         _ => None,
     };
+    let evaluation = m
+        .evaluation
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| bad("evaluation", e.to_string()))?;
     Ok(Case {
         status: m.status.parse().map_err(|e| bad("status", e))?,
         source: m.source.parse().map_err(|e| bad("source", e))?,
@@ -502,6 +509,8 @@ pub fn to_case(m: case::Model) -> Result<Case, String> {
         request_hash: m.request_hash,
         last_event_hash: m.last_event_hash,
         assisting: Vec::new(),
+        resolved_at: m.resolved_at,
+        evaluation,
     })
 }
 
@@ -529,8 +538,22 @@ async fn attach_assists(db: &impl ConnectionTrait, cases: &mut [Case]) -> Result
     Ok(())
 }
 
-fn corrupt(e: String) -> StorageError {
+pub(crate) fn corrupt(e: String) -> StorageError {
     StorageError::Db(sea_orm::DbErr::Custom(e))
+}
+
+/// Locks a case's row until the transaction ends (PostgreSQL; SQLite's write transaction is
+/// the lock already), so the SLA scan and a transition never chain events onto the same hash.
+pub(crate) async fn lock_case(txn: &impl ConnectionTrait, id: &str) -> Result<(), StorageError> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.execute_raw(sql(
+            DbBackend::Postgres,
+            "SELECT id FROM cases WHERE id = $1 FOR UPDATE",
+            vec![id.into()],
+        ))
+        .await?;
+    }
+    Ok(())
 }
 
 pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<Case>, StorageError> {
@@ -656,6 +679,7 @@ pub async fn by_reporter(
         category_code: None,
         received_from: None,
         received_to: None,
+        overdue_at: None,
     };
     list(db, &filter, after, limit).await
 }
@@ -664,17 +688,20 @@ pub async fn by_reporter(
 /// case after the change, version bumped) in the same transaction. `Ok(None)`: the version moved.
 pub async fn append(
     db: &DatabaseConnection,
+    rules: &Rules,
     updated: &Case,
     expected_version: i64,
     events: Vec<NewEvent>,
 ) -> Result<Option<(Case, Vec<Event>)>, StorageError> {
     let txn = begin_write(db).await?;
+    lock_case(&txn, &updated.id).await?;
     let Some(current) = get(&txn, &updated.id).await? else {
         return Ok(None);
     };
     if current.version != expected_version {
         return Ok(None);
     }
+    let ops = sla_rules::plan(updated, &events);
     let first = reserve_events(&txn, events.len()).await?;
     let chained = rules::chain(&updated.id, &current.last_event_hash, first, events);
     let mut case = updated.clone();
@@ -712,6 +739,7 @@ pub async fn append(
             .await?;
         }
     }
+    super::sla::apply(&txn, &case, &ops, rules).await?;
     txn.commit().await?;
     Ok(Some((case, chained)))
 }
@@ -830,6 +858,8 @@ pub struct CaseFilter {
     pub category_code: Option<String>,
     pub received_from: Option<DateTime<Utc>>,
     pub received_to: Option<DateTime<Utc>>,
+    /// Only cases with a running SLA clock due at or before this time.
+    pub overdue_at: Option<DateTime<Utc>>,
 }
 
 /// The column holding a case's region at `tier`.
@@ -872,6 +902,9 @@ pub async fn list(
     limit: u64,
 ) -> Result<Vec<Case>, StorageError> {
     let mut query = case::Entity::find().filter(scope_condition(&filter.scope));
+    if let Some(now) = filter.overdue_at {
+        query = query.filter(super::sla::overdue_condition(now));
+    }
     if !filter.statuses.is_empty() {
         query = query.filter(
             case::Column::Status.is_in(
@@ -919,4 +952,48 @@ pub async fn list(
         .map_err(corrupt)?;
     attach_assists(db, &mut cases).await?;
     Ok(cases)
+}
+
+/// Events after `after` of the cases `reporter_sub` brought in, in sequence order, with each
+/// event's case code: what `WatchEvents` streams to a gateway.
+pub async fn events_after(
+    db: &DatabaseConnection,
+    reporter_sub: &str,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<(Event, String)>, StorageError> {
+    let rows = db
+        .query_all_raw(sql(
+            db.get_database_backend(),
+            "SELECT e.seq, e.case_id, e.kind, e.actor_sub, e.actor_role, e.at, e.from_status, \
+             e.to_status, e.reason, e.details, e.prev_hash, e.hash, c.code \
+             FROM case_events e JOIN cases c ON c.id = e.case_id \
+             WHERE e.seq > $1 AND c.reporter_sub = $2 ORDER BY e.seq LIMIT $3",
+            vec![
+                after.into(),
+                reporter_sub.into(),
+                i64::try_from(limit).unwrap_or(i64::MAX).into(),
+            ],
+        ))
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let m = case_event::Model {
+            seq: r.try_get_by_index(0)?,
+            case_id: r.try_get_by_index(1)?,
+            kind: r.try_get_by_index(2)?,
+            actor_sub: r.try_get_by_index(3)?,
+            actor_role: r.try_get_by_index(4)?,
+            at: r.try_get_by_index(5)?,
+            from_status: r.try_get_by_index(6)?,
+            to_status: r.try_get_by_index(7)?,
+            reason: r.try_get_by_index(8)?,
+            details: r.try_get_by_index(9)?,
+            prev_hash: r.try_get_by_index(10)?,
+            hash: r.try_get_by_index(11)?,
+        };
+        let code: String = r.try_get_by_index(12)?;
+        out.push((event_from(m).map_err(corrupt)?, code));
+    }
+    Ok(out)
 }

@@ -150,6 +150,11 @@ pub mod case {
         #[sea_orm(column_type = "Text")]
         pub attachment_ids: String,
         pub last_event_hash: String,
+        pub resolved_at: Option<DateTimeUtc>,
+        pub satisfaction: Option<String>,
+        /// JSON: satisfaction, comment, by_sub, at.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub evaluation: Option<String>,
     }
 
     impl ActiveModelBehavior for ActiveModel {}
@@ -215,6 +220,152 @@ pub mod case_assist {
         pub unit_code: String,
         pub summoned_at: DateTimeUtc,
         pub checked_in_at: Option<DateTimeUtc>,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod sla_clock {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sla_clocks")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub case_id: String,
+        pub kind: String,
+        pub cycle: i32,
+        pub unit_code: String,
+        pub attempt: i32,
+        pub duration: String,
+        pub started_at: DateTimeUtc,
+        pub due_at: DateTimeUtc,
+        pub warn_at: DateTimeUtc,
+        pub escalate_at: DateTimeUtc,
+        pub red_card_at: DateTimeUtc,
+        pub next_at: Option<DateTimeUtc>,
+        pub stage: i32,
+        pub warned_at: Option<DateTimeUtc>,
+        pub breached_at: Option<DateTimeUtc>,
+        pub escalated_at: Option<DateTimeUtc>,
+        pub escalations: i32,
+        pub stopped_at: Option<DateTimeUtc>,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod sla_policy {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sla_policies")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub clock: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub category_code: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tier: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub severity: String,
+        pub duration: String,
+        pub updated_at: DateTimeUtc,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod routing_override {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "routing_overrides")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub region_code: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub category_code: String,
+        pub unit_code: String,
+        pub updated_at: DateTimeUtc,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod calendar_year {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "calendar_years")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub year: i32,
+        pub format: String,
+        pub imported_at: DateTimeUtc,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod calendar_day {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "calendar_days")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub date: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub source: String,
+        pub kind: String,
+        pub name: String,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod stats_snapshot {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "stats_snapshots")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub month: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub scope_kind: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub scope_code: String,
+        #[sea_orm(column_type = "Text")]
+        pub stats: String,
+        pub computed_at: DateTimeUtc,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod job_run {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "job_runs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub job: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub period: String,
+        pub claimed_by: String,
+        pub claimed_at: DateTimeUtc,
+        pub finished_at: Option<DateTimeUtc>,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

@@ -11,13 +11,18 @@
 // A harness whose set-up fails should fail the test loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use gridcase::{
     app::{Application, BuildOptions},
     auth::Minter,
     config::Settings,
     domain::Role,
+    service::{
+        sla::Supervisor,
+        stats::StatsService,
+        time::{ManualTime, TimeSource},
+    },
 };
 use sea_orm::{ConnectionTrait, Database};
 use secrecy::SecretString;
@@ -176,6 +181,9 @@ pub struct TestApp {
     pub minter: Minter,
     pub db: TestDb,
     pub settings: Settings,
+    /// The SLA supervisor and statistics of this server, for tests that drive them by hand.
+    pub supervisor: Arc<Supervisor>,
+    pub stats: Arc<StatsService>,
     _data_dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
@@ -190,12 +198,31 @@ impl TestApp {
 
     /// The server on `db`, with settings adjusted by `adjust`.
     pub async fn spawn_with(db: TestDb, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        TestApp::spawn_full(db, adjust, None).await
+    }
+
+    /// The server on `db`, its "now" read from `time`.
+    pub async fn spawn_at(db: TestDb, time: Arc<ManualTime>) -> TestApp {
+        TestApp::spawn_full(db, |_| {}, Some(time)).await
+    }
+
+    pub async fn spawn_full(
+        db: TestDb,
+        adjust: impl FnOnce(&mut Settings),
+        time: Option<Arc<ManualTime>>,
+    ) -> TestApp {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let mut settings = test_settings(&db.url, data_dir.path().to_owned());
         adjust(&mut settings);
-        let app = Application::build(settings.clone(), BuildOptions::default())
+        let options = BuildOptions {
+            demo: false,
+            time: time.map(|t| t as Arc<dyn TimeSource>),
+        };
+        let app = Application::build(settings.clone(), options)
             .await
             .expect("application builds");
+        let supervisor = app.supervisor();
+        let stats = app.stats();
         let addr = app.local_addr().expect("bound");
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(app.run_until_stopped(async move {
@@ -213,6 +240,8 @@ impl TestApp {
             minter,
             db,
             settings,
+            supervisor,
+            stats,
             _data_dir: data_dir,
             stop: Some(stop),
             handle: Some(handle),
@@ -392,4 +421,26 @@ pub async fn submit(
         .into_inner()
         .case
         .expect("a case")
+}
+
+/// Waits (up to 10 s) until `app` serves a directory with categories: another replica's import
+/// reaches it by polling.
+pub async fn wait_for_directory(app: &TestApp) {
+    use gridcase::proto::v1::{
+        ListCategoriesRequest, directory_service_client::DirectoryServiceClient,
+    };
+    let token = app.token("ops-admin", Role::Admin);
+    for _ in 0..100 {
+        let categories = DirectoryServiceClient::new(app.channel.clone())
+            .list_categories(authed(ListCategoriesRequest {}, &token))
+            .await
+            .expect("list categories")
+            .into_inner()
+            .categories;
+        if !categories.is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the directory did not reach the other replica within 10 s");
 }

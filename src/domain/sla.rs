@@ -1,0 +1,545 @@
+//! SLA clocks (DESIGN.md "SLA clocks"): which clocks a transition starts and stops, how long each
+//! runs by category, tier and severity, and the levels each fires — warning at 80 %, supervision
+//! notice (督办) at 100 %, escalation at 150 %, a second escalation (red card) at 200 %.
+
+use std::{fmt, str::FromStr};
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    calendar::{Calendar, SlaDuration},
+    case::{Case, NewEvent, Source},
+    directory::{Severity, Tier},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ClockKind {
+    /// 1 小时内登记: from receipt to registration.
+    Register,
+    /// From registration (or a return) to dispatch.
+    Dispatch,
+    /// Urgent cases: from dispatch to the unit's first report from the scene.
+    OnSite,
+    /// 吹哨报到: each summoned unit, from the whistle to its check-in.
+    WhistleCheckIn,
+    /// From acceptance (or a reopen) to resolution.
+    Resolve,
+    /// From resolution until the reporter is told the result.
+    Feedback,
+}
+
+impl ClockKind {
+    pub const ALL: [ClockKind; 6] = [
+        ClockKind::Register,
+        ClockKind::Dispatch,
+        ClockKind::OnSite,
+        ClockKind::WhistleCheckIn,
+        ClockKind::Resolve,
+        ClockKind::Feedback,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClockKind::Register => "register",
+            ClockKind::Dispatch => "dispatch",
+            ClockKind::OnSite => "on_site",
+            ClockKind::WhistleCheckIn => "whistle_check_in",
+            ClockKind::Resolve => "resolve",
+            ClockKind::Feedback => "feedback",
+        }
+    }
+}
+
+impl fmt::Display for ClockKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ClockKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ClockKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown clock {s:?}"))
+    }
+}
+
+/// The levels a clock fires, in order, each exactly once per clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// 80 % of the time gone.
+    Warning = 1,
+    /// Due: a supervision notice (督办) to the unit and its region's center.
+    Breach = 2,
+    /// Due plus half the time again: one tier up.
+    Escalation = 3,
+    /// Due plus the whole time again: the clock's second escalation.
+    SecondEscalation = 4,
+}
+
+impl Level {
+    pub const ALL: [Level; 4] = [
+        Level::Warning,
+        Level::Breach,
+        Level::Escalation,
+        Level::SecondEscalation,
+    ];
+
+    /// The stage a clock is in once this level has fired.
+    pub fn stage(self) -> i32 {
+        self as i32
+    }
+
+    pub fn after_stage(stage: i32) -> Option<Level> {
+        Level::ALL.into_iter().find(|l| l.stage() == stage + 1)
+    }
+
+    /// The share of the clock's time at which the level fires.
+    pub fn fraction(self) -> f64 {
+        match self {
+            Level::Warning => 0.8,
+            Level::Breach => 1.0,
+            Level::Escalation => 1.5,
+            Level::SecondEscalation => 2.0,
+        }
+    }
+
+    pub fn event_kind(self) -> &'static str {
+        match self {
+            Level::Warning => "sla_warning",
+            Level::Breach => "sla_breach",
+            Level::Escalation | Level::SecondEscalation => "sla_escalation",
+        }
+    }
+}
+
+/// One rule of the SLA policy: a duration for a clock, narrowed by category, tier and severity
+/// (`None`: any). The most specific rule that matches wins; category counts most, then tier,
+/// then severity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRule {
+    pub clock: ClockKind,
+    pub category_code: Option<String>,
+    pub tier: Option<Tier>,
+    pub severity: Option<Severity>,
+    pub duration: SlaDuration,
+}
+
+impl PolicyRule {
+    fn matches(&self, category: &str, tier: Tier, severity: Severity) -> bool {
+        self.category_code.as_deref().is_none_or(|c| c == category)
+            && self.tier.is_none_or(|t| t == tier)
+            && self.severity.is_none_or(|s| s == severity)
+    }
+
+    fn specificity(&self) -> u8 {
+        u8::from(self.category_code.is_some()) * 4
+            + u8::from(self.tier.is_some()) * 2
+            + u8::from(self.severity.is_some())
+    }
+
+    fn same_key(&self, other: &PolicyRule) -> bool {
+        self.clock == other.clock
+            && self.category_code == other.category_code
+            && self.tier == other.tier
+            && self.severity == other.severity
+    }
+}
+
+/// The SLA policy: DESIGN.md's defaults with the admins' rules laid over them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    rules: Vec<PolicyRule>,
+}
+
+fn rule(clock: ClockKind, severity: Option<Severity>, duration: SlaDuration) -> PolicyRule {
+    PolicyRule {
+        clock,
+        category_code: None,
+        tier: None,
+        severity,
+        duration,
+    }
+}
+
+impl Default for Policy {
+    /// DESIGN.md's table. The on-site clock has a rule for urgent cases only, so it runs for
+    /// nothing else unless an admin adds one.
+    fn default() -> Self {
+        use SlaDuration::{Minutes, WorkingDays};
+        Policy {
+            rules: vec![
+                rule(ClockKind::Register, None, Minutes(60)),
+                rule(ClockKind::Dispatch, None, Minutes(24 * 60)),
+                rule(ClockKind::Dispatch, Some(Severity::Urgent), Minutes(60)),
+                rule(ClockKind::OnSite, Some(Severity::Urgent), Minutes(15)),
+                rule(ClockKind::WhistleCheckIn, None, Minutes(30)),
+                rule(ClockKind::Resolve, None, WorkingDays(7)),
+                rule(ClockKind::Resolve, Some(Severity::Complex), WorkingDays(15)),
+                rule(ClockKind::Feedback, None, Minutes(24 * 60)),
+            ],
+        }
+    }
+}
+
+impl Policy {
+    /// The defaults with `rules` laid over them (a rule with a default's key replaces it).
+    pub fn with_rules(rules: impl IntoIterator<Item = PolicyRule>) -> Policy {
+        let mut policy = Policy::default();
+        for r in rules {
+            policy.rules.retain(|x| !x.same_key(&r));
+            policy.rules.push(r);
+        }
+        policy
+    }
+
+    /// How long `clock` runs for such a case; `None` when no rule applies (the clock does not run).
+    pub fn duration(
+        &self,
+        clock: ClockKind,
+        category: &str,
+        tier: Tier,
+        severity: Severity,
+    ) -> Option<SlaDuration> {
+        self.rules
+            .iter()
+            .filter(|r| r.clock == clock && r.matches(category, tier, severity))
+            .max_by_key(|r| r.specificity())
+            .map(|r| r.duration)
+    }
+
+    pub fn rules(&self) -> &[PolicyRule] {
+        &self.rules
+    }
+}
+
+/// What a transition does to a case's clocks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClockOp {
+    /// Start the clock unless one of this kind (and unit) already runs in the case's cycle.
+    Start {
+        kind: ClockKind,
+        unit_code: String,
+        at: DateTime<Utc>,
+    },
+    /// Stop the running clocks of this kind (and unit, when given; every kind when `None`).
+    Stop {
+        kind: Option<ClockKind>,
+        unit_code: Option<String>,
+        at: DateTime<Utc>,
+    },
+    /// Stop a clock that started and stopped at once (a registration's register clock).
+    Completed {
+        kind: ClockKind,
+        started_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+}
+
+fn start(kind: ClockKind, at: DateTime<Utc>) -> ClockOp {
+    ClockOp::Start {
+        kind,
+        unit_code: String::new(),
+        at,
+    }
+}
+
+fn stop(kind: ClockKind, at: DateTime<Utc>) -> ClockOp {
+    ClockOp::Stop {
+        kind: Some(kind),
+        unit_code: None,
+        at,
+    }
+}
+
+/// When the register clock of a new case started: a gateway's own receipt time for its
+/// tickets (the 12345 operator took the call then), gridcase's receipt time otherwise.
+pub fn register_started(case: &Case) -> DateTime<Utc> {
+    if case.source != Source::Handset && case.external_id.is_some() {
+        case.captured_at
+            .filter(|at| *at <= case.received_at)
+            .unwrap_or(case.received_at)
+    } else {
+        case.received_at
+    }
+}
+
+/// The clock operations of a transition, from the events it appends (in order), applied to
+/// the case as it is after the transition.
+pub fn plan(after: &Case, events: &[NewEvent]) -> Vec<ClockOp> {
+    use ClockKind::*;
+    let urgent = after.severity == Severity::Urgent;
+    let mut ops = Vec::new();
+    for e in events {
+        let at = e.at;
+        match e.kind.as_str() {
+            "registered" => {
+                ops.push(ClockOp::Completed {
+                    kind: Register,
+                    started_at: register_started(after),
+                    at,
+                });
+                ops.push(start(Dispatch, at));
+            }
+            "dispatched" => {
+                ops.push(stop(Dispatch, at));
+                if urgent {
+                    ops.push(start(OnSite, at));
+                }
+            }
+            "accepted" => ops.push(start(Resolve, at)),
+            "returned" => {
+                ops.push(stop(OnSite, at));
+                ops.push(stop(Resolve, at));
+                ops.push(start(Dispatch, at));
+            }
+            "progress" => ops.push(stop(OnSite, at)),
+            "resolved" => {
+                ops.push(stop(OnSite, at));
+                ops.push(stop(Resolve, at));
+                ops.push(ClockOp::Stop {
+                    kind: Some(WhistleCheckIn),
+                    unit_code: None,
+                    at,
+                });
+                ops.push(start(Feedback, at));
+            }
+            "feedback" => ops.push(stop(Feedback, at)),
+            // A new cycle: what ran in the last one stops; the lead unit's resolve clock
+            // restarts at once (DESIGN.md "restarts on reopen"), as does on-site when urgent.
+            "reopened" => {
+                ops.push(ClockOp::Stop {
+                    kind: None,
+                    unit_code: None,
+                    at,
+                });
+                ops.push(start(Resolve, at));
+                if urgent {
+                    ops.push(start(OnSite, at));
+                }
+            }
+            // A manual escalation hands the case to the higher center, which dispatches anew.
+            "escalated" => {
+                ops.push(stop(OnSite, at));
+                ops.push(stop(Resolve, at));
+                if urgent {
+                    ops.push(start(OnSite, at));
+                }
+            }
+            "whistled" => {
+                let units: Vec<String> = serde_json::from_str::<serde_json::Value>(&e.details)
+                    .ok()
+                    .and_then(|d| d.get("unit_codes").cloned())
+                    .and_then(|u| serde_json::from_value(u).ok())
+                    .unwrap_or_default();
+                for unit_code in units {
+                    ops.push(ClockOp::Start {
+                        kind: WhistleCheckIn,
+                        unit_code,
+                        at,
+                    });
+                }
+            }
+            "checked_in" => {
+                let unit = serde_json::from_str::<serde_json::Value>(&e.details)
+                    .ok()
+                    .and_then(|d| d.get("unit_code")?.as_str().map(str::to_owned));
+                if let Some(unit_code) = unit {
+                    ops.push(ClockOp::Stop {
+                        kind: Some(WhistleCheckIn),
+                        unit_code: Some(unit_code),
+                        at,
+                    });
+                }
+            }
+            "closed" | "merged" | "cancelled" => ops.push(ClockOp::Stop {
+                kind: None,
+                unit_code: None,
+                at,
+            }),
+            _ => {}
+        }
+    }
+    ops
+}
+
+/// A clock's schedule: when each level falls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub due_at: DateTime<Utc>,
+    pub warn_at: DateTime<Utc>,
+    pub escalate_at: DateTime<Utc>,
+    pub red_card_at: DateTime<Utc>,
+}
+
+impl Schedule {
+    pub fn new(calendar: &Calendar, started_at: DateTime<Utc>, d: SlaDuration) -> Schedule {
+        Schedule {
+            warn_at: calendar.at_fraction(started_at, d, Level::Warning.fraction()),
+            due_at: calendar.due(started_at, d),
+            escalate_at: calendar.at_fraction(started_at, d, Level::Escalation.fraction()),
+            red_card_at: calendar.at_fraction(started_at, d, Level::SecondEscalation.fraction()),
+        }
+    }
+
+    pub fn at(&self, level: Level) -> DateTime<Utc> {
+        match level {
+            Level::Warning => self.warn_at,
+            Level::Breach => self.due_at,
+            Level::Escalation => self.escalate_at,
+            Level::SecondEscalation => self.red_card_at,
+        }
+    }
+
+    /// When the level after `stage` falls; `None` once every level has fired.
+    pub fn next_after(&self, stage: i32) -> Option<DateTime<Utc>> {
+        Level::after_stage(stage).map(|l| self.at(l))
+    }
+}
+
+/// One clock of one case as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Clock {
+    pub id: i64,
+    pub case_id: String,
+    pub kind: ClockKind,
+    pub cycle: i32,
+    pub unit_code: String,
+    pub attempt: i32,
+    pub duration: SlaDuration,
+    pub started_at: DateTime<Utc>,
+    pub schedule: Schedule,
+    pub next_at: Option<DateTime<Utc>>,
+    pub stage: i32,
+    pub warned_at: Option<DateTime<Utc>>,
+    pub breached_at: Option<DateTime<Utc>>,
+    pub escalated_at: Option<DateTime<Utc>>,
+    pub escalations: i32,
+    pub stopped_at: Option<DateTime<Utc>>,
+}
+
+impl Clock {
+    /// Past due at `now` while running, or stopped after its due time.
+    pub fn overdue(&self, now: DateTime<Utc>) -> bool {
+        match self.stopped_at {
+            Some(stopped) => stopped > self.schedule.due_at,
+            None => now >= self.schedule.due_at,
+        }
+    }
+}
+
+/// The unit a clock's notices go to: a check-in clock's summoned unit, else the lead unit.
+pub fn clock_unit<'a>(clock: &'a Clock, case: &'a Case) -> &'a str {
+    if clock.unit_code.is_empty() {
+        &case.unit_code
+    } else {
+        &clock.unit_code
+    }
+}
+
+/// How a case's tier counts for 就地化解: settled at township tier or below.
+pub fn local_tier(tier: Tier) -> bool {
+    matches!(tier, Tier::Township | Tier::Community | Tier::Grid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_follow_design_md() {
+        let p = Policy::default();
+        let d = |clock, severity| p.duration(clock, "dispute.neighbor", Tier::Community, severity);
+        use SlaDuration::*;
+        assert_eq!(d(ClockKind::Register, Severity::General), Some(Minutes(60)));
+        assert_eq!(
+            d(ClockKind::Dispatch, Severity::General),
+            Some(Minutes(1440))
+        );
+        assert_eq!(d(ClockKind::Dispatch, Severity::Urgent), Some(Minutes(60)));
+        assert_eq!(d(ClockKind::OnSite, Severity::General), None);
+        assert_eq!(d(ClockKind::OnSite, Severity::Urgent), Some(Minutes(15)));
+        assert_eq!(
+            d(ClockKind::WhistleCheckIn, Severity::Complex),
+            Some(Minutes(30))
+        );
+        assert_eq!(
+            d(ClockKind::Resolve, Severity::General),
+            Some(WorkingDays(7))
+        );
+        assert_eq!(
+            d(ClockKind::Resolve, Severity::Complex),
+            Some(WorkingDays(15))
+        );
+        assert_eq!(
+            d(ClockKind::Feedback, Severity::Urgent),
+            Some(Minutes(1440))
+        );
+    }
+
+    #[test]
+    fn the_most_specific_rule_wins_and_a_rule_replaces_the_default_of_its_key() {
+        let p = Policy::with_rules([
+            PolicyRule {
+                clock: ClockKind::Resolve,
+                category_code: Some("safety.fire_hazard".into()),
+                tier: None,
+                severity: None,
+                duration: SlaDuration::WorkingDays(3),
+            },
+            PolicyRule {
+                clock: ClockKind::Resolve,
+                category_code: None,
+                tier: Some(Tier::District),
+                severity: Some(Severity::Complex),
+                duration: SlaDuration::WorkingDays(20),
+            },
+            PolicyRule {
+                clock: ClockKind::Register,
+                category_code: None,
+                tier: None,
+                severity: None,
+                duration: SlaDuration::Minutes(30),
+            },
+        ]);
+        let d = |cat, tier, sev| p.duration(ClockKind::Resolve, cat, tier, sev);
+        // Category beats tier + severity.
+        assert_eq!(
+            d("safety.fire_hazard", Tier::District, Severity::Complex),
+            Some(SlaDuration::WorkingDays(3))
+        );
+        assert_eq!(
+            d("city.litter", Tier::District, Severity::Complex),
+            Some(SlaDuration::WorkingDays(20))
+        );
+        assert_eq!(
+            d("city.litter", Tier::Township, Severity::Complex),
+            Some(SlaDuration::WorkingDays(15))
+        );
+        assert_eq!(
+            p.duration(ClockKind::Register, "x", Tier::Grid, Severity::General),
+            Some(SlaDuration::Minutes(30))
+        );
+        assert_eq!(
+            p.rules()
+                .iter()
+                .filter(|r| r.clock == ClockKind::Register)
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn levels_follow_each_other_and_end() {
+        assert_eq!(Level::after_stage(0), Some(Level::Warning));
+        assert_eq!(Level::after_stage(3), Some(Level::SecondEscalation));
+        assert_eq!(Level::after_stage(4), None);
+        for k in ClockKind::ALL {
+            assert_eq!(k.as_str().parse::<ClockKind>(), Ok(k));
+        }
+        assert!("soon".parse::<ClockKind>().is_err());
+    }
+}

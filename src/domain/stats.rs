@@ -1,0 +1,118 @@
+//! The figures the centers are judged by (DESIGN.md "Statistics"), over a cohort: the cases
+//! received in a period (merged duplicates left out), with what has become of them so far.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{calendar::Calendar, case::CaseStatus, directory::Tier, sla::local_tier};
+
+/// One case of a cohort, as statistics see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CohortCase {
+    pub status: CaseStatus,
+    pub received_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub tier: Tier,
+    pub escalation_level: i32,
+    /// The last evaluation: satisfied (满意 or 基本满意) or not; `None` when not evaluated.
+    pub satisfied: Option<bool>,
+    pub reopen_count: i32,
+    /// A clock of the case passed its due time (running past it, or stopped after it).
+    pub overdue: bool,
+    /// Escalations (manual and SLA) and returns in the case's log.
+    pub escalations: i64,
+    pub returns: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub received: i64,
+    pub resolved: i64,
+    pub resolution_rate: f64,
+    pub on_time_rate: f64,
+    pub overdue: i64,
+    pub mean_handling_working_hours: f64,
+    pub evaluated: i64,
+    pub satisfaction_rate: f64,
+    pub local_resolution_rate: f64,
+    pub escalations: i64,
+    pub returns: i64,
+    pub reopens: i64,
+}
+
+/// Sums a cohort case by case; `finish` turns the sums into rates.
+#[derive(Debug, Clone, Default)]
+pub struct Accumulator {
+    received: i64,
+    resolved: i64,
+    resolved_on_time: i64,
+    overdue: i64,
+    handled: i64,
+    handling_seconds: i64,
+    evaluated: i64,
+    satisfied: i64,
+    local: i64,
+    escalations: i64,
+    returns: i64,
+    reopens: i64,
+}
+
+fn rate(part: i64, whole: i64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+impl Accumulator {
+    pub fn add(&mut self, c: &CohortCase, calendar: &Calendar) {
+        self.received += 1;
+        let resolved = matches!(c.status, CaseStatus::Resolved | CaseStatus::Closed);
+        if resolved {
+            self.resolved += 1;
+            if !c.overdue {
+                self.resolved_on_time += 1;
+            }
+            // 就地化解: settled at township tier or below without escalation.
+            if local_tier(c.tier) && c.escalation_level == 0 {
+                self.local += 1;
+            }
+            if let Some(at) = c.resolved_at {
+                self.handled += 1;
+                self.handling_seconds += calendar.working_seconds_between(c.received_at, at);
+            }
+        }
+        if c.overdue {
+            self.overdue += 1;
+        }
+        if let Some(satisfied) = c.satisfied {
+            self.evaluated += 1;
+            self.satisfied += i64::from(satisfied);
+        }
+        self.escalations += c.escalations;
+        self.returns += c.returns;
+        self.reopens += i64::from(c.reopen_count);
+    }
+
+    pub fn finish(&self) -> Stats {
+        Stats {
+            received: self.received,
+            resolved: self.resolved,
+            resolution_rate: rate(self.resolved, self.received),
+            on_time_rate: rate(self.resolved_on_time, self.resolved),
+            overdue: self.overdue,
+            mean_handling_working_hours: if self.handled == 0 {
+                0.0
+            } else {
+                self.handling_seconds as f64 / 3600.0 / self.handled as f64
+            },
+            evaluated: self.evaluated,
+            satisfaction_rate: rate(self.satisfied, self.evaluated),
+            local_resolution_rate: rate(self.local, self.resolved),
+            escalations: self.escalations,
+            returns: self.returns,
+            reopens: self.reopens,
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The rules as the running service sees them: calendar, SLA policy and routing overrides in one
+//! immutable snapshot, swapped whole when the stored `rules` version moves — whichever replica
+//! made the change.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Arc,
+    time::Duration,
+};
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use sea_orm::DatabaseConnection;
+use tokio::sync::watch;
+
+use super::directory::storage_error;
+use crate::{
+    domain::{
+        DomainError, DomainResult,
+        calendar::{self, Calendar, CalendarDay, DayKind, SlaDuration},
+        directory::{Directory, Severity, Tier},
+        sla::{ClockKind, Policy, PolicyRule},
+    },
+    storage::{self, entities::sla_policy, rules::RulesParts},
+};
+
+/// One immutable version of the rules.
+#[derive(Debug)]
+pub struct Rules {
+    pub version: i64,
+    pub calendar: Calendar,
+    pub policy: Policy,
+    /// (region code, category code) → the unit that leads such cases in that subtree.
+    pub routing: HashMap<(String, String), String>,
+}
+
+impl Rules {
+    /// The shipped schedules, with the stored ones laid over them year by year.
+    pub fn build(parts: RulesParts) -> Result<Rules, String> {
+        let builtin = Calendar::builtin();
+        let stored: BTreeSet<i32> = parts.years.iter().copied().collect();
+        let mut years: BTreeSet<i32> = builtin.years().collect();
+        years.extend(stored.iter().copied());
+        let mut data_days: Vec<CalendarDay> = builtin
+            .years()
+            .filter(|y| !stored.contains(y))
+            .flat_map(|y| builtin.exceptions(y))
+            .collect();
+        data_days.extend(parts.data_days);
+        let calendar = Calendar::from_parts(years, data_days, parts.overrides);
+        let mut rules = Vec::with_capacity(parts.policies.len());
+        for p in parts.policies {
+            rules.push(policy_rule(&p)?);
+        }
+        Ok(Rules {
+            version: parts.version,
+            calendar,
+            policy: Policy::with_rules(rules),
+            routing: parts
+                .routing
+                .into_iter()
+                .map(|r| ((r.region_code, r.category_code), r.unit_code))
+                .collect(),
+        })
+    }
+
+    /// The override for a category at a place: the lowest region of `chain` that has one.
+    pub fn routing_override(&self, chain: &[Option<String>], category: &str) -> Option<&str> {
+        chain.iter().rev().flatten().find_map(|region| {
+            self.routing
+                .get(&(region.clone(), category.to_owned()))
+                .map(String::as_str)
+        })
+    }
+
+    /// Years that deadlines computed now may reach but that have no published schedule: this
+    /// year, and from November the next (clocks then run into it).
+    pub fn missing_years(&self, now: DateTime<Utc>) -> Vec<i32> {
+        let today = now.with_timezone(&calendar::SHANGHAI).date_naive();
+        let mut years = vec![today.year()];
+        if today.month() >= 11 {
+            years.push(today.year() + 1);
+        }
+        years
+            .into_iter()
+            .filter(|y| !self.calendar.has_data(*y))
+            .collect()
+    }
+}
+
+fn policy_rule(p: &sla_policy::Model) -> Result<PolicyRule, String> {
+    let opt = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    Ok(PolicyRule {
+        clock: p.clock.parse::<ClockKind>()?,
+        category_code: opt(&p.category_code),
+        tier: opt(&p.tier).map(|t| t.parse::<Tier>()).transpose()?,
+        severity: opt(&p.severity)
+            .map(|s| s.parse::<Severity>())
+            .transpose()?,
+        duration: p.duration.parse::<SlaDuration>()?,
+    })
+}
+
+/// The shared, hot-swappable rules.
+#[derive(Debug)]
+pub struct LiveRules {
+    db: DatabaseConnection,
+    current: ArcSwap<Rules>,
+}
+
+fn corrupt(e: String) -> storage::StorageError {
+    storage::StorageError::Db(sea_orm::DbErr::Custom(format!("stored rules: {e}")))
+}
+
+/// The largest calendar file accepted.
+const MAX_CALENDAR_BYTES: usize = 1 << 20;
+
+impl LiveRules {
+    pub async fn load(db: DatabaseConnection) -> Result<LiveRules, storage::StorageError> {
+        let rules = Rules::build(storage::rules::load(&db).await?).map_err(corrupt)?;
+        Ok(LiveRules {
+            db,
+            current: ArcSwap::from_pointee(rules),
+        })
+    }
+
+    pub fn snapshot(&self) -> Arc<Rules> {
+        self.current.load_full()
+    }
+
+    pub async fn refresh(&self) -> Result<bool, storage::StorageError> {
+        if storage::rules::version(&self.db).await? == self.current.load().version {
+            return Ok(false);
+        }
+        let rules = Rules::build(storage::rules::load(&self.db).await?).map_err(corrupt)?;
+        tracing::info!(version = rules.version, "rules reloaded");
+        self.current.store(Arc::new(rules));
+        Ok(true)
+    }
+
+    pub async fn watch(self: Arc<Self>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(e) = self.refresh().await {
+                        tracing::warn!(error = %e, "rules refresh failed; applying the previous version");
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// `ImportCalendar`: a year's schedule (or several) in holiday-cn JSON or ICS; each year
+    /// given replaces what was stored or shipped for it.
+    pub async fn import_calendar(
+        &self,
+        format: CalendarFormat,
+        data: &[u8],
+        now: DateTime<Utc>,
+    ) -> DomainResult<(Vec<i32>, usize)> {
+        if data.is_empty() {
+            return Err(DomainError::invalid("data", "is empty"));
+        }
+        if data.len() > MAX_CALENDAR_BYTES {
+            return Err(DomainError::invalid(
+                "data",
+                format!("{} bytes; the limit is {MAX_CALENDAR_BYTES}", data.len()),
+            ));
+        }
+        let (years, name) = match format {
+            CalendarFormat::HolidayCnJson => (
+                vec![
+                    calendar::parse_holiday_cn_json(data)
+                        .map_err(|e| DomainError::invalid("data", e))?,
+                ],
+                "holiday-cn-json",
+            ),
+            CalendarFormat::Ics => (
+                calendar::parse_ics(data).map_err(|e| DomainError::invalid("data", e))?,
+                "ics",
+            ),
+        };
+        if years.is_empty() {
+            return Err(DomainError::invalid("data", "holds no days"));
+        }
+        for (year, _) in &years {
+            if !(2000..=2100).contains(year) {
+                return Err(DomainError::invalid(
+                    "data",
+                    format!("year {year} is outside 2000–2100"),
+                ));
+            }
+        }
+        storage::rules::import_calendar(&self.db, name, &years, now)
+            .await
+            .map_err(storage_error)?;
+        self.refresh().await.map_err(storage_error)?;
+        let days = years.iter().map(|(_, d)| d.len()).sum();
+        Ok((years.iter().map(|(y, _)| *y).collect(), days))
+    }
+
+    /// `SetCalendarDay`: an override for one day; no kind removes the override.
+    pub async fn set_day(
+        &self,
+        date: &str,
+        kind: Option<DayKind>,
+        name: &str,
+    ) -> DomainResult<CalendarDay> {
+        let date = NaiveDate::parse_from_str(date, "%Y-%m-%d")
+            .map_err(|_| DomainError::invalid("day.date", format!("{date:?} is not YYYY-MM-DD")))?;
+        if !(2000..=2100).contains(&date.year()) {
+            return Err(DomainError::invalid("day.date", "year outside 2000–2100"));
+        }
+        let name = name.trim();
+        if name.chars().count() > 100 {
+            return Err(DomainError::invalid(
+                "day.name",
+                "longer than 100 characters",
+            ));
+        }
+        storage::rules::set_override(&self.db, date, kind.map(|k| (k, name.to_owned())))
+            .await
+            .map_err(storage_error)?;
+        self.refresh().await.map_err(storage_error)?;
+        let rules = self.snapshot();
+        Ok(rules.calendar.day(date).cloned().unwrap_or(CalendarDay {
+            date,
+            kind: if rules.calendar.is_working_day(date) {
+                DayKind::Working
+            } else {
+                DayKind::Off
+            },
+            name: String::new(),
+            is_override: false,
+        }))
+    }
+
+    /// `SetSlaPolicy`.
+    pub async fn set_policy(&self, rule: PolicyRule, now: DateTime<Utc>) -> DomainResult<()> {
+        let row = sla_policy::Model {
+            clock: rule.clock.as_str().into(),
+            category_code: rule.category_code.clone().unwrap_or_default(),
+            tier: rule.tier.map(|t| t.as_str().to_owned()).unwrap_or_default(),
+            severity: rule
+                .severity
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            duration: rule.duration.to_string(),
+            updated_at: now,
+        };
+        storage::rules::set_policy(&self.db, row)
+            .await
+            .map_err(storage_error)?;
+        self.refresh().await.map_err(storage_error)?;
+        Ok(())
+    }
+
+    /// `SetRoutingOverride`: checked against the directory; no unit removes the override.
+    pub async fn set_routing_override(
+        &self,
+        directory: &Directory,
+        region_code: &str,
+        category_code: &str,
+        unit_code: &str,
+        now: DateTime<Utc>,
+    ) -> DomainResult<()> {
+        if directory.region(region_code).is_none() {
+            return Err(DomainError::invalid(
+                "region_code",
+                format!("unknown region {region_code:?}"),
+            ));
+        }
+        if directory.category(category_code).is_none() {
+            return Err(DomainError::invalid(
+                "category_code",
+                format!("unknown category {category_code:?}"),
+            ));
+        }
+        let unit = if unit_code.is_empty() {
+            None
+        } else {
+            if directory.unit(unit_code).is_none() {
+                return Err(DomainError::invalid(
+                    "unit_code",
+                    format!("unknown unit {unit_code:?}"),
+                ));
+            }
+            Some(unit_code)
+        };
+        storage::rules::set_routing_override(&self.db, region_code, category_code, unit, now)
+            .await
+            .map_err(storage_error)?;
+        self.refresh().await.map_err(storage_error)?;
+        Ok(())
+    }
+}
+
+/// The formats `ImportCalendar` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CalendarFormat {
+    HolidayCnJson,
+    Ics,
+}

@@ -1,0 +1,492 @@
+//! SLA clocks through the real server, with time under the test's control: clocks started and
+//! stopped by the lifecycle and shown by GetCase; warning → 督办 notice → escalation → red card,
+//! each exactly once; overdue lists; catching up after downtime; two servers on one database
+//! firing 1,000 breaches exactly once.
+
+// Test code: a failed step should fail the test loudly.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod common;
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, TimeZone, Utc};
+use common::*;
+use gridcase::{
+    domain::Role,
+    proto::v1::{
+        AcceptCaseRequest, Case, CaseEvent, ClockKind, DispatchCaseRequest, GetCaseRequest,
+        ListCasesRequest, RecordFeedbackRequest, ResolveCaseRequest, SlaClock, WhistleCaseRequest,
+        case_service_client::CaseServiceClient,
+    },
+    service::time::ManualTime,
+    storage,
+};
+use sea_orm::{ConnectionTrait, Statement};
+use tonic::transport::Channel;
+
+fn cases(app: &TestApp) -> CaseServiceClient<Channel> {
+    CaseServiceClient::new(app.channel.clone())
+}
+
+/// `2025-09-22T10:00:00+08:00` and the like, as UTC.
+fn shanghai(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+    gridcase::domain::calendar::SHANGHAI
+        .with_ymd_and_hms(y, m, d, h, min, 0)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: 0,
+    }
+}
+
+async fn get(app: &TestApp, id: &str) -> (Case, Vec<CaseEvent>) {
+    let token = app.token(DISPATCHER, Role::Dispatcher);
+    let r = cases(app)
+        .get_case(authed(
+            GetCaseRequest {
+                case_id: id.into(),
+                include_events: true,
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    (r.case.unwrap(), r.events)
+}
+
+fn clock(case: &Case, kind: ClockKind) -> Vec<SlaClock> {
+    case.clocks
+        .iter()
+        .filter(|c| c.kind == i32::from(kind))
+        .cloned()
+        .collect()
+}
+
+fn sla_kinds(events: &[CaseEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.kind.starts_with("sla_") || e.kind == "red_card")
+        .map(|e| e.kind.clone())
+        .collect()
+}
+
+async fn overdue_ids(app: &TestApp) -> Vec<String> {
+    let token = app.token(DISPATCHER, Role::Dispatcher);
+    cases(app)
+        .list_cases(authed(
+            ListCasesRequest {
+                overdue_only: true,
+                ..ListCasesRequest::default()
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .cases
+        .into_iter()
+        .map(|c| c.id)
+        .collect()
+}
+
+async fn audit_is_clean(url: &str) {
+    let db = storage::connect(url, 1).await.unwrap();
+    let report = gridcase::service::audit::verify(&db, None).await.unwrap();
+    assert_eq!(report.broken, None);
+}
+
+async fn warning_notice_escalation_and_red_card_fire_once_each_on_time(backend: Backend) {
+    let t0 = shanghai(2025, 9, 22, 10, 0); // a Monday
+    let time = Arc::new(ManualTime::new(t0));
+    let app = TestApp::spawn_at(TestDb::new(&backend).await, time.clone()).await;
+    import(&app, &small_bundle()).await;
+    // A grid-tier item: held by the grid's center, dispatch clock 24 h.
+    let case = submit(&app, GRID_MEMBER, "city.litter", 35.1, 119.05).await;
+    assert_eq!(case.region_code, "371102001001001");
+    let (c, _) = get(&app, &case.id).await;
+    let dispatch = clock(&c, ClockKind::Dispatch);
+    assert_eq!(dispatch.len(), 1);
+    assert_eq!(
+        dispatch[0].due_at,
+        Some(ts(t0 + chrono::Duration::hours(24)))
+    );
+    let register = clock(&c, ClockKind::Register);
+    assert_eq!(register.len(), 1);
+    assert!(register[0].stopped_at.is_some(), "registered at once");
+
+    // Nothing before 80 %.
+    time.set(t0 + chrono::Duration::minutes(19 * 60 + 12) - chrono::Duration::seconds(1));
+    assert_eq!(app.supervisor.run_due().await.unwrap(), 0);
+    assert!(overdue_ids(&app).await.is_empty());
+    // 80 % of 24 h is 19 h 12 min.
+    time.set(t0 + chrono::Duration::minutes(19 * 60 + 12));
+    assert_eq!(app.supervisor.run_due().await.unwrap(), 1);
+    assert_eq!(
+        app.supervisor.run_due().await.unwrap(),
+        0,
+        "a warning fires once"
+    );
+    let (c, events) = get(&app, &case.id).await;
+    assert_eq!(sla_kinds(&events), ["sla_warning"]);
+    assert_eq!(
+        c.version, case.version,
+        "a warning leaves the version alone"
+    );
+
+    // Due: the supervision notice (督办), to the unit (here also its region's center).
+    time.set(t0 + chrono::Duration::hours(24));
+    assert_eq!(app.supervisor.run_due().await.unwrap(), 1);
+    let (c, events) = get(&app, &case.id).await;
+    assert_eq!(sla_kinds(&events), ["sla_warning", "sla_breach"]);
+    let breach = events.iter().find(|e| e.kind == "sla_breach").unwrap();
+    let details: serde_json::Value = serde_json::from_str(&breach.details_json).unwrap();
+    assert_eq!(details["clock"], "dispatch");
+    assert_eq!(details["notify"][0], "371102001001001.center");
+    assert_eq!(breach.actor_sub, "gridcase-sla");
+    assert!(clock(&c, ClockKind::Dispatch)[0].breached_at.is_some());
+    assert_eq!(overdue_ids(&app).await, [case.id.clone()]);
+
+    // Due plus half the time again: one tier up; the higher center supervises.
+    time.set(t0 + chrono::Duration::hours(36));
+    assert_eq!(app.supervisor.run_due().await.unwrap(), 1);
+    let (c, events) = get(&app, &case.id).await;
+    assert_eq!(
+        sla_kinds(&events),
+        ["sla_warning", "sla_breach", "sla_escalation"]
+    );
+    assert_eq!(c.escalation_level, 1);
+    assert_eq!(c.region_code, "371102001001");
+    assert!(!c.red_card);
+    assert_eq!(c.version, case.version + 1, "an escalation moves the case");
+
+    // Due plus the whole time again: the second escalation is a red card.
+    time.set(t0 + chrono::Duration::hours(48));
+    assert_eq!(app.supervisor.run_due().await.unwrap(), 1);
+    time.set(t0 + chrono::Duration::hours(500));
+    assert_eq!(
+        app.supervisor.run_due().await.unwrap(),
+        0,
+        "no level is left"
+    );
+    let (c, events) = get(&app, &case.id).await;
+    assert_eq!(
+        sla_kinds(&events),
+        [
+            "sla_warning",
+            "sla_breach",
+            "sla_escalation",
+            "sla_escalation",
+            "red_card"
+        ]
+    );
+    assert_eq!(c.escalation_level, 2);
+    assert!(c.red_card);
+    assert_eq!(c.region_code, "371102001");
+    let d = &clock(&c, ClockKind::Dispatch)[0];
+    assert_eq!(d.escalations, 2);
+    assert!(d.warned_at.is_some() && d.escalated_at.is_some() && d.stopped_at.is_none());
+
+    // Dispatching stops the clock: the case is no longer overdue.
+    let token = app.token(DISPATCHER, Role::Dispatcher);
+    cases(&app)
+        .dispatch_case(authed(
+            DispatchCaseRequest {
+                case_id: c.id.clone(),
+                expected_version: c.version,
+                unit_code: String::new(),
+                reason: "分流".into(),
+            },
+            &token,
+        ))
+        .await
+        .unwrap();
+    assert!(overdue_ids(&app).await.is_empty());
+    audit_is_clean(&app.db.url).await;
+    app.stop().await.unwrap();
+}
+
+async fn the_lifecycle_starts_and_stops_the_clocks(backend: Backend) {
+    // Friday before National Day 2025.
+    let t0 = shanghai(2025, 9, 26, 10, 0);
+    let time = Arc::new(ManualTime::new(t0));
+    let app = TestApp::spawn_at(TestDb::new(&backend).await, time.clone()).await;
+    import(&app, &small_bundle()).await;
+    let dispatcher = app.token(DISPATCHER, Role::Dispatcher);
+    let justice = app.token(JUSTICE_STAFF, Role::UnitStaff);
+    // Community tier, led by the township's justice office.
+    let case = submit(&app, GRID_MEMBER, "dispute.neighbor", 35.1, 119.05).await;
+    time.set(t0 + chrono::Duration::hours(1));
+    let case = cases(&app)
+        .dispatch_case(authed(
+            DispatchCaseRequest {
+                case_id: case.id.clone(),
+                expected_version: case.version,
+                unit_code: String::new(),
+                reason: "分流".into(),
+            },
+            &dispatcher,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .case
+        .unwrap();
+    time.set(t0 + chrono::Duration::hours(2));
+    let case = cases(&app)
+        .accept_case(authed(
+            AcceptCaseRequest {
+                case_id: case.id.clone(),
+                expected_version: case.version,
+            },
+            &justice,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .case
+        .unwrap();
+    let (c, _) = get(&app, &case.id).await;
+    let d = &clock(&c, ClockKind::Dispatch)[0];
+    assert_eq!(d.stopped_at, Some(ts(t0 + chrono::Duration::hours(1))));
+    assert!(
+        clock(&c, ClockKind::OnSite).is_empty(),
+        "on-site is for urgent cases"
+    );
+    // Accepted Friday 12:00: 7 working days from Saturday, past National Day and its make-up
+    // Sunday 28 September and Saturday 11 October, fall due at 24:00 on 13 October.
+    let r = &clock(&c, ClockKind::Resolve)[0];
+    assert_eq!(r.started_at, Some(ts(t0 + chrono::Duration::hours(2))));
+    assert_eq!(r.due_at, Some(ts(shanghai(2025, 10, 14, 0, 0))));
+    assert!(r.stopped_at.is_none());
+
+    // A whistle: each summoned unit gets a 30-minute check-in clock.
+    time.set(t0 + chrono::Duration::hours(3));
+    let case = cases(&app)
+        .whistle_case(authed(
+            WhistleCaseRequest {
+                case_id: case.id.clone(),
+                expected_version: case.version,
+                unit_codes: vec!["371102.police".into()],
+                reason: "需要公安协助".into(),
+            },
+            &dispatcher,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .case
+        .unwrap();
+    let (c, _) = get(&app, &case.id).await;
+    let w = &clock(&c, ClockKind::WhistleCheckIn)[0];
+    assert_eq!(w.unit_code, "371102.police");
+    assert_eq!(
+        w.due_at,
+        Some(ts(t0
+            + chrono::Duration::hours(3)
+            + chrono::Duration::minutes(30)))
+    );
+    time.set(t0 + chrono::Duration::hours(3) + chrono::Duration::minutes(10));
+    let police = app.token(UNIT_STAFF, Role::UnitStaff);
+    let case = cases(&app)
+        .accept_case(authed(
+            AcceptCaseRequest {
+                case_id: case.id.clone(),
+                expected_version: case.version,
+            },
+            &police,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .case
+        .unwrap();
+    let (c, _) = get(&app, &case.id).await;
+    assert_eq!(
+        clock(&c, ClockKind::WhistleCheckIn)[0].stopped_at,
+        Some(ts(t0
+            + chrono::Duration::hours(3)
+            + chrono::Duration::minutes(10)))
+    );
+
+    // Resolved: the resolve clock stops, the feedback clock (24 h) starts; feedback stops it.
+    time.set(shanghai(2025, 10, 9, 9, 0));
+    let case = cases(&app)
+        .resolve_case(authed(
+            ResolveCaseRequest {
+                case_id: case.id.clone(),
+                expected_version: case.version,
+                result: "已调解".into(),
+                attachment_ids: vec![],
+            },
+            &justice,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .case
+        .unwrap();
+    time.set(shanghai(2025, 10, 9, 11, 0));
+    cases(&app)
+        .record_feedback(authed(
+            RecordFeedbackRequest {
+                case_id: case.id.clone(),
+                expected_version: case.version,
+                note: "已电话告知".into(),
+            },
+            &justice,
+        ))
+        .await
+        .unwrap();
+    let (c, _) = get(&app, &case.id).await;
+    let r = &clock(&c, ClockKind::Resolve)[0];
+    assert_eq!(r.stopped_at, Some(ts(shanghai(2025, 10, 9, 9, 0))));
+    let f = &clock(&c, ClockKind::Feedback)[0];
+    assert_eq!(f.due_at, Some(ts(shanghai(2025, 10, 10, 9, 0))));
+    assert_eq!(f.stopped_at, Some(ts(shanghai(2025, 10, 9, 11, 0))));
+    assert!(c.clocks.iter().all(|k| k.stopped_at.is_some()));
+    // Nothing is due any more, however late it gets.
+    time.set(shanghai(2026, 1, 1, 0, 0));
+    assert_eq!(app.supervisor.run_due().await.unwrap(), 0);
+    assert!(overdue_ids(&app).await.is_empty());
+    app.stop().await.unwrap();
+}
+
+async fn a_server_down_across_the_deadlines_catches_up_once_on_start(backend: Backend) {
+    let t0 = shanghai(2025, 9, 22, 10, 0);
+    let time = Arc::new(ManualTime::new(t0));
+    let db = TestDb::new(&backend).await;
+    let first = TestApp::spawn_at(TestDb::shared(&db.url), time.clone()).await;
+    import(&first, &small_bundle()).await;
+    let case = submit(&first, GRID_MEMBER, "city.litter", 35.1, 119.05).await;
+    first.stop().await.unwrap();
+
+    // A week passes with no server running: every level of the dispatch clock comes.
+    time.set(t0 + chrono::Duration::days(7));
+    let second = TestApp::spawn_at(TestDb::shared(&db.url), time.clone()).await;
+    // The catch-up runs at start-up, by itself.
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        events = get(&second, &case.id).await.1;
+        if events.iter().any(|e| e.kind == "red_card") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        sla_kinds(&events),
+        [
+            "sla_warning",
+            "sla_breach",
+            "sla_escalation",
+            "sla_escalation",
+            "red_card"
+        ],
+        "oldest first, each once"
+    );
+    assert_eq!(second.supervisor.run_due().await.unwrap(), 0);
+    // A third start finds nothing left to do.
+    second.stop().await.unwrap();
+    let third = TestApp::spawn_at(TestDb::shared(&db.url), time.clone()).await;
+    assert_eq!(third.supervisor.run_due().await.unwrap(), 0);
+    assert_eq!(sla_kinds(&get(&third, &case.id).await.1).len(), 5);
+    audit_is_clean(&db.url).await;
+    third.stop().await.unwrap();
+}
+
+async fn count(url: &str, sql: &str) -> i64 {
+    let db = storage::connect(url, 1).await.unwrap();
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+async fn two_servers_fire_a_thousand_breaches_exactly_once(backend: Backend) {
+    const CASES: usize = 1000;
+    let t0 = shanghai(2025, 9, 22, 10, 0);
+    let time = Arc::new(ManualTime::new(t0));
+    let db = TestDb::new(&backend).await;
+    let a = TestApp::spawn_at(TestDb::shared(&db.url), time.clone()).await;
+    let b = TestApp::spawn_at(TestDb::shared(&db.url), time.clone()).await;
+    import(&a, &small_bundle()).await;
+    wait_for_directory(&b).await;
+    // Both replicas take reports.
+    let mut created = 0;
+    for chunk in 0..CASES / 50 {
+        let app = if chunk % 2 == 0 { &a } else { &b };
+        let reports = (0..50).map(|i| {
+            let lon = 119.01 + 0.0017 * f64::from(u32::try_from(i).unwrap());
+            submit(
+                app,
+                GRID_MEMBER,
+                "city.litter",
+                35.05 + 0.002 * chunk as f64,
+                lon,
+            )
+        });
+        created += futures_util::future::join_all(reports).await.len();
+    }
+    assert_eq!(created, CASES);
+
+    // Every dispatch clock is past due (but not yet at escalation): both replicas scan at once.
+    time.set(t0 + chrono::Duration::hours(25));
+    let (fa, fb) = tokio::join!(a.supervisor.run_due(), b.supervisor.run_due());
+    let (fa, fb) = (fa.unwrap(), fb.unwrap());
+    // The scheduled ticks may have fired some too; the database holds the truth.
+    assert!(fa + fb <= 2 * CASES);
+    let url = &db.url;
+    assert_eq!(
+        count(
+            url,
+            "SELECT COUNT(*) FROM case_events WHERE kind = 'sla_breach'"
+        )
+        .await,
+        CASES as i64
+    );
+    assert_eq!(
+        count(
+            url,
+            "SELECT COUNT(*) FROM case_events WHERE kind = 'sla_warning'"
+        )
+        .await,
+        CASES as i64
+    );
+    assert_eq!(
+        count(
+            url,
+            "SELECT COUNT(*) FROM (SELECT case_id, kind FROM case_events \
+             WHERE kind LIKE 'sla%' GROUP BY case_id, kind HAVING COUNT(*) > 1) AS doubles"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            url,
+            "SELECT COUNT(*) FROM sla_clocks WHERE kind = 'dispatch' AND stage = 2"
+        )
+        .await,
+        CASES as i64
+    );
+    // Again, from both: nothing.
+    let (fa, fb) = tokio::join!(a.supervisor.run_due(), b.supervisor.run_due());
+    assert_eq!(fa.unwrap() + fb.unwrap(), 0);
+    audit_is_clean(url).await;
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
+
+on_both_databases!(
+    warning_notice_escalation_and_red_card_fire_once_each_on_time,
+    the_lifecycle_starts_and_stops_the_clocks,
+    a_server_down_across_the_deadlines_catches_up_once_on_start,
+    two_servers_fire_a_thousand_breaches_exactly_once,
+);
