@@ -21,6 +21,8 @@ pub struct Supervisor {
     time: Arc<dyn TimeSource>,
     /// One scan at a time in this process; a tick that finds one running waits its turn.
     running: tokio::sync::Mutex<()>,
+    /// Set once the start-up catch-up has run.
+    caught_up: tokio::sync::watch::Sender<bool>,
 }
 
 impl Supervisor {
@@ -34,7 +36,14 @@ impl Supervisor {
             directory,
             time,
             running: tokio::sync::Mutex::new(()),
+            caught_up: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Waits until the start-up catch-up (SLA levels and the monthly statistics) has run.
+    pub async fn caught_up(&self) {
+        let mut rx = self.caught_up.subscribe();
+        let _ = rx.wait_for(|done| *done).await;
     }
 
     /// Fires every level due now, oldest first, batch after batch until none is left (or what
@@ -118,6 +127,7 @@ impl Scheduler {
             if let Err(e) = stats.run_monthly().await {
                 tracing::warn!(error = %e, "monthly statistics catch-up failed");
             }
+            supervisor.caught_up.send_replace(true);
         });
         Ok(Scheduler { inner })
     }

@@ -228,6 +228,10 @@ impl TestApp {
         let handle = tokio::spawn(app.run_until_stopped(async move {
             let _ = stopped.await;
         }));
+        // Ready once the start-up catch-up has run, so tests that move time do not race it.
+        tokio::time::timeout(Duration::from_secs(30), supervisor.caught_up())
+            .await
+            .expect("start-up catch-up within 30 s");
         let channel = Channel::from_shared(format!("http://{addr}"))
             .expect("uri")
             .connect()

@@ -1,0 +1,420 @@
+//! Statistics through the real server: a month of cases with known outcomes, the live figures
+//! checked against counts worked out by hand here, the monthly snapshot taken exactly once by
+//! two replicas and answered from afterwards.
+
+// Test code: a failed step should fail the test loudly.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod common;
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, TimeZone, Utc};
+use common::*;
+use gridcase::{
+    domain::Role,
+    proto::v1::{
+        AcceptCaseRequest, CancelCaseRequest, Case, DispatchCaseRequest, EvaluateCaseRequest,
+        GetStatsRequest, RecordFeedbackRequest, ResolveCaseRequest, ReturnCaseRequest,
+        Satisfaction, Stats, case_service_client::CaseServiceClient, get_stats_request::Scope,
+        stats_service_client::StatsServiceClient,
+    },
+    service::time::ManualTime,
+};
+use tonic::{Code, transport::Channel};
+
+fn shanghai(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+    gridcase::domain::calendar::SHANGHAI
+        .with_ymd_and_hms(y, m, d, h, min, 0)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: 0,
+    }
+}
+
+fn cases(app: &TestApp) -> CaseServiceClient<Channel> {
+    CaseServiceClient::new(app.channel.clone())
+}
+
+/// One step of the lifecycle at a given time.
+struct Steps<'a> {
+    app: &'a TestApp,
+    time: Arc<ManualTime>,
+}
+
+impl Steps<'_> {
+    fn at(&self, t: DateTime<Utc>) -> &Self {
+        self.time.set(t);
+        self
+    }
+
+    async fn dispatch(&self, c: &Case, unit: &str) -> Case {
+        let token = self.app.token(DISPATCHER, Role::Dispatcher);
+        cases(self.app)
+            .dispatch_case(authed(
+                DispatchCaseRequest {
+                    case_id: c.id.clone(),
+                    expected_version: c.version,
+                    unit_code: unit.into(),
+                    reason: "分流".into(),
+                },
+                &token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .case
+            .unwrap()
+    }
+
+    async fn accept(&self, c: &Case, staff: &str) -> Case {
+        let token = self.app.token(staff, Role::UnitStaff);
+        cases(self.app)
+            .accept_case(authed(
+                AcceptCaseRequest {
+                    case_id: c.id.clone(),
+                    expected_version: c.version,
+                },
+                &token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .case
+            .unwrap()
+    }
+
+    async fn give_back(&self, c: &Case, staff: &str) -> Case {
+        let token = self.app.token(staff, Role::UnitStaff);
+        cases(self.app)
+            .return_case(authed(
+                ReturnCaseRequest {
+                    case_id: c.id.clone(),
+                    expected_version: c.version,
+                    reason: "不属于本单位".into(),
+                },
+                &token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .case
+            .unwrap()
+    }
+
+    async fn resolve(&self, c: &Case, staff: &str) -> Case {
+        let token = self.app.token(staff, Role::UnitStaff);
+        cases(self.app)
+            .resolve_case(authed(
+                ResolveCaseRequest {
+                    case_id: c.id.clone(),
+                    expected_version: c.version,
+                    result: "已处理".into(),
+                    attachment_ids: vec![],
+                },
+                &token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .case
+            .unwrap()
+    }
+
+    async fn feedback(&self, c: &Case, staff: &str) -> Case {
+        let token = self.app.token(staff, Role::UnitStaff);
+        cases(self.app)
+            .record_feedback(authed(
+                RecordFeedbackRequest {
+                    case_id: c.id.clone(),
+                    expected_version: c.version,
+                    note: "已告知".into(),
+                },
+                &token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .case
+            .unwrap()
+    }
+
+    async fn evaluate(&self, c: &Case, satisfaction: Satisfaction) -> Case {
+        let token = self.app.token(GRID_MEMBER, Role::GridMember);
+        cases(self.app)
+            .evaluate_case(authed(
+                EvaluateCaseRequest {
+                    case_id: c.id.clone(),
+                    expected_version: c.version,
+                    satisfaction: satisfaction.into(),
+                    comment: String::new(),
+                },
+                &token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .case
+            .unwrap()
+    }
+
+    async fn cancel(&self, c: &Case) -> Case {
+        let token = self.app.token(DISPATCHER, Role::Dispatcher);
+        cases(self.app)
+            .cancel_case(authed(
+                CancelCaseRequest {
+                    case_id: c.id.clone(),
+                    expected_version: c.version,
+                    reason: "重复来电".into(),
+                },
+                &token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .case
+            .unwrap()
+    }
+
+    async fn report(&self, category: &str) -> Case {
+        submit(self.app, GRID_MEMBER, category, 35.1, 119.05).await
+    }
+}
+
+async fn stats(
+    app: &TestApp,
+    sub: &str,
+    request: GetStatsRequest,
+) -> Result<(Stats, bool), tonic::Status> {
+    let token = app.token(sub, Role::Supervisor);
+    StatsServiceClient::new(app.channel.clone())
+        .get_stats(authed(request, &token))
+        .await
+        .map(|r| {
+            let r = r.into_inner();
+            (r.stats.unwrap(), r.snapshot)
+        })
+}
+
+fn november(scope: Scope) -> GetStatsRequest {
+    GetStatsRequest {
+        scope: Some(scope),
+        from: Some(ts(shanghai(2025, 11, 1, 0, 0))),
+        to: Some(ts(shanghai(2025, 12, 1, 0, 0))),
+        month: String::new(),
+    }
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9
+}
+
+async fn the_figures_match_counts_made_by_hand_and_the_month_is_snapshotted_once(backend: Backend) {
+    let time = Arc::new(ManualTime::new(shanghai(2025, 11, 3, 9, 0)));
+    let db = TestDb::new(&backend).await;
+    // Scans only when the test says (and once at start-up), so the figures hold still.
+    let quiet = |s: &mut gridcase::config::Settings| s.sla_tick = Duration::from_secs(3600);
+    let app = TestApp::spawn_full(TestDb::shared(&db.url), quiet, Some(time.clone())).await;
+    import(&app, &small_bundle()).await;
+    let s = Steps {
+        app: &app,
+        time: time.clone(),
+    };
+    let day = |h, m| shanghai(2025, 11, 3, h, m); // a Monday, a working day
+
+    // c1: community tier, settled by the township justice office in 2 working hours; 满意.
+    let c1 = s.at(day(9, 0)).report("dispute.neighbor").await;
+    let c1 = s.at(day(9, 1)).dispatch(&c1, "").await;
+    let c1 = s.at(day(9, 2)).accept(&c1, JUSTICE_STAFF).await;
+    let c1 = s.at(day(11, 0)).resolve(&c1, JUSTICE_STAFF).await;
+    let c1 = s.at(day(11, 5)).feedback(&c1, JUSTICE_STAFF).await;
+    s.at(day(11, 10))
+        .evaluate(&c1, Satisfaction::Satisfied)
+        .await;
+
+    // c2: returned once, resolved, 不满意 → reopened (not resolved now).
+    let c2 = s.at(day(9, 5)).report("dispute.neighbor").await;
+    let c2 = s.at(day(9, 6)).dispatch(&c2, "").await;
+    let c2 = s.at(day(9, 7)).accept(&c2, JUSTICE_STAFF).await;
+    let c2 = s.at(day(9, 8)).give_back(&c2, JUSTICE_STAFF).await;
+    let c2 = s.at(day(9, 9)).dispatch(&c2, "371102001.justice").await;
+    let c2 = s.at(day(9, 10)).accept(&c2, JUSTICE_STAFF).await;
+    let c2 = s.at(day(10, 0)).resolve(&c2, JUSTICE_STAFF).await;
+    let c2 = s
+        .at(day(10, 30))
+        .evaluate(&c2, Satisfaction::Dissatisfied)
+        .await;
+    assert_eq!(c2.reopen_count, 1);
+
+    // c3: a grid item nobody dispatches: escalated twice by its SLA clock.
+    s.at(day(9, 20)).report("city.litter").await;
+
+    // c4: urgent, at district tier, resolved after its 15-minute on-site clock ran out; 基本满意.
+    let c4 = s.at(day(9, 10)).report("safety.fire_hazard").await;
+    let c4 = s.at(day(9, 12)).dispatch(&c4, "371102.police").await;
+    let c4 = s.at(day(9, 15)).accept(&c4, UNIT_STAFF).await;
+    let c4 = s.at(day(9, 40)).resolve(&c4, UNIT_STAFF).await;
+    let c4 = s.at(day(9, 45)).feedback(&c4, UNIT_STAFF).await;
+    s.at(day(9, 50))
+        .evaluate(&c4, Satisfaction::BasicallySatisfied)
+        .await;
+
+    // c5: cancelled at once.
+    let c5 = s.at(day(9, 30)).report("dispute.neighbor").await;
+    s.at(day(9, 31)).cancel(&c5).await;
+
+    // Two days later the scan runs: c3's dispatch clock is past twice its time.
+    time.set(shanghai(2025, 11, 5, 12, 0));
+    app.supervisor.run_due().await.unwrap();
+
+    // c6: received in December, outside the month.
+    s.at(shanghai(2025, 12, 1, 0, 5))
+        .report("dispute.neighbor")
+        .await;
+    // The figures as of 5 November.
+    time.set(shanghai(2025, 11, 5, 12, 0));
+
+    // Worked out by hand from the steps above.
+    let (city, snapshot) = stats(
+        &app,
+        SUPERVISOR,
+        november(Scope::RegionCode("371100".into())),
+    )
+    .await
+    .unwrap();
+    assert!(!snapshot);
+    assert_eq!(city.received, 5, "c1..c5");
+    assert_eq!(city.resolved, 2, "c1, c4");
+    assert!(close(city.resolution_rate, 2.0 / 5.0));
+    assert!(
+        close(city.on_time_rate, 1.0 / 2.0),
+        "c4 overran its on-site clock"
+    );
+    assert_eq!(city.overdue, 2, "c3 (dispatch), c4 (on-site)");
+    assert!(
+        close(city.mean_handling_working_hours, (2.0 + 0.5) / 2.0),
+        "{}",
+        city.mean_handling_working_hours
+    );
+    assert_eq!(city.evaluated, 3, "c1, c2, c4");
+    assert!(close(city.satisfaction_rate, 2.0 / 3.0));
+    assert!(close(city.local_resolution_rate, 1.0 / 2.0), "c1 only");
+    assert_eq!(city.escalations, 2, "c3, twice");
+    assert_eq!(city.returns, 1, "c2");
+    assert_eq!(city.reopens, 1, "c2");
+
+    // A unit: the justice office led c1, c2 and c5.
+    let (justice, _) = stats(
+        &app,
+        SUPERVISOR,
+        november(Scope::UnitCode("371102001.justice".into())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(justice.received, 3);
+    assert_eq!(justice.resolved, 1);
+    assert_eq!(justice.returns, 1);
+    assert!(close(justice.on_time_rate, 1.0));
+
+    // Out of the caller's region, or malformed: refused, nothing computed.
+    let denied = stats(
+        &app,
+        GRID2_SUPERVISOR,
+        november(Scope::RegionCode("371100".into())),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    for request in [
+        GetStatsRequest {
+            month: "2025-13".into(),
+            ..GetStatsRequest::default()
+        },
+        GetStatsRequest {
+            from: Some(ts(shanghai(2025, 11, 1, 0, 0))),
+            ..GetStatsRequest::default()
+        },
+        GetStatsRequest {
+            scope: Some(Scope::RegionCode("999999".into())),
+            month: "2025-11".into(),
+            ..GetStatsRequest::default()
+        },
+    ] {
+        let status = stats(&app, SUPERVISOR, request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    }
+
+    // The 1st of December: by now c2's reopened resolve clock (7 working days from 3
+    // November) has run past due too: "overdue" is as of the moment asked.
+    let other = TestApp::spawn_full(TestDb::shared(&db.url), quiet, Some(time.clone())).await;
+    time.set(shanghai(2025, 12, 1, 0, 5));
+    let (city_dec1, _) = stats(
+        &app,
+        SUPERVISOR,
+        november(Scope::RegionCode("371100".into())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(city_dec1.overdue, 3, "c2, c3, c4");
+    assert_eq!(
+        Stats {
+            overdue: city.overdue,
+            ..city_dec1.clone()
+        },
+        city,
+        "nothing else moved"
+    );
+    // The monthly job, started on two replicas at once, runs once.
+    let (a, b) = tokio::join!(app.stats.run_monthly(), other.stats.run_monthly());
+    let ran = [a.unwrap(), b.unwrap()];
+    assert_eq!(ran.iter().filter(|r| **r).count(), 1, "{ran:?}");
+    assert!(!app.stats.run_monthly().await.unwrap(), "taken already");
+    // Later changes do not move the snapshot; the month is answered from it.
+    s.at(shanghai(2025, 12, 2, 9, 0));
+    let month = |scope| GetStatsRequest {
+        scope: Some(scope),
+        month: "2025-11".into(),
+        ..GetStatsRequest::default()
+    };
+    let (snap, from_snapshot) = stats(
+        &other,
+        SUPERVISOR,
+        month(Scope::RegionCode("371100".into())),
+    )
+    .await
+    .unwrap();
+    assert!(from_snapshot);
+    assert_eq!(snap, city_dec1);
+    let (grid, from_snapshot) = stats(
+        &other,
+        SUPERVISOR,
+        month(Scope::RegionCode("371102001001001".into())),
+    )
+    .await
+    .unwrap();
+    assert!(from_snapshot);
+    assert_eq!(grid.received, 5, "every case of the month lies in grid 01");
+    // A month with no snapshot is computed live.
+    let (dec, from_snapshot) = stats(
+        &other,
+        SUPERVISOR,
+        GetStatsRequest {
+            scope: Some(Scope::RegionCode("371100".into())),
+            month: "2025-12".into(),
+            ..GetStatsRequest::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(!from_snapshot);
+    assert_eq!(dec.received, 1, "c6");
+    app.stop().await.unwrap();
+    other.stop().await.unwrap();
+}
+
+on_both_databases!(the_figures_match_counts_made_by_hand_and_the_month_is_snapshotted_once);
