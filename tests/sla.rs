@@ -150,7 +150,7 @@ async fn warning_notice_escalation_and_red_card_fire_once_each_on_time(backend: 
     assert_eq!(details["notify"][0], "371102001001001.center");
     assert_eq!(breach.actor_sub, "gridcase-sla");
     assert!(clock(&c, ClockKind::Dispatch)[0].breached_at.is_some());
-    assert_eq!(overdue_ids(&app).await, [case.id.clone()]);
+    assert_eq!(overdue_ids(&app).await, vec![case.id.clone()]);
 
     // Due plus half the time again: one tier up; the higher center supervises.
     time.set(t0 + chrono::Duration::hours(36));

@@ -364,7 +364,7 @@ async fn the_figures_match_counts_made_by_hand_and_the_month_is_snapshotted_once
     assert_eq!(
         Stats {
             overdue: city.overdue,
-            ..city_dec1.clone()
+            ..city_dec1
         },
         city,
         "nothing else moved"
