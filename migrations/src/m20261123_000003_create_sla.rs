@@ -88,11 +88,11 @@ impl MigrationTrait for Migration {
                 "CREATE INDEX sla_clocks_next ON sla_clocks (next_at) WHERE next_at IS NOT NULL",
             )
             .await?;
-        // "Overdue" lists: running clocks by due time.
+        // "Overdue" lists: running clocks by due time, so the overdue set is a range scan.
         manager
             .get_connection()
             .execute_unprepared(
-                "CREATE INDEX sla_clocks_running ON sla_clocks (case_id, due_at) \
+                "CREATE INDEX sla_clocks_running ON sla_clocks (due_at, case_id) \
                  WHERE stopped_at IS NULL",
             )
             .await?;

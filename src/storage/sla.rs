@@ -432,67 +432,90 @@ pub async fn fire_due(
         let c = to_case(m).map_err(corrupt)?;
         cases.insert(c.id.clone(), c);
     }
-    let mut events: HashMap<String, Vec<NewEvent>> = HashMap::new();
-    let mut escalated: BTreeSet<String> = BTreeSet::new();
+    // What each due clock moves to; then one compare-and-set per chunk for all of them.
+    struct Move {
+        clock: Clock,
+        levels: Vec<Level>,
+        stage: i32,
+    }
+    let mut moves: Vec<Move> = Vec::new();
     for clock in clocks {
-        let Some(case) = cases.get_mut(&clock.case_id) else {
+        if !cases.contains_key(&clock.case_id) {
             continue;
-        };
+        }
         let mut stage = clock.stage;
-        let mut fired_now: Vec<Level> = Vec::new();
+        let mut levels: Vec<Level> = Vec::new();
         while let Some(level) = Level::after_stage(stage)
             && clock.schedule.at(level) <= now
         {
-            fired_now.push(level);
+            levels.push(level);
             stage = level.stage();
         }
-        if fired_now.is_empty() {
-            continue;
+        if !levels.is_empty() {
+            moves.push(Move {
+                clock,
+                levels,
+                stage,
+            });
         }
-        let escalations = fired_now
-            .iter()
-            .filter(|l| matches!(l, Level::Escalation | Level::SecondEscalation))
-            .count();
-        let set = |on: bool| if on { Some(now) } else { None };
-        let next_at = clock.schedule.next_after(stage);
-        let result = sla_clock::Entity::update_many()
-            .col_expr(sla_clock::Column::Stage, Expr::value(stage))
-            .col_expr(sla_clock::Column::NextAt, Expr::value(next_at))
-            .col_expr(
-                sla_clock::Column::WarnedAt,
-                Expr::value(clock.warned_at.or(set(fired_now.contains(&Level::Warning)))),
-            )
-            .col_expr(
-                sla_clock::Column::BreachedAt,
-                Expr::value(
-                    clock
-                        .breached_at
-                        .or(set(fired_now.contains(&Level::Breach))),
-                ),
-            )
-            .col_expr(
-                sla_clock::Column::EscalatedAt,
-                Expr::value(if escalations > 0 {
+    }
+    let mut moved: BTreeSet<i64> = BTreeSet::new();
+    for chunk in moves.chunks(SET_CHUNK) {
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 8);
+        for m in chunk {
+            let c = &m.clock;
+            let escalations = m
+                .levels
+                .iter()
+                .filter(|l| matches!(l, Level::Escalation | Level::SecondEscalation))
+                .count();
+            let at = |level: Level| m.levels.contains(&level).then_some(now);
+            values.extend([
+                c.id.into(),
+                c.stage.into(),
+                m.stage.into(),
+                c.schedule.next_after(m.stage).into(),
+                c.warned_at.or(at(Level::Warning)).into(),
+                c.breached_at.or(at(Level::Breach)).into(),
+                (if escalations > 0 {
                     Some(now)
                 } else {
-                    clock.escalated_at
-                }),
-            )
-            .col_expr(
-                sla_clock::Column::Escalations,
-                Expr::value(clock.escalations + i32::try_from(escalations).unwrap_or(0)),
-            )
-            .filter(sla_clock::Column::Id.eq(clock.id))
-            .filter(sla_clock::Column::Stage.eq(clock.stage))
-            .filter(sla_clock::Column::StoppedAt.is_null())
-            .exec(&txn)
-            .await?;
-        if result.rows_affected != 1 {
-            continue;
+                    c.escalated_at
+                })
+                .into(),
+                (c.escalations + i32::try_from(escalations).unwrap_or(0)).into(),
+            ]);
         }
+        let rows = txn
+            .query_all_raw(sql(
+                backend,
+                &format!(
+                    "WITH v (id, old_stage, stage, next_at, warned_at, breached_at, escalated_at, \
+                     escalations) AS (VALUES {}) \
+                     UPDATE sla_clocks SET stage = v.stage, next_at = v.next_at, \
+                     warned_at = v.warned_at, breached_at = v.breached_at, \
+                     escalated_at = v.escalated_at, escalations = v.escalations \
+                     FROM v WHERE sla_clocks.id = v.id AND sla_clocks.stage = v.old_stage \
+                     AND sla_clocks.stopped_at IS NULL RETURNING sla_clocks.id",
+                    placeholders(chunk.len(), 8)
+                ),
+                values,
+            ))
+            .await?;
+        for r in rows {
+            moved.insert(r.try_get_by_index::<i64>(0)?);
+        }
+    }
+
+    let mut events: HashMap<String, Vec<NewEvent>> = HashMap::new();
+    let mut escalated: BTreeSet<String> = BTreeSet::new();
+    for m in moves.iter().filter(|m| moved.contains(&m.clock.id)) {
+        let Some(case) = cases.get_mut(&m.clock.case_id) else {
+            continue;
+        };
         let list = events.entry(case.id.clone()).or_default();
-        for level in fired_now {
-            let mut event = level_event(&clock, level, case, directory, now);
+        for &level in &m.levels {
+            let mut event = level_event(&m.clock, level, case, directory, now);
             let more = if matches!(level, Level::Escalation | Level::SecondEscalation) {
                 escalated.insert(case.id.clone());
                 escalate(case, directory, now, &mut event)
@@ -511,6 +534,7 @@ pub async fn fire_due(
         // Case order, so sequence numbers follow a stable order within the batch.
         let mut ids: Vec<&String> = events.keys().collect();
         ids.sort();
+        let mut updates: Vec<&Case> = Vec::with_capacity(ids.len());
         for id in ids {
             let (Some(case), Some(list)) = (cases.get_mut(id), events.get(id)) else {
                 continue;
@@ -520,32 +544,46 @@ pub async fn fire_due(
             if let Some(last) = chained.last() {
                 case.last_event_hash = last.hash.clone();
             }
-            rows.extend(chained.iter().map(event_active));
             // Warnings and notices change nothing a client acts on: the version stays, so no
             // one's update is refused for them. An escalation moves the case: new version.
-            let bump = i64::from(escalated.contains(id));
-            case::Entity::update_many()
-                .col_expr(
-                    case::Column::LastEventHash,
-                    Expr::value(case.last_event_hash.clone()),
-                )
-                .col_expr(
-                    case::Column::RegionCode,
-                    Expr::value(case.region_code.clone()),
-                )
-                .col_expr(
-                    case::Column::EscalationLevel,
-                    Expr::value(case.escalation_level),
-                )
-                .col_expr(case::Column::RedCard, Expr::value(case.red_card))
-                .col_expr(case::Column::Version, Expr::value(case.version + bump))
-                .col_expr(
-                    case::Column::UpdatedAt,
-                    Expr::value(if bump > 0 { now } else { case.updated_at }),
-                )
-                .filter(case::Column::Id.eq(id.as_str()))
-                .exec(&txn)
-                .await?;
+            if escalated.contains(id) {
+                case.version += 1;
+                case.updated_at = now;
+            }
+            rows.extend(chained.iter().map(event_active));
+        }
+        for id in events.keys() {
+            if let Some(case) = cases.get(id) {
+                updates.push(case);
+            }
+        }
+        for chunk in updates.chunks(SET_CHUNK) {
+            let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 7);
+            for c in chunk {
+                values.extend([
+                    c.id.as_str().into(),
+                    c.last_event_hash.as_str().into(),
+                    c.region_code.as_str().into(),
+                    c.escalation_level.into(),
+                    c.red_card.into(),
+                    c.version.into(),
+                    c.updated_at.into(),
+                ]);
+            }
+            txn.execute_raw(sql(
+                backend,
+                &format!(
+                    "WITH v (id, last_event_hash, region_code, escalation_level, red_card, \
+                     version, updated_at) AS (VALUES {}) \
+                     UPDATE cases SET last_event_hash = v.last_event_hash, \
+                     region_code = v.region_code, escalation_level = v.escalation_level, \
+                     red_card = v.red_card, version = v.version, updated_at = v.updated_at \
+                     FROM v WHERE cases.id = v.id",
+                    placeholders(chunk.len(), 7)
+                ),
+                values,
+            ))
+            .await?;
         }
         for chunk in rows.chunks(64) {
             case_event::Entity::insert_many(chunk.to_vec())
@@ -555,6 +593,20 @@ pub async fn fire_due(
     }
     txn.commit().await?;
     Ok(fired)
+}
+
+/// Rows per set-based statement: 8 parameters a row stays far inside both databases' limits.
+const SET_CHUNK: usize = 250;
+
+/// `($1, $2, …), ($k, …)` for `rows` rows of `cols` parameters.
+fn placeholders(rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let row: Vec<String> = (1..=cols).map(|c| format!("${}", r * cols + c)).collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Whether any clock is due at `now` (the cheap question a tick asks first).
