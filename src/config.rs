@@ -225,9 +225,13 @@ impl Settings {
         if self.db_max_connections == 0 {
             return Err(ConfigError::new("db_max_connections must be at least 1"));
         }
-        if self.sla_tick < Duration::from_millis(100) || self.sla_tick > Duration::from_secs(3600) {
+        // tokio-cron-scheduler repeats jobs in whole seconds.
+        if self.sla_tick < Duration::from_secs(1)
+            || self.sla_tick > Duration::from_secs(3600)
+            || self.sla_tick.subsec_nanos() != 0
+        {
             return Err(ConfigError::new(
-                "sla_tick must be between 100ms and 1h (how often SLA levels are looked for)",
+                "sla_tick must be whole seconds from 1s to 1h (how often SLA levels are looked for)",
             ));
         }
         let jwt = &self.jwt;

@@ -166,6 +166,8 @@ fn a_bad_configuration_stops_start_up_with_one_line() {
             "database_url",
         ),
         ("GRIDCASE_JWT_SECRET", "too-short", "GRIDCASE_JWT_SECRET"),
+        ("GRIDCASE_SLA_TICK", "200ms", "sla_tick"),
+        ("GRIDCASE_SLA_TICK", "soon", "GRIDCASE_SLA_TICK"),
     ];
     for (var, value, named) in cases {
         let out = gridcase()

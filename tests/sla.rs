@@ -490,3 +490,190 @@ on_both_databases!(
     a_server_down_across_the_deadlines_catches_up_once_on_start,
     two_servers_fire_a_thousand_breaches_exactly_once,
 );
+
+/// A `gridcase serve` process of the real binary on `db_url`, listening on `port`.
+struct ServerProcess(std::process::Child);
+
+impl ServerProcess {
+    fn start(db_url: &str, port: u16, data_dir: &std::path::Path) -> ServerProcess {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gridcase"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("GRIDCASE_") {
+                cmd.env_remove(k);
+            }
+        }
+        let child = cmd
+            .env("GRIDCASE_DATABASE_URL", db_url)
+            .env("GRIDCASE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("GRIDCASE_JWT_SECRET", TEST_SECRET)
+            .env("GRIDCASE_DATA_DIR", data_dir)
+            .env("GRIDCASE_SLA_TICK", "1s")
+            .env("RUST_LOG", "warn")
+            .arg("serve")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start gridcase");
+        ServerProcess(child)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn connect(port: u16) -> Channel {
+    for _ in 0..200 {
+        if let Ok(channel) = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            return channel;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("gridcase on port {port} did not start within 20 s");
+}
+
+/// Two `gridcase serve` processes on one PostgreSQL database, in real time: 1,000 cases whose
+/// one-minute dispatch clocks run out together are each noticed exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_server_processes_notice_a_thousand_breaches_exactly_once() {
+    use gridcase::proto::v1::{
+        ImportDirectoryRequest, ListCategoriesRequest, SetSlaPolicyRequest, Severity, Tier,
+        directory_service_client::DirectoryServiceClient,
+    };
+    const CASES: usize = 1000;
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let db = TestDb::new(&backend).await;
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (pa, pb) = (free_port(), free_port());
+    let _a = ServerProcess::start(&db.url, pa, dirs.0.path());
+    let _b = ServerProcess::start(&db.url, pb, dirs.1.path());
+    let (ca, cb) = (connect(pa).await, connect(pb).await);
+    let settings = test_settings(&db.url, dirs.0.path().to_owned());
+    let minter = gridcase::auth::Minter::new(&settings.jwt, settings.jwt.secret.as_ref()).unwrap();
+    let token = |sub: &str, role| minter.mint(sub, role, Duration::from_secs(600)).unwrap();
+    let admin = token("ops-admin", Role::Admin);
+    DirectoryServiceClient::new(ca.clone())
+        .max_encoding_message_size(64 << 20)
+        .import_directory(authed(
+            ImportDirectoryRequest {
+                bundle: serde_json::to_vec(&small_bundle()).unwrap(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    DirectoryServiceClient::new(ca.clone())
+        .set_sla_policy(authed(
+            SetSlaPolicyRequest {
+                clock: ClockKind::Dispatch.into(),
+                category_code: "city.litter".into(),
+                tier: Tier::Unspecified.into(),
+                severity: Severity::Unspecified.into(),
+                duration: "1m".into(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    // The second process picks the directory up by polling.
+    for _ in 0..100 {
+        let categories = DirectoryServiceClient::new(cb.clone())
+            .list_categories(authed(ListCategoriesRequest {}, &admin))
+            .await
+            .unwrap()
+            .into_inner()
+            .categories;
+        if !categories.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // 1,000 reports through the first process, as fast as it takes them.
+    let reporter = token(GRID_MEMBER, Role::GridMember);
+    let started = std::time::Instant::now();
+    for chunk in 0..CASES / 50 {
+        let reports = (0..50u32).map(|i| {
+            let mut client =
+                gridcase::proto::v1::report_service_client::ReportServiceClient::new(ca.clone());
+            let reporter = reporter.clone();
+            async move {
+                client
+                    .submit_report(authed(
+                        gridcase::proto::v1::SubmitReportRequest {
+                            client_report_id: uuid::Uuid::new_v4().to_string(),
+                            category_code: "city.litter".into(),
+                            description: "垃圾堆放".into(),
+                            location: Some(gridcase::proto::v1::Location {
+                                lat: 35.05 + 0.002 * chunk as f64,
+                                lon: 119.01 + 0.0017 * f64::from(i),
+                                coord_system: gridcase::proto::v1::CoordSystem::Wgs84.into(),
+                                accuracy_m: 0.0,
+                            }),
+                            ..Default::default()
+                        },
+                        &reporter,
+                    ))
+                    .await
+                    .unwrap()
+            }
+        });
+        futures_util::future::join_all(reports).await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(50),
+        "the cases must be stored well before the first ones breach"
+    );
+
+    // Both processes scan every second; wait for the breaches, then a little longer for doubles.
+    let url = &db.url;
+    let mut breaches = 0;
+    for _ in 0..120 {
+        breaches = count(
+            url,
+            "SELECT COUNT(*) FROM case_events WHERE kind = 'sla_breach'",
+        )
+        .await;
+        if breaches >= CASES as i64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        count(
+            url,
+            "SELECT COUNT(*) FROM case_events WHERE kind = 'sla_breach'"
+        )
+        .await,
+        CASES as i64,
+        "after {breaches} seen"
+    );
+    assert_eq!(
+        count(
+            url,
+            "SELECT COUNT(*) FROM (SELECT case_id, kind FROM case_events \
+             WHERE kind LIKE 'sla%' AND details NOT LIKE '%second_escalation%' \
+             GROUP BY case_id, kind HAVING COUNT(*) > 1) AS doubles"
+        )
+        .await,
+        0
+    );
+    audit_is_clean(url).await;
+}

@@ -97,6 +97,7 @@ impl Scheduler {
             .add(Job::new_repeated_async(tick, move |_, _| {
                 let s = s.clone();
                 Box::pin(async move {
+                    tracing::trace!("SLA tick");
                     if let Err(e) = s.run_due().await {
                         tracing::warn!(error = %e, "SLA scan failed; the next tick tries again");
                     }
