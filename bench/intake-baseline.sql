@@ -1,5 +1,6 @@
 -- pgbench baseline for intake: one report = one transaction inserting the rows gridcase
--- stores for a report (the case, its two first events), with nothing else: no validation,
+-- stores for a report (the case, its two first events, its register and dispatch SLA clocks),
+-- with nothing else: no validation,
 -- no locating, no routing, no idempotency check, no counters. Run by bench/intake.sh.
 \set k random(1, 1000000000)
 BEGIN;
@@ -23,4 +24,12 @@ VALUES (nextval('bench_event_seq'), 'b' || :k, 'submitted', 'gm-371102001001001'
   (nextval('bench_event_seq'), 'b' || :k, 'registered', 'gm-371102001001001', 'grid_member',
   now(), 'submitted', 'registered', 'grid 371102001001001; lead unit 371102001.justice',
   '{"unit_code":"371102001.justice"}', md5(:k::text), md5((:k + 1)::text));
+INSERT INTO sla_clocks (case_id, kind, cycle, unit_code, attempt, duration, started_at, due_at,
+  warn_at, escalate_at, red_card_at, next_at, stage, escalations, stopped_at)
+VALUES ('b' || :k, 'register', 1, '', 0, '1h', now(), now() + interval '1 hour',
+  now() + interval '48 minutes', now() + interval '90 minutes', now() + interval '2 hours', NULL,
+  0, 0, now()),
+  ('b' || :k, 'dispatch', 1, '', 0, '24h', now(), now() + interval '24 hours',
+  now() + interval '1152 minutes', now() + interval '36 hours', now() + interval '48 hours',
+  now() + interval '1152 minutes', 0, 0, NULL);
 COMMIT;

@@ -11,7 +11,8 @@ if [ ! -x "$venv/bin/python" ]; then
   "$venv/bin/pip" install --quiet grpcio grpcio-health-checking grpcio-reflection
 fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cargo build --quiet --bin gridcase
+# The binary the integration tests use (`cargo test` has built it already in CI).
+cargo test --quiet --no-run
 GRIDCASE_LISTEN="127.0.0.1:$port" GRIDCASE_DATA_DIR="$work/data" \
   GRIDCASE_DATABASE_URL="sqlite://$work/gridcase.db?mode=rwc" \
   target/debug/gridcase serve >"$work/server.log" 2>&1 &
