@@ -9,7 +9,6 @@ mod common;
 
 use std::{sync::Arc, time::Duration};
 
-use chrono::TimeZone;
 use common::*;
 use gridcase::{
     domain::Role,
@@ -96,10 +95,7 @@ async fn events_of(app: &TestApp, sub: &str, case: &Case) -> Vec<CaseEvent> {
 }
 
 async fn a_gateway_follows_its_cases_in_order_and_resumes_without_gaps(backend: Backend) {
-    let t0 = gridcase::domain::calendar::SHANGHAI
-        .with_ymd_and_hms(2025, 9, 22, 10, 0, 0)
-        .unwrap()
-        .with_timezone(&chrono::Utc);
+    let t0 = shanghai(2025, 9, 22, 10, 0);
     let time = Arc::new(ManualTime::new(t0));
     let app = TestApp::spawn_at(TestDb::new(&backend).await, time.clone()).await;
     import(&app, &small_bundle()).await;

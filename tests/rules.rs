@@ -10,7 +10,7 @@ mod common;
 
 use std::{process::Command, sync::Arc, time::Duration};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use common::*;
 use gridcase::{
     domain::Role,
@@ -26,13 +26,6 @@ use tonic::{Code, transport::Channel};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
-
-fn shanghai(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
-    gridcase::domain::calendar::SHANGHAI
-        .with_ymd_and_hms(y, m, d, h, 0, 0)
-        .unwrap()
-        .with_timezone(&Utc)
-}
 
 fn directory(app: &TestApp) -> DirectoryServiceClient<Channel> {
     DirectoryServiceClient::new(app.channel.clone())
@@ -101,7 +94,7 @@ fn schedule_2027() -> Vec<u8> {
 
 async fn a_new_years_schedule_and_overrides_reach_every_replica_and_the_clocks(backend: Backend) {
     // Monday 1 March 2027, 10:00: no schedule for 2027 has been published yet.
-    let time = Arc::new(ManualTime::new(shanghai(2027, 3, 1, 10)));
+    let time = Arc::new(ManualTime::new(shanghai(2027, 3, 1, 10, 0)));
     let db = TestDb::new(&backend).await;
     let a = TestApp::spawn_at(TestDb::shared(&db.url), time.clone()).await;
     let b = TestApp::spawn_at(TestDb::shared(&db.url), time.clone()).await;
@@ -126,7 +119,7 @@ async fn a_new_years_schedule_and_overrides_reach_every_replica_and_the_clocks(b
     assert!(!has_data(&a, 2027).await);
     assert_eq!(calendar_health(&a).await, ServingStatus::NotServing);
     // Monday–Friday fallback: Tue, Wed, Thu, Fri → due at 24:00 on Friday 5 March.
-    assert_eq!(dispatch_due(&a).await, shanghai(2027, 3, 6, 0));
+    assert_eq!(dispatch_due(&a).await, shanghai(2027, 3, 6, 0, 0));
 
     // Bad input changes nothing.
     for (request, field) in [
@@ -198,7 +191,7 @@ async fn a_new_years_schedule_and_overrides_reach_every_replica_and_the_clocks(b
     }
     assert!(seen, "replica b did not pick up the 2027 schedule");
     // Tue 2 March is off, Sat 6 March is worked: Wed, Thu, Fri, Sat → due 24:00 Saturday.
-    assert_eq!(dispatch_due(&b).await, shanghai(2027, 3, 7, 0));
+    assert_eq!(dispatch_due(&b).await, shanghai(2027, 3, 7, 0, 0));
 
     // A single day overridden (a power cut closes the offices on Wednesday 3 March)…
     let set = directory(&a)
@@ -221,7 +214,7 @@ async fn a_new_years_schedule_and_overrides_reach_every_replica_and_the_clocks(b
     assert!(set.r#override);
     assert_eq!(set.kind, i32::from(DayKind::Off));
     // Thu, Fri, Sat, Mon → due 24:00 Monday 8 March.
-    assert_eq!(dispatch_due(&a).await, shanghai(2027, 3, 9, 0));
+    assert_eq!(dispatch_due(&a).await, shanghai(2027, 3, 9, 0, 0));
     // …and the override removed again.
     directory(&a)
         .set_calendar_day(authed(
@@ -237,7 +230,7 @@ async fn a_new_years_schedule_and_overrides_reach_every_replica_and_the_clocks(b
         ))
         .await
         .unwrap();
-    assert_eq!(dispatch_due(&a).await, shanghai(2027, 3, 7, 0));
+    assert_eq!(dispatch_due(&a).await, shanghai(2027, 3, 7, 0, 0));
     let bad_day = directory(&a)
         .set_calendar_day(authed(
             SetCalendarDayRequest {
@@ -273,7 +266,7 @@ async fn a_new_years_schedule_and_overrides_reach_every_replica_and_the_clocks(b
 }
 
 async fn sla_policies_are_checked_and_most_specific_wins(backend: Backend) {
-    let time = Arc::new(ManualTime::new(shanghai(2025, 9, 22, 10)));
+    let time = Arc::new(ManualTime::new(shanghai(2025, 9, 22, 10, 0)));
     let app = TestApp::spawn_at(TestDb::new(&backend).await, time.clone()).await;
     import(&app, &small_bundle()).await;
     let admin = app.token("ops-admin", Role::Admin);
@@ -315,7 +308,7 @@ async fn sla_policies_are_checked_and_most_specific_wins(backend: Backend) {
         assert!(status.message().starts_with(field), "{status:?}");
     }
     // Defaults: 24 h.
-    let t0 = shanghai(2025, 9, 22, 10);
+    let t0 = shanghai(2025, 9, 22, 10, 0);
     assert_eq!(dispatch_due(&app).await, t0 + chrono::Duration::hours(24));
     // Any category at grid tier: 2 h; city.litter at any tier: 90 min (category wins).
     directory(&app)

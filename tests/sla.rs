@@ -10,7 +10,6 @@ mod common;
 
 use std::{sync::Arc, time::Duration};
 
-use chrono::{DateTime, TimeZone, Utc};
 use common::*;
 use gridcase::{
     domain::Role,
@@ -27,21 +26,6 @@ use tonic::transport::Channel;
 
 fn cases(app: &TestApp) -> CaseServiceClient<Channel> {
     CaseServiceClient::new(app.channel.clone())
-}
-
-/// `2025-09-22T10:00:00+08:00` and the like, as UTC.
-fn shanghai(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
-    gridcase::domain::calendar::SHANGHAI
-        .with_ymd_and_hms(y, m, d, h, min, 0)
-        .unwrap()
-        .with_timezone(&Utc)
-}
-
-fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: 0,
-    }
 }
 
 async fn get(app: &TestApp, id: &str) -> (Case, Vec<CaseEvent>) {

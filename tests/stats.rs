@@ -9,7 +9,7 @@ mod common;
 
 use std::{sync::Arc, time::Duration};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use common::*;
 use gridcase::{
     domain::Role,
@@ -22,20 +22,6 @@ use gridcase::{
     service::time::ManualTime,
 };
 use tonic::{Code, transport::Channel};
-
-fn shanghai(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
-    gridcase::domain::calendar::SHANGHAI
-        .with_ymd_and_hms(y, m, d, h, min, 0)
-        .unwrap()
-        .with_timezone(&Utc)
-}
-
-fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: 0,
-    }
-}
 
 fn cases(app: &TestApp) -> CaseServiceClient<Channel> {
     CaseServiceClient::new(app.channel.clone())

@@ -448,3 +448,20 @@ pub async fn wait_for_directory(app: &TestApp) {
     }
     panic!("the directory did not reach the other replica within 10 s");
 }
+
+/// A wall-clock time in Asia/Shanghai, as UTC.
+pub fn shanghai(y: i32, m: u32, d: u32, h: u32, min: u32) -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    gridcase::domain::calendar::SHANGHAI
+        .with_ymd_and_hms(y, m, d, h, min, 0)
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+}
+
+/// A whole-second protobuf timestamp.
+pub fn ts(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: 0,
+    }
+}
