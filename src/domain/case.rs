@@ -292,10 +292,13 @@ impl NewEvent {
         }
     }
 
-    /// Recorded as done by gridcase itself (the SLA scheduler), not by a member.
-    pub fn as_system(mut self) -> Self {
-        self.actor_role = "system".to_owned();
-        self
+    /// An event done by gridcase itself (the SLA scheduler), not by a member.
+    pub fn system(kind: &str, at: DateTime<Utc>) -> NewEvent {
+        NewEvent {
+            actor_sub: SYSTEM_SUB.to_owned(),
+            actor_role: SYSTEM_ROLE.to_owned(),
+            ..NewEvent::new(kind, SYSTEM_SUB, Role::Admin, at)
+        }
     }
 
     pub fn transition(mut self, from: Option<CaseStatus>, to: CaseStatus) -> Self {
@@ -324,6 +327,10 @@ pub struct Event {
     pub prev_hash: String,
     pub hash: String,
 }
+
+/// Who events done by gridcase itself are recorded as.
+pub const SYSTEM_SUB: &str = "gridcase-sla";
+pub const SYSTEM_ROLE: &str = "system";
 
 /// The hash of the chain's start, before a case's first event.
 pub const GENESIS: &str = "genesis";

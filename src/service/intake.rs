@@ -350,15 +350,14 @@ impl Intake {
                         ))
                     })?;
                 // Regions may override the default routing per category (DESIGN.md "Routing").
-                let chain: Vec<Option<String>> = directory
-                    .chain(&grid.code)
-                    .into_iter()
-                    .map(|r| Some(r.code.clone()))
-                    .collect();
+                let chain = directory.chain(&grid.code);
                 if let Some(unit) = self
                     .rules
                     .snapshot()
-                    .routing_override(&chain, &d.category.code)
+                    .routing_override(
+                        chain.iter().rev().map(|r| r.code.as_str()),
+                        &d.category.code,
+                    )
                     .and_then(|u| directory.unit(u))
                     && let Some(region) = directory.region(&unit.region_code)
                 {

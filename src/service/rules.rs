@@ -30,8 +30,8 @@ pub struct Rules {
     pub version: i64,
     pub calendar: Calendar,
     pub policy: Policy,
-    /// (region code, category code) → the unit that leads such cases in that subtree.
-    pub routing: HashMap<(String, String), String>,
+    /// category code → region code → the unit that leads such cases in that region's subtree.
+    pub routing: HashMap<String, HashMap<String, String>>,
 }
 
 impl Rules {
@@ -52,25 +52,32 @@ impl Rules {
         for p in parts.policies {
             rules.push(policy_rule(&p)?);
         }
+        let mut routing: HashMap<String, HashMap<String, String>> = HashMap::new();
+        for r in parts.routing {
+            routing
+                .entry(r.category_code)
+                .or_default()
+                .insert(r.region_code, r.unit_code);
+        }
         Ok(Rules {
             version: parts.version,
             calendar,
             policy: Policy::with_rules(rules),
-            routing: parts
-                .routing
-                .into_iter()
-                .map(|r| ((r.region_code, r.category_code), r.unit_code))
-                .collect(),
+            routing,
         })
     }
 
-    /// The override for a category at a place: the lowest region of `chain` that has one.
-    pub fn routing_override(&self, chain: &[Option<String>], category: &str) -> Option<&str> {
-        chain.iter().rev().flatten().find_map(|region| {
-            self.routing
-                .get(&(region.clone(), category.to_owned()))
-                .map(String::as_str)
-        })
+    /// The override for a category at a place: the first region of `lowest_first` (the place's
+    /// region chain, lowest first) that has one.
+    pub fn routing_override<'a>(
+        &self,
+        lowest_first: impl IntoIterator<Item = &'a str>,
+        category: &str,
+    ) -> Option<&str> {
+        let by_region = self.routing.get(category)?;
+        lowest_first
+            .into_iter()
+            .find_map(|region| by_region.get(region).map(String::as_str))
     }
 
     /// Years that deadlines computed now may reach but that have no published schedule: this

@@ -32,10 +32,6 @@ use crate::{
     service::rules::Rules,
 };
 
-/// Who SLA events are recorded as.
-pub const SYSTEM_SUB: &str = "gridcase-sla";
-pub const SYSTEM_ROLE: &str = "system";
-
 pub fn to_clock(m: sla_clock::Model) -> Result<Clock, String> {
     let bad = |what: &str, e: String| format!("clock {} {what}: {e}", m.id);
     Ok(Clock {
@@ -259,12 +255,14 @@ pub struct Fired {
     pub skipped: usize,
 }
 
+/// The event of one level; `escalation` holds what an escalation did to the case.
 fn level_event(
     clock: &Clock,
     level: Level,
     case: &Case,
     directory: &Directory,
     now: DateTime<Utc>,
+    escalation: Option<serde_json::Value>,
 ) -> NewEvent {
     let unit = clock_unit(clock, case).to_owned();
     let unit_center = directory
@@ -312,25 +310,24 @@ fn level_event(
             )
         }
     };
-    NewEvent::new(
-        level.event_kind(),
-        SYSTEM_SUB,
-        crate::domain::Role::Admin,
-        now,
-    )
-    .reason(reason)
-    .details(&details)
-    .as_system()
+    if let (Some(map), Some(serde_json::Value::Object(extra))) =
+        (details.as_object_mut(), escalation)
+    {
+        map.extend(extra);
+    }
+    NewEvent::system(level.event_kind(), now)
+        .reason(reason)
+        .details(&details)
 }
 
 /// Escalates `case` one tier up: the parent region's center supervises it. A case's second
-/// escalation is a red card. Returns the events to append after the escalation event.
+/// escalation is a red card. Returns what the escalation did (for its event's details) and the
+/// events to append after the escalation event.
 fn escalate(
     case: &mut Case,
     directory: &Directory,
     now: DateTime<Utc>,
-    event: &mut NewEvent,
-) -> Vec<NewEvent> {
+) -> (serde_json::Value, Vec<NewEvent>) {
     let from = case.region_code.clone();
     if let Some(parent) = directory
         .region(&case.region_code)
@@ -339,27 +336,25 @@ fn escalate(
         case.region_code = parent;
     }
     case.escalation_level += 1;
-    if let Ok(mut d) = serde_json::from_str::<serde_json::Value>(&event.details) {
-        d["from_region"] = serde_json::json!(from);
-        d["to_region"] = serde_json::json!(case.region_code);
-        d["supervising_center"] = serde_json::json!(center_code(&case.region_code));
-        d["escalation_level"] = serde_json::json!(case.escalation_level);
-        event.details = d.to_string();
-    }
+    let done = serde_json::json!({
+        "from_region": from,
+        "to_region": case.region_code,
+        "supervising_center": center_code(&case.region_code),
+        "escalation_level": case.escalation_level,
+    });
     let mut more = Vec::new();
     if case.escalation_level >= 2 && !case.red_card {
         case.red_card = true;
         more.push(
-            NewEvent::new("red_card", SYSTEM_SUB, crate::domain::Role::Admin, now)
+            NewEvent::system("red_card", now)
                 .reason("second escalation: red card")
                 .details(&serde_json::json!({
                     "escalation_level": case.escalation_level,
                     "unit_code": case.unit_code,
-                }))
-                .as_system(),
+                })),
         );
     }
-    more
+    (done, more)
 }
 
 /// Finds clocks due at `now` (oldest first, at most `limit`), and fires every level of them
@@ -515,14 +510,14 @@ pub async fn fire_due(
         };
         let list = events.entry(case.id.clone()).or_default();
         for &level in &m.levels {
-            let mut event = level_event(&m.clock, level, case, directory, now);
-            let more = if matches!(level, Level::Escalation | Level::SecondEscalation) {
+            let (done, more) = if matches!(level, Level::Escalation | Level::SecondEscalation) {
                 escalated.insert(case.id.clone());
-                escalate(case, directory, now, &mut event)
+                let (done, more) = escalate(case, directory, now);
+                (Some(done), more)
             } else {
-                Vec::new()
+                (None, Vec::new())
             };
-            list.push(event);
+            list.push(level_event(&m.clock, level, case, directory, now, done));
             list.extend(more);
             fired.levels += 1;
         }
@@ -609,19 +604,6 @@ fn placeholders(rows: usize, cols: usize) -> String {
         .join(", ")
 }
 
-/// Whether any clock is due at `now` (the cheap question a tick asks first).
-pub async fn any_due(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<bool, StorageError> {
-    Ok(sla_clock::Entity::find()
-        .select_only()
-        .column(sla_clock::Column::Id)
-        .filter(sla_clock::Column::NextAt.lte(now))
-        .limit(1)
-        .into_tuple::<i64>()
-        .one(db)
-        .await?
-        .is_some())
-}
-
 /// The subquery condition "has a running clock past due at `now`", for overdue lists.
 pub fn overdue_condition(now: DateTime<Utc>) -> sea_orm::Condition {
     use sea_orm::sea_query::Query;
@@ -643,13 +625,8 @@ mod tests {
 
     #[test]
     fn system_events_are_marked() {
-        let e = NewEvent::new(
-            "sla_warning",
-            SYSTEM_SUB,
-            crate::domain::Role::Admin,
-            Utc::now(),
-        )
-        .as_system();
-        assert_eq!(e.actor_role, SYSTEM_ROLE);
+        let e = NewEvent::system("sla_warning", Utc::now());
+        assert_eq!(e.actor_role, "system");
+        assert_eq!(e.actor_sub, "gridcase-sla");
     }
 }
