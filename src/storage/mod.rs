@@ -49,12 +49,42 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
         });
-    Database::connect(options)
-        .await
-        .map_err(|source| StorageError::Connect {
-            url: redact_url(url),
-            source,
-        })
+    // Several processes opening one new SQLite file at once race to switch it to WAL, and the
+    // loser is told "database is locked" without the busy timeout being consulted: try again.
+    let mut attempt = 0;
+    loop {
+        match Database::connect(options.clone()).await {
+            Ok(db) => return Ok(db),
+            Err(source) if attempt < 50 && is_sqlite_busy(&source) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(source) => {
+                return Err(StorageError::Connect {
+                    url: redact_url(url),
+                    source,
+                });
+            }
+        }
+    }
+}
+
+/// SQLITE_BUSY (5) or SQLITE_LOCKED (6), the primary result codes of a lock held elsewhere.
+fn is_sqlite_busy(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx::Error as SqlxError};
+    let (sea_orm::DbErr::Conn(RuntimeErr::SqlxError(inner))
+    | sea_orm::DbErr::Exec(RuntimeErr::SqlxError(inner))
+    | sea_orm::DbErr::Query(RuntimeErr::SqlxError(inner))) = e
+    else {
+        return false;
+    };
+    match inner.as_ref() {
+        SqlxError::Database(d) => d
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| c & 0xff == 5 || c & 0xff == 6),
+        _ => false,
+    }
 }
 
 /// Begins a transaction that will write. On SQLite it takes the write lock at once
