@@ -121,8 +121,8 @@ impl Intake {
     /// Starts the writer tasks; they end when the last `Intake` handle is dropped.
     ///
     /// SQLite has one writer at a time anyway, so it gets one task. On PostgreSQL several
-    /// batches overlap: one commits while the next is checked and inserted; they queue only on
-    /// the event-sequence row, taken last.
+    /// batches overlap: while one holds the event-sequence row (locked by its last statement,
+    /// to commit), the others check and store their rows.
     pub fn start(
         db: DatabaseConnection,
         directory: Arc<LiveDirectory>,

@@ -9,7 +9,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
-use super::{StorageError, begin_write, entities::*, sql};
+use super::{StorageError, TableJson, begin_write, entities::*, insert_json, insert_rows, sql};
 use crate::domain::{
     case::{self as rules, Case, CaseStatus, Event, NewEvent, Position},
     directory::Tier,
@@ -44,20 +44,6 @@ fn db_err(e: sea_orm::DbErr) -> StorageError {
 }
 
 /// Whether the error is a unique-constraint violation (a concurrent duplicate).
-#[cfg(test)]
-mod tests {
-    use super::chunked;
-
-    #[test]
-    fn chunks_are_powers_of_two_and_keep_every_row_in_order() {
-        let chunks = chunked((0..45).collect::<Vec<_>>(), 32);
-        let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
-        assert_eq!(sizes, [32, 8, 4, 1]);
-        assert_eq!(chunks.concat(), (0..45).collect::<Vec<_>>());
-        assert!(chunked(Vec::<u8>::new(), 32).is_empty());
-    }
-}
-
 pub fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
     matches!(
         e.sql_err(),
@@ -203,48 +189,32 @@ pub async fn insert_batch(
         }
     }
     let txn = begin_write(db).await?;
+    if txn.get_database_backend() == DbBackend::Postgres {
+        // Plan this batch's lookups for the table as it is now. A cached generic plan, made
+        // while the table was nearly empty, probed the reporter's (reporter, received_at)
+        // index and filtered every case of theirs instead of using the unique key.
+        txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
+            .await?;
+    }
     let mut outcomes: Vec<Option<Outcome>> = vec![None; drafts.len()];
 
-    // Retries of stored cases.
-    // Both columns of each unique index are constrained, so the lookups use those indexes.
-    let client_ids: Vec<String> = drafts
-        .iter()
-        .filter_map(|d| d.case.client_report_id.clone())
-        .collect();
-    let reporters: Vec<String> = drafts
-        .iter()
-        .filter(|d| d.case.client_report_id.is_some())
-        .map(|d| d.case.reporter_sub.clone())
-        .collect();
-    let external_ids: Vec<String> = drafts
-        .iter()
-        .filter_map(|d| d.case.external_id.clone())
-        .collect();
-    let external_sources: Vec<String> = drafts
-        .iter()
-        .filter_map(|d| d.case.external_source.clone())
-        .collect();
+    // Retries of stored cases: one index probe per key.
     let mut stored: HashMap<(u8, String, String), Case> = HashMap::new();
-    if !client_ids.is_empty() {
-        for m in case::Entity::find()
-            .filter(case::Column::ReporterSub.is_in(reporters))
-            .filter(case::Column::ClientReportId.is_in(client_ids))
-            .all(&txn)
-            .await?
-        {
-            let c = to_case(m).map_err(sea_orm::DbErr::Custom)?;
-            if let Some(k) = key_of(&c) {
-                stored.insert(k, c);
-            }
+    let keys: Vec<(u8, String, String)> = drafts.iter().filter_map(|d| key_of(&d.case)).collect();
+    for kind in [0, 1] {
+        let pairs: Vec<[&str; 2]> = keys
+            .iter()
+            .filter(|k| k.0 == kind)
+            .map(|k| [k.1.as_str(), k.2.as_str()])
+            .collect();
+        if pairs.is_empty() {
+            continue;
         }
-    }
-    if !external_ids.is_empty() {
-        for m in case::Entity::find()
-            .filter(case::Column::ExternalSource.is_in(external_sources))
-            .filter(case::Column::ExternalId.is_in(external_ids))
+        let found = case::Entity::find()
+            .from_raw_sql(by_keys(txn.get_database_backend(), kind, &pairs))
             .all(&txn)
-            .await?
-        {
+            .await?;
+        for m in found {
             let c = to_case(m).map_err(sea_orm::DbErr::Custom)?;
             if let Some(k) = key_of(&c) {
                 stored.insert(k, c);
@@ -271,17 +241,32 @@ pub async fn insert_batch(
 
     if !new.is_empty() {
         flag_duplicates(&txn, &mut drafts, &new).await?;
-        // Event numbers last: that row lock is the one every writer queues on.
+        let with_ops: Vec<(&Case, Vec<sla_rules::ClockOp>)> = new
+            .iter()
+            .map(|&i| {
+                (
+                    &drafts[i].case,
+                    sla_rules::plan(&drafts[i].case, &drafts[i].events),
+                )
+            })
+            .collect();
+        let clock_rows = super::sla::new_rows(&with_ops, rules);
+        // Every writer queues on the `events` sequence row, locked to commit. On PostgreSQL
+        // everything else is made and stored first (hashes do not cover the global number)
+        // and the last statement numbers and inserts the events, so `seq` holds offsets until
+        // then; SQLite has one writer at a time, and numbers them now.
+        let postgres = txn.get_database_backend() == DbBackend::Postgres;
         let total: usize = new.iter().map(|&i| drafts[i].events.len()).sum();
-        let mut seq = reserve_events(&txn, total)
-            .await
-            .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
-        let mut case_rows = Vec::with_capacity(new.len());
+        let mut seq = if postgres {
+            0
+        } else {
+            reserve_events(&txn, total)
+                .await
+                .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?
+        };
         let mut event_rows = Vec::with_capacity(total);
-        let mut clock_ops = Vec::with_capacity(new.len());
         for &i in &new {
             let d = &mut drafts[i];
-            clock_ops.push(sla_rules::plan(&d.case, &d.events));
             let events = rules::chain(
                 &d.case.id,
                 rules::GENESIS,
@@ -292,22 +277,21 @@ pub async fn insert_batch(
             if let Some(last) = events.last() {
                 d.case.last_event_hash = last.hash.clone();
             }
-            case_rows.push(to_active(&d.case));
             event_rows.extend(events.iter().map(event_active));
             outcomes[i] = Some(Outcome::Created(d.case.clone()));
         }
-        for chunk in chunked(case_rows, 32) {
-            case::Entity::insert_many(chunk).exec(&txn).await?;
+        let cases: Vec<_> = new.iter().map(|&i| to_active(&drafts[i].case)).collect();
+        if postgres {
+            let tables = [TableJson::of(&cases)?, TableJson::of(&clock_rows)?];
+            insert_json(&txn, tables.into_iter().flatten().collect()).await?;
+            if let Some(events) = TableJson::of(&event_rows)? {
+                events.insert_numbered_events(&txn).await?;
+            }
+        } else {
+            insert_rows(&txn, cases).await?;
+            insert_rows(&txn, event_rows).await?;
+            insert_rows(&txn, clock_rows).await?;
         }
-        for chunk in chunked(event_rows, 64) {
-            case_event::Entity::insert_many(chunk).exec(&txn).await?;
-        }
-        let with_ops: Vec<(&Case, Vec<sla_rules::ClockOp>)> = new
-            .iter()
-            .zip(clock_ops)
-            .map(|(&i, ops)| (&drafts[i].case, ops))
-            .collect();
-        super::sla::apply_new(&txn, &with_ops, rules).await?;
     }
     txn.commit().await?;
 
@@ -340,24 +324,6 @@ fn resolve_retry(existing: Case, attempt: &Case) -> Outcome {
             existing.code
         ))
     }
-}
-
-/// Splits rows into chunks of `size` (a power of two), the rest into smaller powers of two:
-/// a multi-row INSERT has one text per chunk size, so the connections' prepared statements are
-/// reused instead of parsing and planning a new statement for every batch size.
-fn chunked<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
-    let mut out = Vec::new();
-    let mut rest = items.len();
-    let mut iter = items.into_iter();
-    let mut step = size;
-    while rest > 0 {
-        while step > rest {
-            step /= 2;
-        }
-        out.push(iter.by_ref().take(step).collect());
-        rest -= step;
-    }
-    out
 }
 
 pub(crate) fn event_active(e: &Event) -> case_event::ActiveModel {
@@ -570,39 +536,109 @@ pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<Case>, St
     Ok(Some(case))
 }
 
-/// The most stored candidates one batch's duplicate check reads.
-const DUPLICATE_CANDIDATES: u64 = 2000;
+/// The newest open cases of one item in one cell that the duplicate check reads: a mass event
+/// can pile thousands of reports into a few cells, and the newest are enough to flag a
+/// duplicate, which is a hint for a dispatcher, not a merge.
+const DUPLICATE_CANDIDATES_PER_CELL: usize = 32;
 
-/// Open cases of these items received since `since` in these cells, as
-/// `(id, category, lon, lat)`: candidates for the duplicate check.
-async fn open_nearby(
-    db: &impl ConnectionTrait,
-    categories: Vec<String>,
-    cells: Vec<i64>,
-    since: DateTime<Utc>,
-) -> Result<Vec<(String, String, f64, f64)>, sea_orm::DbErr> {
-    let open: Vec<&str> = CaseStatus::ALL
+/// The open statuses, as SQL literals (constants of ours, never input).
+fn open_statuses_sql() -> String {
+    CaseStatus::ALL
         .into_iter()
         .filter(|s| s.is_open())
-        .map(CaseStatus::as_str)
-        .collect();
-    case::Entity::find()
-        .select_only()
-        .column(case::Column::Id)
-        .column(case::Column::CategoryCode)
-        .column(case::Column::Lon)
-        .column(case::Column::Lat)
-        .filter(case::Column::CategoryCode.is_in(categories))
-        .filter(case::Column::GeoCell.is_in(cells))
-        .filter(case::Column::ReceivedAt.gte(since))
-        .filter(case::Column::Status.is_in(open))
-        // A mass event can pile thousands of open reports into a few cells; the newest are
-        // enough to flag a duplicate, which is a hint for a dispatcher, not a merge.
-        .order_by_desc(case::Column::ReceivedAt)
-        .limit(DUPLICATE_CANDIDATES)
-        .into_tuple::<(String, String, f64, f64)>()
-        .all(db)
-        .await
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Stored cases holding any of these idempotency keys: `kind` 0 is (reporter, client report
+/// id), 1 is (source, external id). The keys arrive as one JSON parameter, so the statement's
+/// text is the same for every batch (prepared once per connection) and each key is one probe
+/// of its unique index, not a cross product of two lists.
+fn by_keys(backend: DbBackend, kind: u8, pairs: &[[&str; 2]]) -> sea_orm::Statement {
+    let (a, b) = if kind == 0 {
+        ("reporter_sub", "client_report_id")
+    } else {
+        ("external_source", "external_id")
+    };
+    let json = serde_json::to_string(pairs).unwrap_or_else(|_| "[]".into());
+    // The lateral `LIMIT 1` (the key is unique) keeps PostgreSQL to one index probe per key: a
+    // plain join, planned while the table was nearly empty, became a hash join over a
+    // sequential scan of every case.
+    let text = if backend == DbBackend::Postgres {
+        format!(
+            "SELECT c.* FROM jsonb_array_elements($1::jsonb) AS k(v) CROSS JOIN LATERAL \
+             (SELECT * FROM cases WHERE {a} = k.v->>0 AND {b} = k.v->>1 LIMIT 1) c"
+        )
+    } else {
+        format!(
+            "SELECT c.* FROM json_each($1) AS k \
+             JOIN cases c ON c.{a} = json_extract(k.value, '$[0]') \
+             AND c.{b} = json_extract(k.value, '$[1]')"
+        )
+    };
+    sql(backend, &text, vec![json.into()])
+}
+
+/// Open cases received since `since` of each (item, cell) pair, the newest
+/// [`DUPLICATE_CANDIDATES_PER_CELL`] of each, as `(id, category, lon, lat)`: candidates for
+/// the duplicate check. Each pair is one range of the `cases_nearby` index read backwards.
+async fn open_nearby(
+    db: &impl ConnectionTrait,
+    pairs: &[(String, i64)],
+    since: DateTime<Utc>,
+) -> Result<Vec<(String, String, f64, f64)>, sea_orm::DbErr> {
+    let backend = db.get_database_backend();
+    let row = |r: sea_orm::QueryResult| -> Result<(String, String, f64, f64), sea_orm::DbErr> {
+        Ok((
+            r.try_get_by_index(0)?,
+            r.try_get_by_index(1)?,
+            r.try_get_by_index(2)?,
+            r.try_get_by_index(3)?,
+        ))
+    };
+    let inner = format!(
+        "SELECT id, category_code, lon, lat FROM cases \
+         WHERE category_code = {{cat}} AND geo_cell = {{cell}} AND received_at >= {{since}} \
+         AND status IN ({}) ORDER BY received_at DESC LIMIT {DUPLICATE_CANDIDATES_PER_CELL}",
+        open_statuses_sql()
+    );
+    if backend == DbBackend::Postgres {
+        // One statement: a lateral probe per pair.
+        let json = serde_json::to_string(pairs).unwrap_or_else(|_| "[]".into());
+        let inner = inner
+            .replace("{cat}", "k.v->>0")
+            .replace("{cell}", "(k.v->>1)::bigint")
+            .replace("{since}", "$2");
+        let text = format!(
+            "SELECT n.* FROM jsonb_array_elements($1::jsonb) AS k(v) CROSS JOIN LATERAL ({inner}) n"
+        );
+        return db
+            .query_all_raw(sql(backend, &text, vec![json.into(), since.into()]))
+            .await?
+            .into_iter()
+            .map(row)
+            .collect();
+    }
+    // SQLite runs in-process: a prepared statement per pair costs microseconds.
+    let text = inner
+        .replace("{cat}", "$1")
+        .replace("{cell}", "$2")
+        .replace("{since}", "$3");
+    let mut out = Vec::new();
+    for (category, cell) in pairs {
+        let found = db
+            .query_all_raw(sql(
+                backend,
+                &text,
+                vec![category.clone().into(), (*cell).into(), since.into()],
+            ))
+            .await?;
+        for r in found {
+            out.push(row(r)?);
+        }
+    }
+    Ok(out)
 }
 
 /// Flags each new draft with the nearest open case of its item within 100 m and 72 h, stored
@@ -612,15 +648,17 @@ async fn flag_duplicates(
     drafts: &mut [Draft],
     new: &[usize],
 ) -> Result<(), sea_orm::DbErr> {
-    let mut categories = Vec::new();
-    let mut cells = Vec::new();
+    let mut pairs: Vec<(String, i64)> = Vec::new();
     let mut since: Option<DateTime<Utc>> = None;
     for &i in new {
         let d = &drafts[i];
         if let Some(p) = d.case.position {
             let (lon0, lat0, lon1, lat1) = rules::duplicate_box(&p);
-            categories.push(d.case.category_code.clone());
-            cells.extend(rules::geo_cells(lon0, lat0, lon1, lat1));
+            pairs.extend(
+                rules::geo_cells(lon0, lat0, lon1, lat1)
+                    .into_iter()
+                    .map(|cell| (d.case.category_code.clone(), cell)),
+            );
             let from = d.case.received_at - chrono::Duration::hours(rules::DUPLICATE_WINDOW_HOURS);
             since = Some(since.map_or(from, |s| s.min(from)));
         }
@@ -628,11 +666,9 @@ async fn flag_duplicates(
     let Some(since) = since else {
         return Ok(());
     };
-    categories.sort();
-    categories.dedup();
-    cells.sort_unstable();
-    cells.dedup();
-    let mut candidates = open_nearby(txn, categories, cells, since).await?;
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut candidates = open_nearby(txn, &pairs, since).await?;
     for &i in new {
         let d = &mut drafts[i];
         let Some(p) = d.case.position else { continue };
@@ -996,4 +1032,18 @@ pub async fn events_after(
         out.push((event_from(m).map_err(corrupt)?, code));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::storage::chunked;
+
+    #[test]
+    fn chunks_are_powers_of_two_and_keep_every_row_in_order() {
+        let chunks = chunked((0..45).collect::<Vec<_>>(), 32);
+        let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [32, 8, 4, 1]);
+        assert_eq!(chunks.concat(), (0..45).collect::<Vec<_>>());
+        assert!(chunked(Vec::<u8>::new(), 32).is_empty());
+    }
 }

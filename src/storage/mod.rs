@@ -126,6 +126,221 @@ pub fn backend_name(db: &DatabaseConnection) -> &'static str {
     }
 }
 
+/// Inserts rows of one table: on PostgreSQL as [`TableJson`], on SQLite (in-process, where a
+/// statement costs microseconds) as multi-row `INSERT`s in chunks of powers of two, which keeps
+/// its statement cache to a few texts. Every row must set the same columns.
+pub(crate) async fn insert_rows<A>(
+    txn: &impl ConnectionTrait,
+    rows: Vec<A>,
+) -> Result<(), sea_orm::DbErr>
+where
+    A: sea_orm::ActiveModelTrait + Send,
+{
+    if txn.get_database_backend() == DbBackend::Postgres {
+        return insert_json(txn, TableJson::of(&rows)?.into_iter().collect()).await;
+    }
+    for chunk in chunked(rows, 32) {
+        <A::Entity as sea_orm::EntityTrait>::insert_many(chunk)
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Rows of one table as one JSON array, for PostgreSQL's `jsonb_populate_recordset`: a batch
+/// of any size is one parameter of a statement whose text never changes (prepared once per
+/// connection), with no per-row parameter binding. The text is written directly, without a
+/// JSON tree in between.
+pub(crate) struct TableJson {
+    table: String,
+    /// The column names, each quoted.
+    columns: Vec<String>,
+    /// `[{…},{…}`: the closing bracket comes with [`TableJson::rows_text`].
+    text: Vec<u8>,
+    count: usize,
+}
+
+impl TableJson {
+    /// `None` for no rows.
+    pub(crate) fn of<A: sea_orm::ActiveModelTrait>(
+        rows: &[A],
+    ) -> Result<Option<TableJson>, sea_orm::DbErr> {
+        use sea_orm::{EntityName, EntityTrait, IdenStatic, Iterable};
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let columns: Vec<_> = <A::Entity as EntityTrait>::Column::iter()
+            .filter(|c| !first.get(*c).is_not_set())
+            .collect();
+        let mut text = Vec::with_capacity(rows.len() * columns.len() * 24 + 2);
+        text.push(b'[');
+        for (k, row) in rows.iter().enumerate() {
+            text.extend_from_slice(if k == 0 { b"{" } else { b",{" });
+            for (j, c) in columns.iter().enumerate() {
+                if j > 0 {
+                    text.push(b',');
+                }
+                let value = row.get(*c).into_value().ok_or_else(|| {
+                    sea_orm::DbErr::Custom(format!("a row without column {}", c.as_str()))
+                })?;
+                write_json(&mut text, &c.as_str())?;
+                text.push(b':');
+                write_value(&mut text, &value)?;
+            }
+            text.push(b'}');
+        }
+        Ok(Some(TableJson {
+            table: A::Entity::default().table_name().to_owned(),
+            columns: columns
+                .iter()
+                .map(|c| format!("\"{}\"", c.as_str()))
+                .collect(),
+            text,
+            count: rows.len(),
+        }))
+    }
+}
+
+/// Inserts rows into several tables in one PostgreSQL statement (one round trip): each table
+/// is a data-modifying `WITH` part, and PostgreSQL runs every such part.
+pub(crate) async fn insert_json(
+    txn: &impl ConnectionTrait,
+    tables: Vec<TableJson>,
+) -> Result<(), sea_orm::DbErr> {
+    if tables.is_empty() {
+        return Ok(());
+    }
+    let mut parts = Vec::with_capacity(tables.len());
+    let mut values = Vec::with_capacity(tables.len());
+    for (k, t) in tables.into_iter().enumerate() {
+        parts.push(format!(
+            "t{k} AS (INSERT INTO \"{table}\" ({columns}) SELECT {columns} \
+             FROM jsonb_populate_recordset(NULL::\"{table}\", ${n}::jsonb))",
+            table = t.table,
+            columns = t.columns.join(", "),
+            n = k + 1,
+        ));
+        values.push(t.rows_text().into());
+    }
+    let text = format!("WITH {} SELECT 1", parts.join(", "));
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        text,
+        values,
+    ))
+    .await?;
+    Ok(())
+}
+
+impl TableJson {
+    fn rows_text(mut self) -> String {
+        self.text.push(b']');
+        // Only serde_json wrote into it: valid UTF-8.
+        String::from_utf8(self.text).unwrap_or_default()
+    }
+
+    /// Event rows whose `seq` holds offsets from 0: one PostgreSQL statement reserves as many
+    /// numbers from the `events` sequence row (locking it to commit) and inserts the rows
+    /// numbered from the first. Returns that first number.
+    pub(crate) async fn insert_numbered_events(
+        self,
+        txn: &impl ConnectionTrait,
+    ) -> Result<i64, sea_orm::DbErr> {
+        let count = i64::try_from(self.count).unwrap_or(i64::MAX);
+        let select = self
+            .columns
+            .iter()
+            .map(|c| {
+                if c == "\"seq\"" {
+                    "s.first + r.\"seq\"".to_owned()
+                } else {
+                    format!("r.{c}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let text = format!(
+            "WITH s AS (UPDATE sequences SET value = value + $2 WHERE name = 'events' \
+             RETURNING value - $2 + 1 AS first), \
+             i AS (INSERT INTO \"{table}\" ({columns}) SELECT {select} FROM s CROSS JOIN \
+             jsonb_populate_recordset(NULL::\"{table}\", $1::jsonb) r) \
+             SELECT first FROM s",
+            table = self.table,
+            columns = self.columns.join(", "),
+        );
+        let row = txn
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                text,
+                vec![self.rows_text().into(), count.into()],
+            ))
+            .await?
+            .ok_or_else(|| sea_orm::DbErr::Custom("no events sequence".into()))?;
+        row.try_get_by_index(0)
+    }
+}
+
+fn write_json(out: &mut Vec<u8>, value: &impl serde::Serialize) -> Result<(), sea_orm::DbErr> {
+    serde_json::to_writer(out, value).map_err(|e| sea_orm::DbErr::Custom(e.to_string()))
+}
+
+/// A column value as `jsonb_populate_recordset` reads it back exactly: timestamps in RFC 3339
+/// to the microsecond, floats in their shortest round-trip form.
+fn write_value(out: &mut Vec<u8>, value: &sea_orm::Value) -> Result<(), sea_orm::DbErr> {
+    use sea_orm::Value as V;
+    match value {
+        V::Bool(None)
+        | V::Int(None)
+        | V::BigInt(None)
+        | V::SmallInt(None)
+        | V::Double(None)
+        | V::String(None)
+        | V::Json(None)
+        | V::ChronoDateTimeUtc(None)
+        | V::ChronoDate(None) => out.extend_from_slice(b"null"),
+        V::Bool(Some(v)) => write_json(out, v)?,
+        V::Int(Some(v)) => write_json(out, v)?,
+        V::BigInt(Some(v)) => write_json(out, v)?,
+        V::SmallInt(Some(v)) => write_json(out, v)?,
+        V::Double(Some(v)) if !v.is_finite() => {
+            return Err(sea_orm::DbErr::Custom(format!(
+                "{v} is not a storable number"
+            )));
+        }
+        V::Double(Some(v)) => write_json(out, v)?,
+        V::String(Some(v)) => write_json(out, v)?,
+        V::Json(Some(v)) => write_json(out, v)?,
+        V::ChronoDateTimeUtc(Some(t)) => {
+            write_json(out, &t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))?;
+        }
+        V::ChronoDate(Some(d)) => write_json(out, &d.to_string())?,
+        other => {
+            return Err(sea_orm::DbErr::Custom(format!(
+                "no JSON form for a {other:?} column"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Splits rows into chunks of `size` (a power of two), the rest into smaller powers of two:
+/// a multi-row INSERT has one text per chunk size, so the connections' prepared statements are
+/// reused instead of parsing and planning a new statement for every batch size.
+pub(crate) fn chunked<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
+    let mut out = Vec::new();
+    let mut rest = items.len();
+    let mut iter = items.into_iter();
+    let mut step = size;
+    while rest > 0 {
+        while step > rest {
+            step /= 2;
+        }
+        out.push(iter.by_ref().take(step).collect());
+        rest -= step;
+    }
+    out
+}
+
 /// `$1, $2 …` placeholders for PostgreSQL, `?` for SQLite (each used once, in order).
 pub(crate) fn sql(backend: DbBackend, text: &str, values: Vec<sea_orm::Value>) -> Statement {
     let text = if backend == DbBackend::Sqlite {

@@ -226,22 +226,13 @@ pub async fn apply(
 }
 
 /// The clocks of newly created cases (no clocks yet), inserted together.
-pub async fn apply_new(
-    txn: &impl ConnectionTrait,
-    cases: &[(&Case, Vec<ClockOp>)],
-    rules: &Rules,
-) -> Result<(), sea_orm::DbErr> {
+pub fn new_rows(cases: &[(&Case, Vec<ClockOp>)], rules: &Rules) -> Vec<sla_clock::ActiveModel> {
     let mut rows = Vec::new();
     for (case, ops) in cases {
         let (new, _) = plan_rows(case, &[], ops, rules);
         rows.extend(new.iter().map(new_row));
     }
-    for chunk in rows.chunks(64) {
-        sla_clock::Entity::insert_many(chunk.to_vec())
-            .exec(txn)
-            .await?;
-    }
-    Ok(())
+    rows
 }
 
 /// What one scan did.
