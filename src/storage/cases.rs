@@ -1,7 +1,7 @@
 //! The case tables: batched intake in one transaction, reads, appending events, and the audit
 //! walk over every chain.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::LazyLock};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
@@ -541,48 +541,71 @@ pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<Case>, St
 /// duplicate, which is a hint for a dispatcher, not a merge.
 const DUPLICATE_CANDIDATES_PER_CELL: usize = 32;
 
-/// The open statuses, as SQL literals (constants of ours, never input).
-fn open_statuses_sql() -> String {
-    CaseStatus::ALL
+/// The duplicate search for one (item, cell) pair, its item, cell and `since` spelled by the
+/// caller: the newest open cases in one backward range of the `cases_nearby` index.
+fn nearby_sql(category: &str, cell: &str, since: &str) -> String {
+    // The open statuses as literals: constants of ours, never input.
+    let open = CaseStatus::ALL
         .into_iter()
         .filter(|s| s.is_open())
         .map(|s| format!("'{}'", s.as_str()))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    format!(
+        "SELECT id, category_code, lon, lat FROM cases \
+         WHERE category_code = {category} AND geo_cell = {cell} AND received_at >= {since} \
+         AND status IN ({open}) ORDER BY received_at DESC LIMIT {DUPLICATE_CANDIDATES_PER_CELL}"
+    )
 }
+
+/// PostgreSQL: one statement, a lateral probe per pair; the pairs are one JSON parameter.
+static NEARBY_POSTGRES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT n.* FROM jsonb_array_elements($1::jsonb) AS k(v) CROSS JOIN LATERAL ({}) n",
+        nearby_sql("k.v->>0", "(k.v->>1)::bigint", "$2")
+    )
+});
+
+/// SQLite runs in-process: a prepared statement per pair costs microseconds.
+static NEARBY_SQLITE: LazyLock<String> = LazyLock::new(|| nearby_sql("?", "?", "?"));
 
 /// Stored cases holding any of these idempotency keys: `kind` 0 is (reporter, client report
 /// id), 1 is (source, external id). The keys arrive as one JSON parameter, so the statement's
 /// text is the same for every batch (prepared once per connection) and each key is one probe
 /// of its unique index, not a cross product of two lists.
 fn by_keys(backend: DbBackend, kind: u8, pairs: &[[&str; 2]]) -> sea_orm::Statement {
-    let (a, b) = if kind == 0 {
-        ("reporter_sub", "client_report_id")
-    } else {
-        ("external_source", "external_id")
-    };
-    let json = serde_json::to_string(pairs).unwrap_or_else(|_| "[]".into());
     // The lateral `LIMIT 1` (the key is unique) keeps PostgreSQL to one index probe per key: a
     // plain join, planned while the table was nearly empty, became a hash join over a
     // sequential scan of every case.
-    let text = if backend == DbBackend::Postgres {
-        format!(
+    let text = match (backend == DbBackend::Postgres, kind) {
+        (true, 0) => {
             "SELECT c.* FROM jsonb_array_elements($1::jsonb) AS k(v) CROSS JOIN LATERAL \
-             (SELECT * FROM cases WHERE {a} = k.v->>0 AND {b} = k.v->>1 LIMIT 1) c"
-        )
-    } else {
-        format!(
-            "SELECT c.* FROM json_each($1) AS k \
-             JOIN cases c ON c.{a} = json_extract(k.value, '$[0]') \
-             AND c.{b} = json_extract(k.value, '$[1]')"
-        )
+             (SELECT * FROM cases WHERE reporter_sub = k.v->>0 \
+             AND client_report_id = k.v->>1 LIMIT 1) c"
+        }
+        (true, _) => {
+            "SELECT c.* FROM jsonb_array_elements($1::jsonb) AS k(v) CROSS JOIN LATERAL \
+             (SELECT * FROM cases WHERE external_source = k.v->>0 \
+             AND external_id = k.v->>1 LIMIT 1) c"
+        }
+        (false, 0) => {
+            "SELECT c.* FROM json_each(?) AS k JOIN cases c \
+             ON c.reporter_sub = json_extract(k.value, '$[0]') \
+             AND c.client_report_id = json_extract(k.value, '$[1]')"
+        }
+        (false, _) => {
+            "SELECT c.* FROM json_each(?) AS k JOIN cases c \
+             ON c.external_source = json_extract(k.value, '$[0]') \
+             AND c.external_id = json_extract(k.value, '$[1]')"
+        }
     };
-    sql(backend, &text, vec![json.into()])
+    let json = serde_json::to_string(pairs).unwrap_or_else(|_| "[]".into());
+    sea_orm::Statement::from_sql_and_values(backend, text, vec![json.into()])
 }
 
 /// Open cases received since `since` of each (item, cell) pair, the newest
 /// [`DUPLICATE_CANDIDATES_PER_CELL`] of each, as `(id, category, lon, lat)`: candidates for
-/// the duplicate check. Each pair is one range of the `cases_nearby` index read backwards.
+/// the duplicate check.
 async fn open_nearby(
     db: &impl ConnectionTrait,
     pairs: &[(String, i64)],
@@ -597,44 +620,28 @@ async fn open_nearby(
             r.try_get_by_index(3)?,
         ))
     };
-    let inner = format!(
-        "SELECT id, category_code, lon, lat FROM cases \
-         WHERE category_code = {{cat}} AND geo_cell = {{cell}} AND received_at >= {{since}} \
-         AND status IN ({}) ORDER BY received_at DESC LIMIT {DUPLICATE_CANDIDATES_PER_CELL}",
-        open_statuses_sql()
-    );
-    if backend == DbBackend::Postgres {
-        // One statement: a lateral probe per pair.
+    let statements: Vec<sea_orm::Statement> = if backend == DbBackend::Postgres {
         let json = serde_json::to_string(pairs).unwrap_or_else(|_| "[]".into());
-        let inner = inner
-            .replace("{cat}", "k.v->>0")
-            .replace("{cell}", "(k.v->>1)::bigint")
-            .replace("{since}", "$2");
-        let text = format!(
-            "SELECT n.* FROM jsonb_array_elements($1::jsonb) AS k(v) CROSS JOIN LATERAL ({inner}) n"
-        );
-        return db
-            .query_all_raw(sql(backend, &text, vec![json.into(), since.into()]))
-            .await?
-            .into_iter()
-            .map(row)
-            .collect();
-    }
-    // SQLite runs in-process: a prepared statement per pair costs microseconds.
-    let text = inner
-        .replace("{cat}", "$1")
-        .replace("{cell}", "$2")
-        .replace("{since}", "$3");
+        vec![sea_orm::Statement::from_sql_and_values(
+            backend,
+            NEARBY_POSTGRES.as_str(),
+            vec![json.into(), since.into()],
+        )]
+    } else {
+        pairs
+            .iter()
+            .map(|(category, cell)| {
+                sea_orm::Statement::from_sql_and_values(
+                    backend,
+                    NEARBY_SQLITE.as_str(),
+                    vec![category.clone().into(), (*cell).into(), since.into()],
+                )
+            })
+            .collect()
+    };
     let mut out = Vec::new();
-    for (category, cell) in pairs {
-        let found = db
-            .query_all_raw(sql(
-                backend,
-                &text,
-                vec![category.clone().into(), (*cell).into(), since.into()],
-            ))
-            .await?;
-        for r in found {
+    for statement in statements {
+        for r in db.query_all_raw(statement).await? {
             out.push(row(r)?);
         }
     }

@@ -126,9 +126,9 @@ pub fn backend_name(db: &DatabaseConnection) -> &'static str {
     }
 }
 
-/// Inserts rows of one table: on PostgreSQL as [`TableJson`], on SQLite (in-process, where a
-/// statement costs microseconds) as multi-row `INSERT`s in chunks of powers of two, which keeps
-/// its statement cache to a few texts. Every row must set the same columns.
+/// Inserts rows of one table as multi-row `INSERT`s in chunks of powers of two (SQLite, where
+/// a statement costs microseconds; PostgreSQL's intake takes [`TableJson`]). Every row must set
+/// the same columns.
 pub(crate) async fn insert_rows<A>(
     txn: &impl ConnectionTrait,
     rows: Vec<A>,
@@ -136,9 +136,6 @@ pub(crate) async fn insert_rows<A>(
 where
     A: sea_orm::ActiveModelTrait + Send,
 {
-    if txn.get_database_backend() == DbBackend::Postgres {
-        return insert_json(txn, TableJson::of(&rows)?.into_iter().collect()).await;
-    }
     for chunk in chunked(rows, 32) {
         <A::Entity as sea_orm::EntityTrait>::insert_many(chunk)
             .exec_without_returning(txn)
@@ -199,6 +196,51 @@ impl TableJson {
             count: rows.len(),
         }))
     }
+
+    fn rows_text(mut self) -> String {
+        self.text.push(b']');
+        // Only serde_json wrote into it: valid UTF-8.
+        String::from_utf8(self.text).unwrap_or_default()
+    }
+
+    /// Event rows whose `seq` holds offsets from 0: one PostgreSQL statement reserves as many
+    /// numbers from the `events` sequence row (locking it to commit) and inserts the rows
+    /// numbered from the first.
+    pub(crate) async fn insert_numbered_events(
+        self,
+        txn: &impl ConnectionTrait,
+    ) -> Result<(), sea_orm::DbErr> {
+        let count = i64::try_from(self.count).unwrap_or(i64::MAX);
+        let select = self
+            .columns
+            .iter()
+            .map(|c| {
+                if c == "\"seq\"" {
+                    "s.first + r.\"seq\"".to_owned()
+                } else {
+                    format!("r.{c}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let text = format!(
+            "WITH s AS (UPDATE sequences SET value = value + $2 WHERE name = 'events' \
+             RETURNING value - $2 + 1 AS first), \
+             i AS (INSERT INTO \"{table}\" ({columns}) SELECT {select} FROM s CROSS JOIN \
+             jsonb_populate_recordset(NULL::\"{table}\", $1::jsonb) r) \
+             SELECT first FROM s",
+            table = self.table,
+            columns = self.columns.join(", "),
+        );
+        txn.query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            text,
+            vec![self.rows_text().into(), count.into()],
+        ))
+        .await?
+        .map(|_| ())
+        .ok_or_else(|| sea_orm::DbErr::Custom("no events sequence".into()))
+    }
 }
 
 /// Inserts rows into several tables in one PostgreSQL statement (one round trip): each table
@@ -230,54 +272,6 @@ pub(crate) async fn insert_json(
     ))
     .await?;
     Ok(())
-}
-
-impl TableJson {
-    fn rows_text(mut self) -> String {
-        self.text.push(b']');
-        // Only serde_json wrote into it: valid UTF-8.
-        String::from_utf8(self.text).unwrap_or_default()
-    }
-
-    /// Event rows whose `seq` holds offsets from 0: one PostgreSQL statement reserves as many
-    /// numbers from the `events` sequence row (locking it to commit) and inserts the rows
-    /// numbered from the first. Returns that first number.
-    pub(crate) async fn insert_numbered_events(
-        self,
-        txn: &impl ConnectionTrait,
-    ) -> Result<i64, sea_orm::DbErr> {
-        let count = i64::try_from(self.count).unwrap_or(i64::MAX);
-        let select = self
-            .columns
-            .iter()
-            .map(|c| {
-                if c == "\"seq\"" {
-                    "s.first + r.\"seq\"".to_owned()
-                } else {
-                    format!("r.{c}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let text = format!(
-            "WITH s AS (UPDATE sequences SET value = value + $2 WHERE name = 'events' \
-             RETURNING value - $2 + 1 AS first), \
-             i AS (INSERT INTO \"{table}\" ({columns}) SELECT {select} FROM s CROSS JOIN \
-             jsonb_populate_recordset(NULL::\"{table}\", $1::jsonb) r) \
-             SELECT first FROM s",
-            table = self.table,
-            columns = self.columns.join(", "),
-        );
-        let row = txn
-            .query_one_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                text,
-                vec![self.rows_text().into(), count.into()],
-            ))
-            .await?
-            .ok_or_else(|| sea_orm::DbErr::Custom("no events sequence".into()))?;
-        row.try_get_by_index(0)
-    }
 }
 
 fn write_json(out: &mut Vec<u8>, value: &impl serde::Serialize) -> Result<(), sea_orm::DbErr> {
