@@ -2,7 +2,7 @@
 -- stores for a report (the case, its two first events, its register and dispatch SLA clocks),
 -- with nothing else: no validation,
 -- no locating, no routing, no idempotency check, no counters. Run by bench/intake.sh.
-\set k random(1, 1000000000)
+\set k random(1, 1000000000000000000)
 BEGIN;
 INSERT INTO cases (id, code, status, source, category_code, severity, description,
   city_code, district_code, township_code, community_code, grid_code, region_code, tier, unit_code,

@@ -5,6 +5,15 @@
 //! Each handset is one Rizhao grid member on a connection of its own, reporting from inside
 //! its grid with a fresh `client_report_id` each time; a report counts once its answer arrives.
 //! Tokens are minted with the configured key (the same settings as `gridcase token`).
+//!
+//! Two ways to load, as in pgbench:
+//! - closed loop (the default): each handset sends its next report as soon as the last one is
+//!   answered. This finds the most the server sustains; latency is then the handsets divided by
+//!   that throughput, by construction.
+//! - `--rate R`: open loop, like `pgbench --rate`. The handsets share a fixed schedule of R
+//!   reports per second, whatever the server's answers. A report's latency runs from the time
+//!   the schedule meant it to be sent, so a handset held up by a slow answer counts the delay
+//!   against the reports queued behind it (no coordinated omission).
 
 use std::{
     path::PathBuf,
@@ -36,6 +45,9 @@ struct Args {
     /// How long to measure.
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
     duration: Duration,
+    /// Offered load in reports per second across all handsets (open loop); default closed loop.
+    #[arg(long, value_parser = parse_rate)]
+    rate: Option<f64>,
     /// Load before measuring (not counted).
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     warmup: Duration,
@@ -62,6 +74,15 @@ const CATEGORIES: &[&str] = &[
     "city.clutter",
     "environment.noise",
 ];
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "{text:?} is not a positive number of reports per second"
+        )),
+    }
+}
 
 /// A number in [-1, 1) from a xorshift state.
 fn jitter(state: &mut u64) -> f64 {
@@ -117,19 +138,33 @@ async fn main() -> anyhow::Result<()> {
         });
     }
     let categories = Arc::new(categories);
+    let mode = match args.rate {
+        Some(rate) => format!("open loop at {rate} reports/s"),
+        None => "closed loop".to_owned(),
+    };
     println!(
-        "gridcase-load: {} handsets → {} for {:?} (+{:?} warm-up)",
+        "gridcase-load: {} handsets → {}, {mode}, for {:?} (+{:?} warm-up)",
         args.concurrency, args.target, args.duration, args.warmup
     );
+    // Open loop: handset k sends at offset + k/R + j*N/R for j = 0, 1, ...
+    let interval = args
+        .rate
+        .map(|rate| Duration::from_secs_f64(args.concurrency as f64 / rate));
+    let handsets_n = args.concurrency as f64;
+    let mut channels = Vec::with_capacity(handsets.len());
+    for _ in &handsets {
+        channels.push(
+            Channel::from_shared(args.target.clone())?
+                .tcp_nodelay(true)
+                .connect()
+                .await?,
+        );
+    }
     let started = Instant::now();
     let measure_from = started + args.warmup;
     let stop_at = measure_from + args.duration;
     let mut tasks = Vec::new();
-    for (k, handset) in handsets.into_iter().enumerate() {
-        let channel = Channel::from_shared(args.target.clone())?
-            .tcp_nodelay(true)
-            .connect()
-            .await?;
+    for (k, (handset, channel)) in handsets.into_iter().zip(channels).enumerate() {
         let categories = categories.clone();
         tasks.push(tokio::spawn(async move {
             let mut client = ReportServiceClient::new(channel);
@@ -137,7 +172,22 @@ async fn main() -> anyhow::Result<()> {
             let mut errors = 0u64;
             let mut n = 0usize;
             let mut seed = 0x9E37_79B9_7F4A_7C15_u64 ^ (k as u64 + 1);
-            while Instant::now() < stop_at {
+            let mut due = interval.map(|every| started + every.mul_f64(k as f64 / handsets_n));
+            loop {
+                // When this report is meant to go: now (closed loop) or its slot in the schedule.
+                let intended = match (due, interval) {
+                    (Some(at), Some(every)) => {
+                        due = Some(at + every);
+                        if at < stop_at {
+                            tokio::time::sleep_until(at.into()).await;
+                        }
+                        at
+                    }
+                    _ => Instant::now(),
+                };
+                if intended >= stop_at {
+                    break;
+                }
                 n += 1;
                 let mut request = tonic::Request::new(SubmitReportRequest {
                     client_report_id: uuid::Uuid::new_v4().to_string(),
@@ -154,12 +204,14 @@ async fn main() -> anyhow::Result<()> {
                 if let Ok(value) = format!("Bearer {}", handset.token).parse() {
                     request.metadata_mut().insert("authorization", value);
                 }
-                let sent = Instant::now();
                 let result = client.submit_report(request).await;
                 let done = Instant::now();
-                if sent >= measure_from && done <= stop_at {
+                // Closed loop counts what was answered within the window; open loop counts every
+                // report scheduled within it, however late its answer.
+                let counted = intended >= measure_from && (interval.is_some() || done <= stop_at);
+                if counted {
                     match result {
-                        Ok(_) => latencies.push(done - sent),
+                        Ok(_) => latencies.push(done - intended),
                         Err(status) => {
                             errors += 1;
                             if errors <= 3 {
@@ -187,8 +239,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let rate = latencies.len() as f64 / args.duration.as_secs_f64();
     println!(
-        "acknowledged={} errors={errors} reports_per_s={rate:.0} p50_ms={:.2} p90_ms={:.2} p99_ms={:.2} max_ms={:.2}",
+        "acknowledged={} errors={errors} reports_per_s={rate:.0} offered_per_s={} p50_ms={:.2} p90_ms={:.2} p99_ms={:.2} max_ms={:.2}",
         latencies.len(),
+        args.rate.map_or("-".to_owned(), |r| format!("{r:.0}")),
         pct(0.50),
         pct(0.90),
         pct(0.99),
