@@ -50,6 +50,7 @@ pub struct Application {
     settings: Settings,
     listener: TcpListener,
     db: DatabaseConnection,
+    writers: storage::IntakeWriters,
     directory: Arc<LiveDirectory>,
     rules: Arc<LiveRules>,
     time: Arc<dyn TimeSource>,
@@ -72,6 +73,7 @@ impl Application {
         let verifier = Arc::new(Verifier::new(&settings.jwt, secret.as_ref())?);
         let db = storage::connect(&settings.database_url, settings.db_max_connections).await?;
         storage::migrate(&db).await?;
+        let writers = storage::IntakeWriters::connect(&settings.database_url, &db).await?;
         let directory = Arc::new(LiveDirectory::load(db.clone(), settings.max_bundle_bytes).await?);
         if options.demo && directory.snapshot().is_empty() {
             let report = directory
@@ -117,6 +119,7 @@ impl Application {
             settings,
             listener,
             db,
+            writers,
             directory,
             rules,
             time,
@@ -223,6 +226,7 @@ impl Application {
         }
         let intake = Arc::new(Intake::start(
             self.db.clone(),
+            self.writers.clone(),
             self.directory.clone(),
             self.rules.clone(),
             self.time.clone(),

@@ -28,7 +28,7 @@ pub struct Settings {
     /// How long in-flight calls get to finish after SIGINT/SIGTERM.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
-    /// Database connection pool size.
+    /// Database connection pool size (on PostgreSQL the intake writers open 3 more).
     pub db_max_connections: u32,
     /// The largest attachment accepted, in bytes.
     pub max_attachment_bytes: u64,

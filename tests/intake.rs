@@ -19,7 +19,7 @@ use gridcase::{
     },
     storage,
 };
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
 use tonic::{Code, transport::Channel};
 
 fn reports(app: &TestApp) -> ReportServiceClient<Channel> {
@@ -892,7 +892,41 @@ async fn the_audit_names_the_first_tampered_event(backend: Backend) {
     app.stop().await.expect("clean stop");
 }
 
+/// On PostgreSQL the intake writers have connections of their own that plan every statement
+/// for the table as it is (a generic plan cached on a young table once scanned every case of a
+/// reporter per retry probe); other connections keep the default. SQLite shares one pool.
+async fn intake_writers_plan_each_statement_afresh(backend: Backend) {
+    let db = TestDb::new(&backend).await;
+    let shared = storage::connect(&db.url, 2).await.expect("connect");
+    let writers = storage::IntakeWriters::connect(&db.url, &shared)
+        .await
+        .expect("connect writers");
+    match backend {
+        Backend::Sqlite => assert_eq!(writers.count(), 1, "SQLite has one writer"),
+        Backend::Postgres(_) => {
+            assert_eq!(writers.count(), 3);
+            let show = Statement::from_string(sea_orm::DbBackend::Postgres, "SHOW plan_cache_mode");
+            let mode = |row: Option<sea_orm::QueryResult>| {
+                row.expect("row")
+                    .try_get_by_index::<String>(0)
+                    .expect("mode")
+            };
+            // Every connection of the writers' pool: each open transaction holds one.
+            let mut open = Vec::new();
+            for _ in 0..writers.count() {
+                let txn = writers.db().begin().await.expect("begin");
+                let row = txn.query_one_raw(show.clone()).await.expect("show");
+                assert_eq!(mode(row), "force_custom_plan");
+                open.push(txn);
+            }
+            let row = shared.query_one_raw(show.clone()).await.expect("show");
+            assert_eq!(mode(row), "auto");
+        }
+    }
+}
+
 on_both_databases!(
+    intake_writers_plan_each_statement_afresh,
     a_report_becomes_one_registered_routed_case,
     a_retried_report_returns_the_same_case,
     concurrent_duplicates_make_one_case,

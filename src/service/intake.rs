@@ -26,7 +26,7 @@ use crate::{
     },
     geo::{self, CoordSystem},
     storage::{
-        self,
+        self, IntakeWriters,
         cases::{CodeBlocks, Draft, Outcome},
     },
 };
@@ -35,8 +35,6 @@ use crate::{
 pub const MAX_TEXT_CHARS: usize = 2000;
 /// The most drafts one transaction stores.
 const MAX_BATCH: usize = 256;
-/// Concurrent intake transactions on PostgreSQL.
-const POSTGRES_WRITERS: usize = 3;
 
 /// A position in a request.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -118,27 +116,25 @@ impl std::fmt::Debug for JobBox {
 }
 
 impl Intake {
-    /// Starts the writer tasks; they end when the last `Intake` handle is dropped.
+    /// Starts the writer tasks, one per connection of `writers`; they end when the last
+    /// `Intake` handle is dropped.
     ///
     /// SQLite has one writer at a time anyway, so it gets one task. On PostgreSQL several
     /// batches overlap: while one holds the event-sequence row (locked by its last statement,
     /// to commit), the others check and store their rows.
     pub fn start(
         db: DatabaseConnection,
+        writers: IntakeWriters,
         directory: Arc<LiveDirectory>,
         rules: Arc<LiveRules>,
         time: Arc<dyn TimeSource>,
     ) -> Intake {
         let (writer, jobs) = mpsc::channel(4 * MAX_BATCH);
-        let writers = match db.get_database_backend() {
-            sea_orm::DbBackend::Postgres => POSTGRES_WRITERS,
-            _ => 1,
-        };
         let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
         let codes = Arc::new(CodeBlocks::default());
-        for _ in 0..writers {
+        for _ in 0..writers.count() {
             tokio::spawn(write_batches(
-                db.clone(),
+                writers.clone(),
                 codes.clone(),
                 rules.clone(),
                 jobs.clone(),
@@ -681,7 +677,7 @@ fn shanghai_day(at: DateTime<Utc>) -> chrono::NaiveDate {
 
 /// The writer: takes what has queued, stores it in one transaction, answers each caller.
 async fn write_batches(
-    db: DatabaseConnection,
+    db: IntakeWriters,
     codes: Arc<CodeBlocks>,
     rules: Arc<LiveRules>,
     jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<JobBox>>>,
@@ -731,7 +727,7 @@ async fn write_batches(
 }
 
 async fn store_alone(
-    db: &DatabaseConnection,
+    db: &IntakeWriters,
     codes: &CodeBlocks,
     rules: &Rules,
     draft: Draft,

@@ -162,7 +162,7 @@ fn key_of(c: &Case) -> Option<(u8, String, String)> {
 /// stored case, or a conflict. A unique violation (another replica stored the same key
 /// meanwhile) fails the whole batch; the caller retries its drafts one by one.
 pub async fn insert_batch(
-    db: &DatabaseConnection,
+    writers: &super::IntakeWriters,
     codes: &CodeBlocks,
     rules: &Rules,
     drafts: Vec<Draft>,
@@ -180,7 +180,7 @@ pub async fn insert_batch(
     }
     for (scope, members) in by_scope {
         let numbers = codes
-            .take(db, &scope, members.len())
+            .take(writers.db(), &scope, members.len())
             .await
             .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
         for (&i, n) in members.iter().zip(numbers) {
@@ -188,14 +188,8 @@ pub async fn insert_batch(
             d.case.code = rules::case_code(&d.code_prefix, d.day, n);
         }
     }
-    let txn = begin_write(db).await?;
-    if txn.get_database_backend() == DbBackend::Postgres {
-        // Plan this batch's lookups for the table as it is now. A cached generic plan, made
-        // while the table was nearly empty, probed the reporter's (reporter, received_at)
-        // index and filtered every case of theirs instead of using the unique key.
-        txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
-            .await?;
-    }
+    // The writers' connections plan each of these lookups for the table as it is now.
+    let txn = begin_write(writers.db()).await?;
     let mut outcomes: Vec<Option<Outcome>> = vec![None; drafts.len()];
 
     // Retries of stored cases: one index probe per key.

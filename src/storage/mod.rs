@@ -37,6 +37,58 @@ pub enum StorageError {
 /// Opens the pool. SQLite runs in WAL mode with full fsync so an acknowledged write survives a
 /// power cut; a busy timeout turns writer contention into waiting instead of errors.
 pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, StorageError> {
+    open(options(url, max_connections), url).await
+}
+
+/// Concurrent intake transactions on PostgreSQL; SQLite has one writer at a time anyway.
+const POSTGRES_INTAKE_WRITERS: u32 = 3;
+
+/// The connections the intake writers store batches on ([`cases::insert_batch`]).
+///
+/// On PostgreSQL they are a pool of their own: a burst of reads (lists, statistics) never holds
+/// up a batch waiting for a connection, and each of these connections plans every statement
+/// for the tables as they are now (`plan_cache_mode = force_custom_plan`, set when it opens).
+/// A generic plan cached while the cases table was nearly empty probed each reporter's
+/// `(reporter, received_at)` index and filtered every case of theirs, instead of the unique
+/// key; custom plans cost a little planning per statement and never go stale. Setting it once
+/// per connection instead of per transaction saves a round trip per batch. On SQLite the
+/// shared pool serves.
+#[derive(Debug, Clone)]
+pub struct IntakeWriters {
+    db: DatabaseConnection,
+    count: usize,
+}
+
+impl IntakeWriters {
+    pub async fn connect(url: &str, shared: &DatabaseConnection) -> Result<Self, StorageError> {
+        if shared.get_database_backend() != DbBackend::Postgres {
+            return Ok(IntakeWriters {
+                db: shared.clone(),
+                count: 1,
+            });
+        }
+        let mut options = options(url, POSTGRES_INTAKE_WRITERS);
+        options
+            .min_connections(POSTGRES_INTAKE_WRITERS)
+            .map_sqlx_postgres_opts(|o| o.options([("plan_cache_mode", "force_custom_plan")]));
+        Ok(IntakeWriters {
+            db: open(options, url).await?,
+            count: POSTGRES_INTAKE_WRITERS as usize,
+        })
+    }
+
+    /// How many batches may be stored at once.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The writers' connections (on SQLite, the shared pool).
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}
+
+fn options(url: &str, max_connections: u32) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .max_connections(max_connections)
@@ -49,6 +101,10 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
         });
+    options
+}
+
+async fn open(options: ConnectOptions, url: &str) -> Result<DatabaseConnection, StorageError> {
     // Several processes opening one new SQLite file at once race to switch it to WAL, and the
     // loser is told "database is locked" without the busy timeout being consulted: try again.
     let mut attempt = 0;
