@@ -677,7 +677,7 @@ fn shanghai_day(at: DateTime<Utc>) -> chrono::NaiveDate {
 
 /// The writer: takes what has queued, stores it in one transaction, answers each caller.
 async fn write_batches(
-    db: IntakeWriters,
+    writers: IntakeWriters,
     codes: Arc<CodeBlocks>,
     rules: Arc<LiveRules>,
     jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<JobBox>>>,
@@ -692,7 +692,7 @@ async fn write_batches(
         let drafts: Vec<Draft> = batch.iter().map(|j| j.0.draft.clone()).collect();
         let started = std::time::Instant::now();
         let snapshot = rules.snapshot();
-        let result = storage::cases::insert_batch(&db, &codes, &snapshot, drafts).await;
+        let result = storage::cases::insert_batch(&writers, &codes, &snapshot, drafts).await;
         tracing::debug!(
             size = batch.len(),
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
@@ -711,7 +711,8 @@ async fn write_batches(
                     tracing::warn!(error = %e, size = batch.len(), "intake batch failed; storing one by one");
                 }
                 for job in batch.drain(..) {
-                    let result = store_alone(&db, &codes, &snapshot, job.0.draft.clone()).await;
+                    let result =
+                        store_alone(&writers, &codes, &snapshot, job.0.draft.clone()).await;
                     let _ = job.0.reply.send(result);
                 }
             }
@@ -727,14 +728,14 @@ async fn write_batches(
 }
 
 async fn store_alone(
-    db: &IntakeWriters,
+    writers: &IntakeWriters,
     codes: &CodeBlocks,
     rules: &Rules,
     draft: Draft,
 ) -> DomainResult<Outcome> {
     // A unique violation alone means a concurrent duplicate: the second try finds it stored.
     for _ in 0..2 {
-        match storage::cases::insert_batch(db, codes, rules, vec![draft.clone()]).await {
+        match storage::cases::insert_batch(writers, codes, rules, vec![draft.clone()]).await {
             Ok(mut outcomes) => {
                 return outcomes.pop().ok_or_else(|| {
                     DomainError::internal(anyhow::anyhow!("no outcome for a draft"))

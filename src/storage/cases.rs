@@ -1034,17 +1034,3 @@ pub async fn events_after(
     }
     Ok(out)
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::storage::chunked;
-
-    #[test]
-    fn chunks_are_powers_of_two_and_keep_every_row_in_order() {
-        let chunks = chunked((0..45).collect::<Vec<_>>(), 32);
-        let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
-        assert_eq!(sizes, [32, 8, 4, 1]);
-        assert_eq!(chunks.concat(), (0..45).collect::<Vec<_>>());
-        assert!(chunked(Vec::<u8>::new(), 32).is_empty());
-    }
-}
