@@ -1,5 +1,5 @@
-//! The case tables: batched intake in one transaction, reads, appending events, and the audit
-//! walk over every chain.
+//! The case tables: batched intake (all of a batch or none of it), reads, appending events, and
+//! the audit walk over every chain.
 
 use std::{collections::HashMap, sync::LazyLock};
 
@@ -147,8 +147,11 @@ async fn reserve_codes(
     Ok(last - n + 1)
 }
 
+/// An idempotency key: kind 0 is (reporter, client report id), 1 is (source, external id).
+type Key = (u8, String, String);
+
 /// The idempotency key of a draft: client report id per reporter, or gateway ticket id.
-fn key_of(c: &Case) -> Option<(u8, String, String)> {
+fn key_of(c: &Case) -> Option<Key> {
     if let Some(id) = &c.client_report_id {
         return Some((0, c.reporter_sub.clone(), id.clone()));
     }
@@ -158,9 +161,61 @@ fn key_of(c: &Case) -> Option<(u8, String, String)> {
     }
 }
 
-/// Stores a batch of drafts in one transaction: each is created, found to be a retry of a
-/// stored case, or a conflict. A unique violation (another replica stored the same key
-/// meanwhile) fails the whole batch; the caller retries its drafts one by one.
+/// A duplicate candidate: an open case's id, category item, longitude and latitude.
+type Candidate = (String, String, f64, f64);
+
+/// What the database holds that bears on a batch: the stored cases holding any of its keys,
+/// and the open cases near its positions.
+#[derive(Default)]
+struct Found {
+    stored: HashMap<Key, Case>,
+    candidates: Vec<Candidate>,
+}
+
+/// The duplicate search a batch needs: its (item, cell) pairs and the oldest `received_at` it
+/// looks back to; `None` when no draft has a position.
+struct NearbySearch {
+    pairs: Vec<(String, i64)>,
+    since: DateTime<Utc>,
+}
+
+impl NearbySearch {
+    fn of(drafts: &[Draft]) -> Option<NearbySearch> {
+        let mut pairs: Vec<(String, i64)> = Vec::new();
+        let mut since: Option<DateTime<Utc>> = None;
+        for d in drafts {
+            let Some(p) = d.case.position else { continue };
+            let (lon0, lat0, lon1, lat1) = rules::duplicate_box(&p);
+            pairs.extend(
+                rules::geo_cells(lon0, lat0, lon1, lat1)
+                    .into_iter()
+                    .map(|cell| (d.case.category_code.clone(), cell)),
+            );
+            let from = d.case.received_at - chrono::Duration::hours(rules::DUPLICATE_WINDOW_HOURS);
+            since = Some(since.map_or(from, |s| s.min(from)));
+        }
+        pairs.sort_unstable();
+        pairs.dedup();
+        Some(NearbySearch {
+            pairs,
+            since: since?,
+        })
+    }
+}
+
+/// Stores a batch of drafts: each is created, found to be a retry of a stored case, or a
+/// conflict. Nothing of the batch is stored unless all of it is. A unique violation (another
+/// writer stored the same key meanwhile) fails the whole batch; the caller retries its drafts
+/// one by one.
+///
+/// On PostgreSQL a batch is two statements: one reads (keys and duplicate candidates), one
+/// writes every row and commits on its own. Every round trip adds to every request of the
+/// batch, and under load it wakes a backend and a task on cores the whole machine shares, so
+/// it costs more than its network time. Reading outside the write changes nothing under READ
+/// COMMITTED, where every statement of a transaction takes a fresh snapshot anyway; the
+/// unique keys, not the read, keep a key to one case. On SQLite the batch is one immediate
+/// transaction: statements are in-process calls there, and the write lock taken first makes
+/// the reads exact.
 pub async fn insert_batch(
     writers: &super::IntakeWriters,
     codes: &CodeBlocks,
@@ -168,9 +223,9 @@ pub async fn insert_batch(
     drafts: Vec<Draft>,
 ) -> Result<Vec<Outcome>, sea_orm::DbErr> {
     let mut drafts = drafts;
-    // Case codes, per prefix and day, from blocks reserved before the transaction (on SQLite a
-    // reservation inside it would wait on our own write lock). A draft that turns out to be a
-    // retry leaves its number unused: codes are unique, not gap-free.
+    // Case codes, per prefix and day, from blocks reserved before the batch (on SQLite a
+    // reservation inside its transaction would wait on our own write lock). A draft that turns
+    // out to be a retry leaves its number unused: codes are unique, not gap-free.
     let mut by_scope: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, d) in drafts.iter().enumerate() {
         by_scope
@@ -188,54 +243,109 @@ pub async fn insert_batch(
             d.case.code = rules::case_code(&d.code_prefix, d.day, n);
         }
     }
-    // The writers' connections plan each of these lookups for the table as it is now.
-    let txn = begin_write(writers.db()).await?;
-    let mut outcomes: Vec<Option<Outcome>> = vec![None; drafts.len()];
-
-    // Retries of stored cases: one index probe per key.
-    let mut stored: HashMap<(u8, String, String), Case> = HashMap::new();
-    let keys: Vec<(u8, String, String)> = drafts.iter().filter_map(|d| key_of(&d.case)).collect();
-    for kind in [0, 1] {
-        let pairs: Vec<[&str; 2]> = keys
-            .iter()
-            .filter(|k| k.0 == kind)
-            .map(|k| [k.1.as_str(), k.2.as_str()])
-            .collect();
-        if pairs.is_empty() {
-            continue;
-        }
-        let found = case::Entity::find()
-            .from_raw_sql(by_keys(txn.get_database_backend(), kind, &pairs))
-            .all(&txn)
+    let keys: Vec<Key> = drafts.iter().filter_map(|d| key_of(&d.case)).collect();
+    let nearby = NearbySearch::of(&drafts);
+    let db = writers.db();
+    if db.get_database_backend() == DbBackend::Postgres {
+        let found = lookup_postgres(db, &keys, nearby.as_ref()).await?;
+        let mut batch = Batch::plan(&mut drafts, found);
+        if let Some(rows) = batch.rows(&mut drafts, rules, 0)? {
+            // Every writer queues on the `events` sequence row, locked to commit: the
+            // statement numbers and inserts the events last, once the other rows are in, and
+            // `seq` holds offsets until then (hashes do not cover the global number).
+            let tables = [TableJson::of(&rows.cases)?, TableJson::of(&rows.clocks)?];
+            insert_json(
+                db,
+                tables.into_iter().flatten().collect(),
+                TableJson::of(&rows.events)?,
+            )
             .await?;
-        for m in found {
-            let c = to_case(m).map_err(sea_orm::DbErr::Custom)?;
-            if let Some(k) = key_of(&c) {
-                stored.insert(k, c);
+        }
+        Ok(batch.finish(&drafts))
+    } else {
+        let txn = begin_write(db).await?;
+        let found = lookup_sqlite(&txn, &keys, nearby.as_ref()).await?;
+        let mut batch = Batch::plan(&mut drafts, found);
+        // One writer at a time: the events are numbered now.
+        let seq = match batch.event_count(&drafts) {
+            0 => 0,
+            n => reserve_events(&txn, n)
+                .await
+                .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?,
+        };
+        if let Some(rows) = batch.rows(&mut drafts, rules, seq)? {
+            insert_rows(&txn, rows.cases).await?;
+            insert_rows(&txn, rows.events).await?;
+            insert_rows(&txn, rows.clocks).await?;
+        }
+        txn.commit().await?;
+        Ok(batch.finish(&drafts))
+    }
+}
+
+/// A batch's drafts sorted into the ones to create and the ones already answered.
+struct Batch {
+    outcomes: Vec<Option<Outcome>>,
+    /// Indices of the drafts to create.
+    new: Vec<usize>,
+    /// The draft that creates each key of the batch.
+    first_in_batch: HashMap<Key, usize>,
+}
+
+/// The rows a batch inserts.
+struct Rows {
+    cases: Vec<case::ActiveModel>,
+    events: Vec<case_event::ActiveModel>,
+    clocks: Vec<sla_clock::ActiveModel>,
+}
+
+impl Batch {
+    /// Answers retries of stored cases; flags the rest as possible duplicates.
+    fn plan(drafts: &mut [Draft], found: Found) -> Batch {
+        let Found { stored, candidates } = found;
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; drafts.len()];
+        // Within the batch, the first draft of a key is the one created; later ones are
+        // retries, answered in `finish` once the first one has its events.
+        let mut first_in_batch: HashMap<Key, usize> = HashMap::new();
+        let mut new: Vec<usize> = Vec::new();
+        for (i, d) in drafts.iter().enumerate() {
+            let Some(key) = key_of(&d.case) else {
+                new.push(i);
+                continue;
+            };
+            if let Some(existing) = stored.get(&key) {
+                outcomes[i] = Some(resolve_retry(existing.clone(), &d.case));
+            } else if let std::collections::hash_map::Entry::Vacant(slot) =
+                first_in_batch.entry(key)
+            {
+                slot.insert(i);
+                new.push(i);
             }
         }
-    }
-    // Within the batch, the first draft of a key is the one created; later ones are retries.
-    let mut first_in_batch: HashMap<(u8, String, String), usize> = HashMap::new();
-    let mut new: Vec<usize> = Vec::new();
-    for (i, d) in drafts.iter().enumerate() {
-        let Some(key) = key_of(&d.case) else {
-            new.push(i);
-            continue;
-        };
-        if let Some(existing) = stored.get(&key) {
-            outcomes[i] = Some(resolve_retry(existing.clone(), &d.case));
-        } else if let std::collections::hash_map::Entry::Vacant(slot) = first_in_batch.entry(key) {
-            slot.insert(i);
-            new.push(i);
+        flag_duplicates(drafts, &new, candidates);
+        Batch {
+            outcomes,
+            new,
+            first_in_batch,
         }
-        // Otherwise a later draft of a key this batch creates: answered below, once the first
-        // one has its code.
     }
 
-    if !new.is_empty() {
-        flag_duplicates(&txn, &mut drafts, &new).await?;
-        let with_ops: Vec<(&Case, Vec<sla_rules::ClockOp>)> = new
+    fn event_count(&self, drafts: &[Draft]) -> usize {
+        self.new.iter().map(|&i| drafts[i].events.len()).sum()
+    }
+
+    /// Chains the new drafts' events from `seq` and makes their rows; `None` if there are none.
+    fn rows(
+        &mut self,
+        drafts: &mut [Draft],
+        rules: &Rules,
+        mut seq: i64,
+    ) -> Result<Option<Rows>, sea_orm::DbErr> {
+        if self.new.is_empty() {
+            return Ok(None);
+        }
+        let with_ops: Vec<(&Case, Vec<sla_rules::ClockOp>)> = self
+            .new
             .iter()
             .map(|&i| {
                 (
@@ -244,64 +354,51 @@ pub async fn insert_batch(
                 )
             })
             .collect();
-        let clock_rows = super::sla::new_rows(&with_ops, rules);
-        // Every writer queues on the `events` sequence row, locked to commit. On PostgreSQL
-        // everything else is made and stored first (hashes do not cover the global number)
-        // and the last statement numbers and inserts the events, so `seq` holds offsets until
-        // then; SQLite has one writer at a time, and numbers them now.
-        let postgres = txn.get_database_backend() == DbBackend::Postgres;
-        let total: usize = new.iter().map(|&i| drafts[i].events.len()).sum();
-        let mut seq = if postgres {
-            0
-        } else {
-            reserve_events(&txn, total)
-                .await
-                .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?
-        };
-        let mut event_rows = Vec::with_capacity(total);
-        for &i in &new {
+        let clocks = super::sla::new_rows(&with_ops, rules);
+        let mut events = Vec::with_capacity(self.event_count(drafts));
+        for &i in &self.new {
             let d = &mut drafts[i];
-            let events = rules::chain(
+            let chain = rules::chain(
                 &d.case.id,
                 rules::GENESIS,
                 seq,
                 std::mem::take(&mut d.events),
             );
-            seq += i64::try_from(events.len()).unwrap_or(0);
-            if let Some(last) = events.last() {
+            seq += i64::try_from(chain.len()).unwrap_or(0);
+            if let Some(last) = chain.last() {
                 d.case.last_event_hash = last.hash.clone();
             }
-            event_rows.extend(events.iter().map(event_active));
-            outcomes[i] = Some(Outcome::Created(d.case.clone()));
+            events.extend(chain.iter().map(event_active));
+            self.outcomes[i] = Some(Outcome::Created(d.case.clone()));
         }
-        let cases: Vec<_> = new.iter().map(|&i| to_active(&drafts[i].case)).collect();
-        if postgres {
-            let tables = [TableJson::of(&cases)?, TableJson::of(&clock_rows)?];
-            insert_json(&txn, tables.into_iter().flatten().collect()).await?;
-            if let Some(events) = TableJson::of(&event_rows)? {
-                events.insert_numbered_events(&txn).await?;
-            }
-        } else {
-            insert_rows(&txn, cases).await?;
-            insert_rows(&txn, event_rows).await?;
-            insert_rows(&txn, clock_rows).await?;
-        }
+        let cases = self
+            .new
+            .iter()
+            .map(|&i| to_active(&drafts[i].case))
+            .collect();
+        Ok(Some(Rows {
+            cases,
+            events,
+            clocks,
+        }))
     }
-    txn.commit().await?;
 
-    // Later drafts of a key created in this batch.
-    for (i, d) in drafts.iter().enumerate() {
-        if outcomes[i].is_none()
-            && let Some(first) = key_of(&d.case).and_then(|k| first_in_batch.get(&k))
-            && let Some(Outcome::Created(c)) = &outcomes[*first]
-        {
-            outcomes[i] = Some(resolve_retry(c.clone(), &d.case));
+    /// The outcomes, once the batch is stored: later drafts of a key created in this batch
+    /// are answered as retries of the first.
+    fn finish(mut self, drafts: &[Draft]) -> Vec<Outcome> {
+        for (i, d) in drafts.iter().enumerate() {
+            if self.outcomes[i].is_none()
+                && let Some(first) = key_of(&d.case).and_then(|k| self.first_in_batch.get(&k))
+                && let Some(Outcome::Created(c)) = &self.outcomes[*first]
+            {
+                self.outcomes[i] = Some(resolve_retry(c.clone(), &d.case));
+            }
         }
+        self.outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Outcome::Conflict("not stored".into())))
+            .collect()
     }
-    Ok(outcomes
-        .into_iter()
-        .map(|o| o.unwrap_or_else(|| Outcome::Conflict("not stored".into())))
-        .collect())
 }
 
 fn resolve_retry(existing: Case, attempt: &Case) -> Outcome {
@@ -552,124 +649,164 @@ fn nearby_sql(category: &str, cell: &str, since: &str) -> String {
     )
 }
 
-/// PostgreSQL: one statement, a lateral probe per pair; the pairs are one JSON parameter.
-static NEARBY_POSTGRES: LazyLock<String> = LazyLock::new(|| {
+/// PostgreSQL: the whole read of a batch as one statement. Keys and pairs arrive as JSON
+/// parameters, so the text never changes (prepared once per connection), and each key or
+/// (item, cell) pair is one lateral probe of its index. A key found yields only the case's id
+/// (part 0 or 1); a retry's whole case is fetched afterwards, and retries are rare. The
+/// lateral `LIMIT 1` (the keys are unique) keeps PostgreSQL to one index probe per key: a
+/// plain join, planned while the table was nearly empty, became a hash join over a sequential
+/// scan of every case.
+static LOOKUP_POSTGRES: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT n.* FROM jsonb_array_elements($1::jsonb) AS k(v) CROSS JOIN LATERAL ({}) n",
-        nearby_sql("k.v->>0", "(k.v->>1)::bigint", "$2")
+        "SELECT 0 AS part, c.id, NULL::text AS category_code, NULL::float8 AS lon, \
+         NULL::float8 AS lat FROM jsonb_array_elements($1::jsonb) AS k(v) CROSS JOIN LATERAL \
+         (SELECT id FROM cases WHERE reporter_sub = k.v->>0 AND client_report_id = k.v->>1 \
+         LIMIT 1) c \
+         UNION ALL \
+         SELECT 1, c.id, NULL, NULL, NULL FROM jsonb_array_elements($2::jsonb) AS k(v) \
+         CROSS JOIN LATERAL (SELECT id FROM cases WHERE external_source = k.v->>0 \
+         AND external_id = k.v->>1 LIMIT 1) c \
+         UNION ALL \
+         SELECT 2, n.* FROM jsonb_array_elements($3::jsonb) AS k(v) CROSS JOIN LATERAL ({}) n",
+        nearby_sql("k.v->>0", "(k.v->>1)::bigint", "$4")
     )
 });
 
-/// SQLite runs in-process: a prepared statement per pair costs microseconds.
-static NEARBY_SQLITE: LazyLock<String> = LazyLock::new(|| nearby_sql("?", "?", "?"));
-
-/// Stored cases holding any of these idempotency keys: `kind` 0 is (reporter, client report
-/// id), 1 is (source, external id). The keys arrive as one JSON parameter, so the statement's
-/// text is the same for every batch (prepared once per connection) and each key is one probe
-/// of its unique index, not a cross product of two lists.
-fn by_keys(backend: DbBackend, kind: u8, pairs: &[[&str; 2]]) -> sea_orm::Statement {
-    // The lateral `LIMIT 1` (the key is unique) keeps PostgreSQL to one index probe per key: a
-    // plain join, planned while the table was nearly empty, became a hash join over a
-    // sequential scan of every case.
-    let text = match (backend == DbBackend::Postgres, kind) {
-        (true, 0) => {
-            "SELECT c.* FROM jsonb_array_elements($1::jsonb) AS k(v) CROSS JOIN LATERAL \
-             (SELECT * FROM cases WHERE reporter_sub = k.v->>0 \
-             AND client_report_id = k.v->>1 LIMIT 1) c"
-        }
-        (true, _) => {
-            "SELECT c.* FROM jsonb_array_elements($1::jsonb) AS k(v) CROSS JOIN LATERAL \
-             (SELECT * FROM cases WHERE external_source = k.v->>0 \
-             AND external_id = k.v->>1 LIMIT 1) c"
-        }
-        (false, 0) => {
-            "SELECT c.* FROM json_each(?) AS k JOIN cases c \
-             ON c.reporter_sub = json_extract(k.value, '$[0]') \
-             AND c.client_report_id = json_extract(k.value, '$[1]')"
-        }
-        (false, _) => {
-            "SELECT c.* FROM json_each(?) AS k JOIN cases c \
-             ON c.external_source = json_extract(k.value, '$[0]') \
-             AND c.external_id = json_extract(k.value, '$[1]')"
-        }
-    };
-    let json = serde_json::to_string(pairs).unwrap_or_else(|_| "[]".into());
-    sea_orm::Statement::from_sql_and_values(backend, text, vec![json.into()])
+fn to_json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "[]".into())
 }
 
-/// Open cases received since `since` of each (item, cell) pair, the newest
-/// [`DUPLICATE_CANDIDATES_PER_CELL`] of each, as `(id, category, lon, lat)`: candidates for
-/// the duplicate check.
-async fn open_nearby(
+async fn lookup_postgres(
     db: &impl ConnectionTrait,
-    pairs: &[(String, i64)],
-    since: DateTime<Utc>,
-) -> Result<Vec<(String, String, f64, f64)>, sea_orm::DbErr> {
-    let backend = db.get_database_backend();
-    let row = |r: sea_orm::QueryResult| -> Result<(String, String, f64, f64), sea_orm::DbErr> {
-        Ok((
-            r.try_get_by_index(0)?,
-            r.try_get_by_index(1)?,
-            r.try_get_by_index(2)?,
-            r.try_get_by_index(3)?,
-        ))
-    };
-    let statements: Vec<sea_orm::Statement> = if backend == DbBackend::Postgres {
-        let json = serde_json::to_string(pairs).unwrap_or_else(|_| "[]".into());
-        vec![sea_orm::Statement::from_sql_and_values(
-            backend,
-            NEARBY_POSTGRES.as_str(),
-            vec![json.into(), since.into()],
-        )]
-    } else {
-        pairs
+    keys: &[Key],
+    nearby: Option<&NearbySearch>,
+) -> Result<Found, sea_orm::DbErr> {
+    let pairs_of = |kind: u8| -> String {
+        let pairs: Vec<[&str; 2]> = keys
             .iter()
-            .map(|(category, cell)| {
-                sea_orm::Statement::from_sql_and_values(
-                    backend,
-                    NEARBY_SQLITE.as_str(),
-                    vec![category.clone().into(), (*cell).into(), since.into()],
-                )
-            })
-            .collect()
+            .filter(|k| k.0 == kind)
+            .map(|k| [k.1.as_str(), k.2.as_str()])
+            .collect();
+        to_json(&pairs)
     };
-    let mut out = Vec::new();
-    for statement in statements {
-        for r in db.query_all_raw(statement).await? {
-            out.push(row(r)?);
+    let (cells, since) = match nearby {
+        Some(n) => (to_json(&n.pairs), n.since),
+        // No draft has a position: an empty list, and any time.
+        None => ("[]".to_owned(), DateTime::<Utc>::UNIX_EPOCH),
+    };
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            LOOKUP_POSTGRES.as_str(),
+            vec![
+                pairs_of(0).into(),
+                pairs_of(1).into(),
+                cells.into(),
+                since.into(),
+            ],
+        ))
+        .await?;
+    let mut found = Found::default();
+    let mut hits: Vec<String> = Vec::new();
+    for r in rows {
+        let part: i32 = r.try_get_by_index(0)?;
+        let id: String = r.try_get_by_index(1)?;
+        if part == 2 {
+            found.candidates.push((
+                id,
+                r.try_get_by_index(2)?,
+                r.try_get_by_index(3)?,
+                r.try_get_by_index(4)?,
+            ));
+        } else {
+            hits.push(id);
         }
     }
-    Ok(out)
+    if !hits.is_empty() {
+        let stored = case::Entity::find()
+            .filter(case::Column::Id.is_in(hits))
+            .all(db)
+            .await?;
+        for m in stored {
+            let c = to_case(m).map_err(sea_orm::DbErr::Custom)?;
+            if let Some(k) = key_of(&c) {
+                found.stored.insert(k, c);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// SQLite runs in-process, where a statement costs microseconds: a statement per key kind
+/// and one per (item, cell) pair.
+async fn lookup_sqlite(
+    db: &impl ConnectionTrait,
+    keys: &[Key],
+    nearby: Option<&NearbySearch>,
+) -> Result<Found, sea_orm::DbErr> {
+    static NEARBY_SQLITE: LazyLock<String> = LazyLock::new(|| nearby_sql("?", "?", "?"));
+    let mut found = Found::default();
+    for (kind, on) in [
+        (
+            0,
+            "c.reporter_sub = json_extract(k.value, '$[0]') \
+             AND c.client_report_id = json_extract(k.value, '$[1]')",
+        ),
+        (
+            1,
+            "c.external_source = json_extract(k.value, '$[0]') \
+             AND c.external_id = json_extract(k.value, '$[1]')",
+        ),
+    ] {
+        let pairs: Vec<[&str; 2]> = keys
+            .iter()
+            .filter(|k| k.0 == kind)
+            .map(|k| [k.1.as_str(), k.2.as_str()])
+            .collect();
+        if pairs.is_empty() {
+            continue;
+        }
+        let stored = case::Entity::find()
+            .from_raw_sql(sea_orm::Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                format!("SELECT c.* FROM json_each(?) AS k JOIN cases c ON {on}"),
+                vec![to_json(&pairs).into()],
+            ))
+            .all(db)
+            .await?;
+        for m in stored {
+            let c = to_case(m).map_err(sea_orm::DbErr::Custom)?;
+            if let Some(k) = key_of(&c) {
+                found.stored.insert(k, c);
+            }
+        }
+    }
+    let Some(nearby) = nearby else {
+        return Ok(found);
+    };
+    for (category, cell) in &nearby.pairs {
+        let rows = db
+            .query_all_raw(sea_orm::Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                NEARBY_SQLITE.as_str(),
+                vec![category.clone().into(), (*cell).into(), nearby.since.into()],
+            ))
+            .await?;
+        for r in rows {
+            found.candidates.push((
+                r.try_get_by_index(0)?,
+                r.try_get_by_index(1)?,
+                r.try_get_by_index(2)?,
+                r.try_get_by_index(3)?,
+            ));
+        }
+    }
+    Ok(found)
 }
 
 /// Flags each new draft with the nearest open case of its item within 100 m and 72 h, stored
 /// or earlier in this batch, and notes it on the draft's registration event.
-async fn flag_duplicates(
-    txn: &impl ConnectionTrait,
-    drafts: &mut [Draft],
-    new: &[usize],
-) -> Result<(), sea_orm::DbErr> {
-    let mut pairs: Vec<(String, i64)> = Vec::new();
-    let mut since: Option<DateTime<Utc>> = None;
-    for &i in new {
-        let d = &drafts[i];
-        if let Some(p) = d.case.position {
-            let (lon0, lat0, lon1, lat1) = rules::duplicate_box(&p);
-            pairs.extend(
-                rules::geo_cells(lon0, lat0, lon1, lat1)
-                    .into_iter()
-                    .map(|cell| (d.case.category_code.clone(), cell)),
-            );
-            let from = d.case.received_at - chrono::Duration::hours(rules::DUPLICATE_WINDOW_HOURS);
-            since = Some(since.map_or(from, |s| s.min(from)));
-        }
-    }
-    let Some(since) = since else {
-        return Ok(());
-    };
-    pairs.sort_unstable();
-    pairs.dedup();
-    let mut candidates = open_nearby(txn, &pairs, since).await?;
+fn flag_duplicates(drafts: &mut [Draft], new: &[usize], mut candidates: Vec<Candidate>) {
     for &i in new {
         let d = &mut drafts[i];
         let Some(p) = d.case.position else { continue };
@@ -698,7 +835,6 @@ async fn flag_duplicates(
             p.lat,
         ));
     }
-    Ok(())
 }
 
 /// A reporter's cases, newest first, after the `(received_at, id)` cursor.

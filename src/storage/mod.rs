@@ -68,8 +68,14 @@ impl IntakeWriters {
             });
         }
         let mut options = options(url, POSTGRES_INTAKE_WRITERS);
+        // sqlx pings a connection when it goes back to the pool; pinging it again when it is
+        // taken out costs every batch a round trip for nothing, so only a connection idle
+        // for a while is tested first. A writer whose connection has died anyway fails its
+        // batch, and the batch is stored again draft by draft (idempotency keys make that
+        // safe whether or not the first try committed).
         options
             .min_connections(POSTGRES_INTAKE_WRITERS)
+            .test_before_acquire_if_idle_for(Duration::from_secs(10))
             .map_sqlx_postgres_opts(|o| o.options([("plan_cache_mode", "force_custom_plan")]));
         Ok(IntakeWriters {
             db: open(options, url).await?,
@@ -258,70 +264,80 @@ impl TableJson {
         // Only serde_json wrote into it: valid UTF-8.
         String::from_utf8(self.text).unwrap_or_default()
     }
-
-    /// Event rows whose `seq` holds offsets from 0: one PostgreSQL statement reserves as many
-    /// numbers from the `events` sequence row (locking it to commit) and inserts the rows
-    /// numbered from the first.
-    pub(crate) async fn insert_numbered_events(
-        self,
-        txn: &impl ConnectionTrait,
-    ) -> Result<(), sea_orm::DbErr> {
-        let count = i64::try_from(self.count).unwrap_or(i64::MAX);
-        let select = self
-            .columns
-            .iter()
-            .map(|c| {
-                if c == "\"seq\"" {
-                    "s.first + r.\"seq\"".to_owned()
-                } else {
-                    format!("r.{c}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let text = format!(
-            "WITH s AS (UPDATE sequences SET value = value + $2 WHERE name = 'events' \
-             RETURNING value - $2 + 1 AS first), \
-             i AS (INSERT INTO \"{table}\" ({columns}) SELECT {select} FROM s CROSS JOIN \
-             jsonb_populate_recordset(NULL::\"{table}\", $1::jsonb) r) \
-             SELECT first FROM s",
-            table = self.table,
-            columns = self.columns.join(", "),
-        );
-        txn.query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            text,
-            vec![self.rows_text().into(), count.into()],
-        ))
-        .await?
-        .map(|_| ())
-        .ok_or_else(|| sea_orm::DbErr::Custom("no events sequence".into()))
-    }
 }
 
-/// Inserts rows into several tables in one PostgreSQL statement (one round trip): each table
-/// is a data-modifying `WITH` part, and PostgreSQL runs every such part.
+/// Inserts rows into several tables, and numbered events, as one PostgreSQL statement: one
+/// round trip, and on a connection outside a transaction it commits on its own. Each table is
+/// a data-modifying `WITH` part, and PostgreSQL runs every such part.
+///
+/// `events` rows hold offsets from 0 in `seq`: the statement reserves as many numbers from the
+/// `events` sequence row, which stays locked to commit so that sequence order is commit order,
+/// and inserts the rows numbered from the first. The reservation waits on the other parts (its
+/// `WHERE` reads their counts, a one-time filter run before the row is locked), so the lock is
+/// held only for the event rows and the commit.
 pub(crate) async fn insert_json(
-    txn: &impl ConnectionTrait,
+    db: &impl ConnectionTrait,
     tables: Vec<TableJson>,
+    events: Option<TableJson>,
 ) -> Result<(), sea_orm::DbErr> {
-    if tables.is_empty() {
-        return Ok(());
-    }
-    let mut parts = Vec::with_capacity(tables.len());
-    let mut values = Vec::with_capacity(tables.len());
+    let mut parts = Vec::with_capacity(tables.len() + 2);
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(tables.len() + 2);
     for (k, t) in tables.into_iter().enumerate() {
         parts.push(format!(
             "t{k} AS (INSERT INTO \"{table}\" ({columns}) SELECT {columns} \
-             FROM jsonb_populate_recordset(NULL::\"{table}\", ${n}::jsonb))",
+             FROM jsonb_populate_recordset(NULL::\"{table}\", ${n}::jsonb) RETURNING 1)",
             table = t.table,
             columns = t.columns.join(", "),
             n = k + 1,
         ));
         values.push(t.rows_text().into());
     }
-    let text = format!("WITH {} SELECT 1", parts.join(", "));
-    txn.execute_raw(Statement::from_sql_and_values(
+    let main = match events {
+        None => "SELECT 1".to_owned(),
+        Some(e) => {
+            let after = (0..parts.len())
+                .map(|k| format!("(SELECT count(*) FROM t{k}) >= 0"))
+                .chain(std::iter::once("true".to_owned()))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let select = e
+                .columns
+                .iter()
+                .map(|c| {
+                    if c == "\"seq\"" {
+                        "s.first + r.\"seq\"".to_owned()
+                    } else {
+                        format!("r.{c}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let rows = values.len() + 1;
+            let count = rows + 1;
+            // An upsert, not an update: it returns a row whatever the table holds, so the
+            // events can never be left out of a statement that stores their cases.
+            parts.push(format!(
+                "s AS (INSERT INTO sequences (name, value) SELECT 'events', ${count} \
+                 WHERE {after} ON CONFLICT (name) DO UPDATE \
+                 SET value = sequences.value + excluded.value RETURNING value - ${count} + 1 AS first)"
+            ));
+            parts.push(format!(
+                "e AS (INSERT INTO \"{table}\" ({columns}) SELECT {select} FROM s CROSS JOIN \
+                 jsonb_populate_recordset(NULL::\"{table}\", ${rows}::jsonb) r)",
+                table = e.table,
+                columns = e.columns.join(", "),
+            ));
+            let count_value = i64::try_from(e.count).unwrap_or(i64::MAX);
+            values.push(e.rows_text().into());
+            values.push(count_value.into());
+            "SELECT first FROM s".to_owned()
+        }
+    };
+    if parts.is_empty() {
+        return Ok(());
+    }
+    let text = format!("WITH {} {main}", parts.join(", "));
+    db.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         text,
         values,
