@@ -172,6 +172,26 @@ struct Found {
     candidates: Vec<Candidate>,
 }
 
+impl Found {
+    fn add_stored(&mut self, rows: Vec<case::Model>) -> Result<(), sea_orm::DbErr> {
+        for m in rows {
+            let c = to_case(m).map_err(sea_orm::DbErr::Custom)?;
+            if let Some(k) = key_of(&c) {
+                self.stored.insert(k, c);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The keys of one kind as `[a, b]` pairs, for a JSON parameter.
+fn pairs_of(keys: &[Key], kind: u8) -> Vec<[&str; 2]> {
+    keys.iter()
+        .filter(|k| k.0 == kind)
+        .map(|k| [k.1.as_str(), k.2.as_str()])
+        .collect()
+}
+
 /// The duplicate search a batch needs: its (item, cell) pairs and the oldest `received_at` it
 /// looks back to; `None` when no draft has a position.
 struct NearbySearch {
@@ -681,14 +701,6 @@ async fn lookup_postgres(
     keys: &[Key],
     nearby: Option<&NearbySearch>,
 ) -> Result<Found, sea_orm::DbErr> {
-    let pairs_of = |kind: u8| -> String {
-        let pairs: Vec<[&str; 2]> = keys
-            .iter()
-            .filter(|k| k.0 == kind)
-            .map(|k| [k.1.as_str(), k.2.as_str()])
-            .collect();
-        to_json(&pairs)
-    };
     let (cells, since) = match nearby {
         Some(n) => (to_json(&n.pairs), n.since),
         // No draft has a position: an empty list, and any time.
@@ -699,8 +711,8 @@ async fn lookup_postgres(
             DbBackend::Postgres,
             LOOKUP_POSTGRES.as_str(),
             vec![
-                pairs_of(0).into(),
-                pairs_of(1).into(),
+                to_json(&pairs_of(keys, 0)).into(),
+                to_json(&pairs_of(keys, 1)).into(),
                 cells.into(),
                 since.into(),
             ],
@@ -727,12 +739,7 @@ async fn lookup_postgres(
             .filter(case::Column::Id.is_in(hits))
             .all(db)
             .await?;
-        for m in stored {
-            let c = to_case(m).map_err(sea_orm::DbErr::Custom)?;
-            if let Some(k) = key_of(&c) {
-                found.stored.insert(k, c);
-            }
-        }
+        found.add_stored(stored)?;
     }
     Ok(found)
 }
@@ -758,11 +765,7 @@ async fn lookup_sqlite(
              AND c.external_id = json_extract(k.value, '$[1]')",
         ),
     ] {
-        let pairs: Vec<[&str; 2]> = keys
-            .iter()
-            .filter(|k| k.0 == kind)
-            .map(|k| [k.1.as_str(), k.2.as_str()])
-            .collect();
+        let pairs = pairs_of(keys, kind);
         if pairs.is_empty() {
             continue;
         }
@@ -774,12 +777,7 @@ async fn lookup_sqlite(
             ))
             .all(db)
             .await?;
-        for m in stored {
-            let c = to_case(m).map_err(sea_orm::DbErr::Custom)?;
-            if let Some(k) = key_of(&c) {
-                found.stored.insert(k, c);
-            }
-        }
+        found.add_stored(stored)?;
     }
     let Some(nearby) = nearby else {
         return Ok(found);
