@@ -33,7 +33,7 @@ use crate::{
 
 /// The longest description or supplement text, in characters.
 pub const MAX_TEXT_CHARS: usize = 2000;
-/// The most drafts one transaction stores.
+/// The most drafts one batch stores.
 const MAX_BATCH: usize = 256;
 
 /// A position in a request.
