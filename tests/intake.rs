@@ -19,7 +19,7 @@ use gridcase::{
     },
     storage,
 };
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use tonic::{Code, transport::Channel};
 
 fn reports(app: &TestApp) -> ReportServiceClient<Channel> {
@@ -892,41 +892,110 @@ async fn the_audit_names_the_first_tampered_event(backend: Backend) {
     app.stop().await.expect("clean stop");
 }
 
-/// On PostgreSQL the intake writers have connections of their own that plan every statement
-/// for the table as it is (a generic plan cached on a young table once scanned every case of a
-/// reporter per retry probe); other connections keep the default. SQLite shares one pool.
-async fn intake_writers_plan_each_statement_afresh(backend: Backend) {
+/// On PostgreSQL the intake writer holds two connections of its own from batch to batch,
+/// outside every pool: the one for a batch's read plans every statement for the table as it is
+/// (a generic plan cached on a young table once scanned every case of a reporter per retry
+/// probe), the one for its write plans each statement once; other connections keep the
+/// default. SQLite shares one pool.
+async fn intake_writers_hold_their_own_connections(backend: Backend) {
     let db = TestDb::new(&backend).await;
     let shared = storage::connect(&db.url, 2).await.expect("connect");
     let writers = storage::IntakeWriters::connect(&db.url, &shared)
         .await
         .expect("connect writers");
-    match backend {
-        Backend::Sqlite => assert_eq!(writers.count(), 1, "SQLite has one writer"),
-        Backend::Postgres(_) => {
-            assert_eq!(writers.count(), 3);
-            let show = Statement::from_string(sea_orm::DbBackend::Postgres, "SHOW plan_cache_mode");
-            let mode = |row: Option<sea_orm::QueryResult>| {
-                row.expect("row")
-                    .try_get_by_index::<String>(0)
-                    .expect("mode")
-            };
-            // Every connection of the writers' pool: each open transaction holds one.
-            let mut open = Vec::new();
-            for _ in 0..writers.count() {
-                let txn = writers.db().begin().await.expect("begin");
-                let row = txn.query_one_raw(show.clone()).await.expect("show");
-                assert_eq!(mode(row), "force_custom_plan");
-                open.push(txn);
+    let show = |sql: &str| Statement::from_string(sea_orm::DbBackend::Postgres, sql);
+    let text = |row: Option<sea_orm::QueryResult>| {
+        row.expect("row")
+            .try_get_by_index::<String>(0)
+            .expect("a text value")
+    };
+    let pid = |row: Option<sea_orm::QueryResult>| {
+        row.expect("row")
+            .try_get_by_index::<i32>(0)
+            .expect("a backend pid")
+    };
+    match (&backend, writers.session()) {
+        (Backend::Sqlite, storage::WriterSession::Shared(_)) => {}
+        (Backend::Postgres(_), storage::WriterSession::Postgres { reads, writes }) => {
+            let mode = show("SHOW plan_cache_mode");
+            assert_eq!(
+                text(reads.query_one_raw(mode.clone()).await.expect("show")),
+                "force_custom_plan"
+            );
+            assert_eq!(
+                text(writes.query_one_raw(mode.clone()).await.expect("show")),
+                "force_generic_plan"
+            );
+            assert_eq!(
+                text(shared.query_one_raw(mode.clone()).await.expect("show")),
+                "auto"
+            );
+            // Held, not pooled: the same server process answers every statement, and the
+            // two connections are two processes.
+            let backend_pid = show("SELECT pg_backend_pid()");
+            let first = pid(reads.query_one_raw(backend_pid.clone()).await.expect("pid"));
+            for _ in 0..3 {
+                let again = pid(reads.query_one_raw(backend_pid.clone()).await.expect("pid"));
+                assert_eq!(again, first, "the read connection is held");
             }
-            let row = shared.query_one_raw(show.clone()).await.expect("show");
-            assert_eq!(mode(row), "auto");
+            let other = pid(writes
+                .query_one_raw(backend_pid.clone())
+                .await
+                .expect("pid"));
+            assert_ne!(other, first);
+            assert_eq!(
+                pid(writes
+                    .query_one_raw(backend_pid.clone())
+                    .await
+                    .expect("pid")),
+                other,
+                "the write connection is held"
+            );
+            // The database refusing a statement leaves the connection in use; a connection
+            // the server has dropped is replaced on the next statement.
+            let refused = reads
+                .execute_unprepared("SELECT 1/0")
+                .await
+                .expect_err("division by zero");
+            assert!(
+                refused.to_string().contains("division by zero"),
+                "{refused}"
+            );
+            assert_eq!(
+                pid(reads.query_one_raw(backend_pid.clone()).await.expect("pid")),
+                first
+            );
+            shared
+                .execute_unprepared(&format!("SELECT pg_terminate_backend({first})"))
+                .await
+                .expect("terminate");
+            // The statement that finds the connection cut fails (the server may take a moment
+            // to act on the signal); the next one connects afresh.
+            let mut replaced = None;
+            for _ in 0..50 {
+                if let Ok(row) = reads.query_one_raw(backend_pid.clone()).await {
+                    let now = pid(row);
+                    if now != first {
+                        replaced = Some(now);
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+            let replaced = replaced.expect("a fresh connection after the old one was cut");
+            assert_ne!(replaced, first);
+            assert_eq!(
+                text(reads.query_one_raw(mode.clone()).await.expect("show")),
+                "force_custom_plan",
+                "a fresh connection is set up like the first"
+            );
         }
+        (backend, session) => panic!("{backend:?} got {session:?}"),
     }
 }
 
 on_both_databases!(
-    intake_writers_plan_each_statement_afresh,
+    intake_writers_hold_their_own_connections,
     a_report_becomes_one_registered_routed_case,
     a_retried_report_returns_the_same_case,
     concurrent_duplicates_make_one_case,
@@ -979,5 +1048,82 @@ async fn the_audit_command_reports_intact_and_broken_chains() {
         stderr.contains(&case.code) && stderr.contains("altered"),
         "{stderr}"
     );
+    app.stop().await.expect("clean stop");
+}
+
+/// PostgreSQL: when the server ends every session of the service (a restart, an
+/// administrator), the next report is still stored and acknowledged: the batch that finds the
+/// writer's held connections cut is stored again on fresh ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_is_stored_after_the_writers_connections_are_cut() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let app = TestApp::spawn(&backend).await;
+    import(&app, &small_bundle()).await;
+    let token = app.token(GRID_MEMBER, Role::GridMember);
+    let submit = |id: String| {
+        let app = &app;
+        let token = &token;
+        async move {
+            reports(app)
+                .submit_report(authed(report(&id, "dispute.neighbor", 35.1, 119.05), token))
+                .await
+        }
+    };
+    let first = submit(uuid()).await.expect("first").into_inner();
+    assert!(first.created);
+    let db = db_of(&app).await;
+    let others = "FROM pg_stat_activity WHERE datname = current_database() \
+                  AND pid <> pg_backend_pid() AND backend_type = 'client backend'";
+    let pids: Vec<i32> = db
+        .query_all_raw(Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            format!("SELECT pid {others}"),
+        ))
+        .await
+        .expect("sessions")
+        .into_iter()
+        .map(|r| r.try_get_by_index(0).expect("pid"))
+        .collect();
+    assert!(pids.len() >= 2, "the writer's two and the pool's: {pids:?}");
+    db.execute_unprepared(&format!("SELECT pg_terminate_backend(pid) {others}"))
+        .await
+        .expect("terminate");
+    // Wait until the server has ended them all.
+    let gone = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE pid IN ({})",
+        pids.iter()
+            .map(i32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for _ in 0..100 {
+        let left: i64 = db
+            .query_one_raw(Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                gone.clone(),
+            ))
+            .await
+            .expect("count")
+            .expect("row")
+            .try_get_by_index(0)
+            .expect("count");
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let id = uuid();
+    let second = submit(id.clone())
+        .await
+        .expect("stored after the cut")
+        .into_inner();
+    assert!(second.created);
+    let stored = second.case.expect("case");
+    let again = submit(id).await.expect("retry").into_inner();
+    assert!(!again.created);
+    assert_eq!(again.case.expect("case").id, stored.id);
+    assert_eq!(count_cases(&db).await, 2);
     app.stop().await.expect("clean stop");
 }

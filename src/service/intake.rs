@@ -116,12 +116,11 @@ impl std::fmt::Debug for JobBox {
 }
 
 impl Intake {
-    /// Starts the writer tasks, one per connection of `writers`; they end when the last
-    /// `Intake` handle is dropped.
+    /// Starts the writer task; it ends when the last `Intake` handle is dropped.
     ///
-    /// SQLite has one writer at a time anyway, so it gets one task. On PostgreSQL several
-    /// batches overlap: while one holds the event-sequence row (locked by its last statement,
-    /// to commit), the others check and store their rows.
+    /// One writer stores every batch, one after the other, on both databases: while it stores
+    /// one, the next gathers in the queue. Overlapping writers on PostgreSQL queued on the
+    /// `events` sequence row and cost more per report (see [`IntakeWriters`]).
     pub fn start(
         db: DatabaseConnection,
         writers: IntakeWriters,
@@ -130,16 +129,7 @@ impl Intake {
         time: Arc<dyn TimeSource>,
     ) -> Intake {
         let (writer, jobs) = mpsc::channel(4 * MAX_BATCH);
-        let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
-        let codes = Arc::new(CodeBlocks::default());
-        for _ in 0..writers.count() {
-            tokio::spawn(write_batches(
-                writers.clone(),
-                codes.clone(),
-                rules.clone(),
-                jobs.clone(),
-            ));
-        }
+        tokio::spawn(write_batches(writers, rules.clone(), jobs));
         Intake {
             db,
             directory,
@@ -675,24 +665,24 @@ fn shanghai_day(at: DateTime<Utc>) -> chrono::NaiveDate {
     (at + chrono::Duration::hours(8)).date_naive()
 }
 
-/// The writer: takes what has queued, stores it in one transaction, answers each caller.
+/// The writer: takes what has queued, stores it as one batch, answers each caller.
 async fn write_batches(
     writers: IntakeWriters,
-    codes: Arc<CodeBlocks>,
     rules: Arc<LiveRules>,
-    jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<JobBox>>>,
+    mut jobs: mpsc::Receiver<JobBox>,
 ) {
+    let session = writers.session();
+    let codes = CodeBlocks::default();
     let mut batch: Vec<JobBox> = Vec::with_capacity(MAX_BATCH);
     loop {
-        // Hold the receiver only while taking a batch, so the other writers can take the next.
-        let taken = jobs.lock().await.recv_many(&mut batch, MAX_BATCH).await;
+        let taken = jobs.recv_many(&mut batch, MAX_BATCH).await;
         if taken == 0 {
             return;
         }
         let drafts: Vec<Draft> = batch.iter().map(|j| j.0.draft.clone()).collect();
         let started = std::time::Instant::now();
         let snapshot = rules.snapshot();
-        let result = storage::cases::insert_batch(&writers, &codes, &snapshot, drafts).await;
+        let result = storage::cases::insert_batch(&session, &codes, &snapshot, drafts).await;
         tracing::debug!(
             size = batch.len(),
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
@@ -704,15 +694,16 @@ async fn write_batches(
                     let _ = job.0.reply.send(Ok(outcome));
                 }
             }
-            Err(e) if batch.len() > 1 || storage::cases::is_unique_violation(&e) => {
+            Err(e) if batch.len() > 1 || worth_retrying(&e) => {
                 // One draft spoiled the batch (most likely a key another replica stored
-                // meanwhile): store each alone, so only that one is affected.
+                // meanwhile), or the connection was cut: store each alone, so only a spoiling
+                // draft is affected, and on a fresh connection.
                 if !storage::cases::is_unique_violation(&e) {
                     tracing::warn!(error = %e, size = batch.len(), "intake batch failed; storing one by one");
                 }
                 for job in batch.drain(..) {
                     let result =
-                        store_alone(&writers, &codes, &snapshot, job.0.draft.clone()).await;
+                        store_alone(&session, &codes, &snapshot, job.0.draft.clone()).await;
                     let _ = job.0.reply.send(result);
                 }
             }
@@ -727,21 +718,29 @@ async fn write_batches(
     }
 }
 
+/// Whether storing a draft again may succeed where the batch failed: a unique violation alone
+/// means a concurrent duplicate, which the next try finds stored; a cut connection is replaced
+/// on the next try. A try whose connection was cut after its commit is found stored too.
+fn worth_retrying(e: &sea_orm::DbErr) -> bool {
+    storage::cases::is_unique_violation(e) || storage::held::is_connection_lost(e)
+}
+
 async fn store_alone(
-    writers: &IntakeWriters,
+    session: &storage::WriterSession,
     codes: &CodeBlocks,
     rules: &Rules,
     draft: Draft,
 ) -> DomainResult<Outcome> {
-    // A unique violation alone means a concurrent duplicate: the second try finds it stored.
-    for _ in 0..2 {
-        match storage::cases::insert_batch(writers, codes, rules, vec![draft.clone()]).await {
+    // Three tries: each of the writer's two connections may be found cut in turn.
+    let mut last = None;
+    for _ in 0..3 {
+        match storage::cases::insert_batch(session, codes, rules, vec![draft.clone()]).await {
             Ok(mut outcomes) => {
                 return outcomes.pop().ok_or_else(|| {
                     DomainError::internal(anyhow::anyhow!("no outcome for a draft"))
                 });
             }
-            Err(e) if storage::cases::is_unique_violation(&e) => continue,
+            Err(e) if worth_retrying(&e) => last = Some(e),
             Err(e) => {
                 return Err(DomainError::internal(anyhow::anyhow!(
                     "storing a case: {e}"
@@ -749,7 +748,12 @@ async fn store_alone(
             }
         }
     }
-    Err(DomainError::Aborted(
-        "a concurrent request with the same key is in flight; retry".into(),
-    ))
+    match last {
+        Some(e) if !storage::cases::is_unique_violation(&e) => Err(DomainError::internal(
+            anyhow::anyhow!("storing a case: {e}"),
+        )),
+        _ => Err(DomainError::Aborted(
+            "a concurrent request with the same key is in flight; retry".into(),
+        )),
+    }
 }

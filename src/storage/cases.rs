@@ -87,7 +87,7 @@ impl CodeBlocks {
     /// `count` fresh numbers for `scope`.
     pub async fn take(
         &self,
-        db: &DatabaseConnection,
+        db: &impl ConnectionTrait,
         scope: &str,
         count: usize,
     ) -> Result<Vec<i64>, StorageError> {
@@ -237,15 +237,66 @@ impl NearbySearch {
 /// transaction: statements are in-process calls there, and the write lock taken first makes
 /// the reads exact.
 pub async fn insert_batch(
-    writers: &super::IntakeWriters,
+    session: &super::WriterSession,
     codes: &CodeBlocks,
     rules: &Rules,
     drafts: Vec<Draft>,
 ) -> Result<Vec<Outcome>, sea_orm::DbErr> {
     let mut drafts = drafts;
-    // Case codes, per prefix and day, from blocks reserved before the batch (on SQLite a
-    // reservation inside its transaction would wait on our own write lock). A draft that turns
-    // out to be a retry leaves its number unused: codes are unique, not gap-free.
+    match session {
+        super::WriterSession::Postgres { reads, writes } => {
+            take_codes(&**writes, codes, &mut drafts).await?;
+            let keys: Vec<Key> = drafts.iter().filter_map(|d| key_of(&d.case)).collect();
+            let nearby = NearbySearch::of(&drafts);
+            let found = lookup_postgres(&**reads, &keys, nearby.as_ref()).await?;
+            let mut batch = Batch::plan(&mut drafts, found);
+            if let Some(rows) = batch.rows(&mut drafts, rules, 0)? {
+                // Every writer queues on the `events` sequence row, locked to commit: the
+                // statement numbers and inserts the events last, once the other rows are in,
+                // and `seq` holds offsets until then (hashes do not cover the global number).
+                let tables = [TableJson::of(&rows.cases)?, TableJson::of(&rows.clocks)?];
+                insert_json(
+                    &**writes,
+                    tables.into_iter().flatten().collect(),
+                    TableJson::of(&rows.events)?,
+                )
+                .await?;
+            }
+            Ok(batch.finish(&drafts))
+        }
+        super::WriterSession::Shared(db) => {
+            take_codes(db, codes, &mut drafts).await?;
+            let keys: Vec<Key> = drafts.iter().filter_map(|d| key_of(&d.case)).collect();
+            let nearby = NearbySearch::of(&drafts);
+            let txn = begin_write(db).await?;
+            let found = lookup_sqlite(&txn, &keys, nearby.as_ref()).await?;
+            let mut batch = Batch::plan(&mut drafts, found);
+            // One writer at a time: the events are numbered now.
+            let seq = match batch.event_count(&drafts) {
+                0 => 0,
+                n => reserve_events(&txn, n)
+                    .await
+                    .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?,
+            };
+            if let Some(rows) = batch.rows(&mut drafts, rules, seq)? {
+                insert_rows(&txn, rows.cases).await?;
+                insert_rows(&txn, rows.events).await?;
+                insert_rows(&txn, rows.clocks).await?;
+            }
+            txn.commit().await?;
+            Ok(batch.finish(&drafts))
+        }
+    }
+}
+
+/// Gives each draft its case code, per prefix and day, from blocks reserved before the batch
+/// (on SQLite a reservation inside its transaction would wait on our own write lock). A draft
+/// that turns out to be a retry leaves its number unused: codes are unique, not gap-free.
+async fn take_codes(
+    db: &impl ConnectionTrait,
+    codes: &CodeBlocks,
+    drafts: &mut [Draft],
+) -> Result<(), sea_orm::DbErr> {
     let mut by_scope: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, d) in drafts.iter().enumerate() {
         by_scope
@@ -255,7 +306,7 @@ pub async fn insert_batch(
     }
     for (scope, members) in by_scope {
         let numbers = codes
-            .take(writers.db(), &scope, members.len())
+            .take(db, &scope, members.len())
             .await
             .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
         for (&i, n) in members.iter().zip(numbers) {
@@ -263,44 +314,7 @@ pub async fn insert_batch(
             d.case.code = rules::case_code(&d.code_prefix, d.day, n);
         }
     }
-    let keys: Vec<Key> = drafts.iter().filter_map(|d| key_of(&d.case)).collect();
-    let nearby = NearbySearch::of(&drafts);
-    let db = writers.db();
-    if db.get_database_backend() == DbBackend::Postgres {
-        let found = lookup_postgres(db, &keys, nearby.as_ref()).await?;
-        let mut batch = Batch::plan(&mut drafts, found);
-        if let Some(rows) = batch.rows(&mut drafts, rules, 0)? {
-            // Every writer queues on the `events` sequence row, locked to commit: the
-            // statement numbers and inserts the events last, once the other rows are in, and
-            // `seq` holds offsets until then (hashes do not cover the global number).
-            let tables = [TableJson::of(&rows.cases)?, TableJson::of(&rows.clocks)?];
-            insert_json(
-                db,
-                tables.into_iter().flatten().collect(),
-                TableJson::of(&rows.events)?,
-            )
-            .await?;
-        }
-        Ok(batch.finish(&drafts))
-    } else {
-        let txn = begin_write(db).await?;
-        let found = lookup_sqlite(&txn, &keys, nearby.as_ref()).await?;
-        let mut batch = Batch::plan(&mut drafts, found);
-        // One writer at a time: the events are numbered now.
-        let seq = match batch.event_count(&drafts) {
-            0 => 0,
-            n => reserve_events(&txn, n)
-                .await
-                .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?,
-        };
-        if let Some(rows) = batch.rows(&mut drafts, rules, seq)? {
-            insert_rows(&txn, rows.cases).await?;
-            insert_rows(&txn, rows.events).await?;
-            insert_rows(&txn, rows.clocks).await?;
-        }
-        txn.commit().await?;
-        Ok(batch.finish(&drafts))
-    }
+    Ok(())
 }
 
 /// A batch's drafts sorted into the ones to create and the ones already answered.

@@ -5,6 +5,7 @@
 pub mod cases;
 pub mod directory;
 pub mod entities;
+pub mod held;
 pub mod rules;
 pub mod sla;
 pub mod stats;
@@ -40,24 +41,21 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
     open(options(url, max_connections), url).await
 }
 
-/// Concurrent intake batches on PostgreSQL; SQLite has one writer at a time anyway.
-const POSTGRES_INTAKE_WRITERS: u32 = 3;
-
-/// The connections the intake writers store batches on ([`cases::insert_batch`]).
+/// What the intake writer stores batches with ([`cases::insert_batch`]).
 ///
-/// On PostgreSQL they are a pool of their own: a burst of reads (lists, statistics) never holds
-/// up a batch waiting for a connection, and each of these connections plans every statement
-/// for the tables as they are now (`plan_cache_mode = force_custom_plan`, set when it opens).
-/// A generic plan cached while the cases table was nearly empty probed each reporter's
-/// `(reporter, received_at)` index and filtered every case of theirs, instead of the unique
-/// key; custom plans never go stale, but they are planned on every statement (1.3 ms of a
-/// batch's 2.0 ms in PostgreSQL at low load, BENCHMARKS.md "Sixth session"). Setting it once
-/// per connection instead of per transaction saves a round trip per batch. On SQLite the
-/// shared pool serves.
+/// One writer stores every batch, on both databases. On PostgreSQL several overlapping
+/// writers were measured against one (BENCHMARKS.md "Seventh session"): they queue on the
+/// `events` sequence row anyway, and their smaller batches cost more per report in planning,
+/// lock waits and commits, so one writer used about a third less PostgreSQL time per report
+/// and answered faster at every rate up to the baseline's, while the most it sustains fell by
+/// 7 %. On PostgreSQL the writer holds two connections of its own ([`WriterSession`]),
+/// outside every pool: a burst of reads (lists, statistics) never holds up a batch waiting for
+/// a connection, and no round trip is spent handing a connection back between statements. On
+/// SQLite the shared pool serves.
 #[derive(Debug, Clone)]
 pub struct IntakeWriters {
     db: DatabaseConnection,
-    count: usize,
+    postgres: Option<sea_orm::sqlx::postgres::PgConnectOptions>,
 }
 
 impl IntakeWriters {
@@ -65,34 +63,73 @@ impl IntakeWriters {
         if shared.get_database_backend() != DbBackend::Postgres {
             return Ok(IntakeWriters {
                 db: shared.clone(),
-                count: 1,
+                postgres: None,
             });
         }
-        let mut options = options(url, POSTGRES_INTAKE_WRITERS);
-        // sqlx pings a connection when it goes back to the pool; pinging it again when it is
-        // taken out costs every batch a round trip for nothing, so only a connection idle
-        // for a while is tested first. A writer whose connection has died anyway fails its
-        // batch, and the batch is stored again draft by draft (idempotency keys make that
-        // safe whether or not the first try committed).
-        options
-            .min_connections(POSTGRES_INTAKE_WRITERS)
-            .test_before_acquire_if_idle_for(Duration::from_secs(10))
-            .map_sqlx_postgres_opts(|o| o.options([("plan_cache_mode", "force_custom_plan")]));
-        Ok(IntakeWriters {
-            db: open(options, url).await?,
-            count: POSTGRES_INTAKE_WRITERS as usize,
-        })
+        let connect_error = |source| StorageError::Connect {
+            url: redact_url(url),
+            source,
+        };
+        let options = url
+            .parse::<sea_orm::sqlx::postgres::PgConnectOptions>()
+            .map_err(|e| {
+                connect_error(sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(
+                    std::sync::Arc::new(e),
+                )))
+            })?;
+        let writers = IntakeWriters {
+            db: shared.clone(),
+            postgres: Some(options),
+        };
+        // Refuse to start, as a pool does, when the writer cannot connect.
+        if let WriterSession::Postgres { reads, .. } = writers.session() {
+            let checked = reads.execute_unprepared("SELECT 1").await;
+            (*reads).close().await;
+            checked.map_err(connect_error)?;
+        }
+        Ok(writers)
     }
 
-    /// How many batches may be stored at once.
-    pub fn count(&self) -> usize {
-        self.count
+    /// What the writer stores with: on PostgreSQL, connections of its own, opened when first
+    /// used and held from batch to batch.
+    pub fn session(&self) -> WriterSession {
+        match &self.postgres {
+            None => WriterSession::Shared(self.db.clone()),
+            Some(options) => WriterSession::Postgres {
+                reads: Box::new(held::HeldConnection::new(
+                    options
+                        .clone()
+                        .options([("plan_cache_mode", "force_custom_plan")]),
+                )),
+                writes: Box::new(held::HeldConnection::new(
+                    options
+                        .clone()
+                        .options([("plan_cache_mode", "force_generic_plan")]),
+                )),
+            },
+        }
     }
+}
 
-    /// The writers' connections (on SQLite, the shared pool).
-    pub fn db(&self) -> &DatabaseConnection {
-        &self.db
-    }
+/// The intake writer's connections.
+#[derive(Debug)]
+pub enum WriterSession {
+    /// SQLite: the shared pool.
+    Shared(DatabaseConnection),
+    /// PostgreSQL: one connection for the batch's read, which plans every statement for the
+    /// tables as they are now (`plan_cache_mode = force_custom_plan`): a generic plan cached
+    /// while the cases table was nearly empty probed each reporter's `(reporter, received_at)`
+    /// index and filtered every case of theirs, instead of the unique key. Planning is most
+    /// of the read's time in PostgreSQL at low load.
+    ///
+    /// And one for the batch's write and case-code reservations, which plans each statement
+    /// once (`force_generic_plan`): an insert of `jsonb_populate_recordset` rows and an upsert
+    /// of one counter row have one sensible plan whatever the tables hold, and planning the
+    /// write afresh cost about 0.6 ms of PostgreSQL time per batch.
+    Postgres {
+        reads: Box<held::HeldConnection>,
+        writes: Box<held::HeldConnection>,
+    },
 }
 
 fn options(url: &str, max_connections: u32) -> ConnectOptions {
