@@ -673,46 +673,137 @@ async fn write_batches(
 ) {
     let session = writers.session();
     let codes = CodeBlocks::default();
+    if let storage::WriterSession::Postgres { reads, writes } = &session {
+        return write_overlapped(&session, reads, writes, &codes, &rules, jobs).await;
+    }
     let mut batch: Vec<JobBox> = Vec::with_capacity(MAX_BATCH);
     loop {
         let taken = jobs.recv_many(&mut batch, MAX_BATCH).await;
         if taken == 0 {
             return;
         }
-        let drafts: Vec<Draft> = batch.iter().map(|j| j.0.draft.clone()).collect();
         let started = std::time::Instant::now();
         let snapshot = rules.snapshot();
-        let result = storage::cases::insert_batch(&session, &codes, &snapshot, drafts).await;
-        tracing::debug!(
-            size = batch.len(),
-            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
-            "intake batch"
-        );
-        match result {
-            Ok(outcomes) => {
-                for (job, outcome) in batch.drain(..).zip(outcomes) {
-                    let _ = job.0.reply.send(Ok(outcome));
+        let result =
+            storage::cases::insert_batch(&session, &codes, &snapshot, drafts_of(&batch)).await;
+        log_batch(batch.len(), started);
+        answer(
+            &session,
+            &codes,
+            &snapshot,
+            std::mem::take(&mut batch),
+            result,
+        )
+        .await;
+    }
+}
+
+/// PostgreSQL: while one batch is being written, the next is read and planned on the other
+/// connection, so a batch's read and its write no longer add up in every report's wait. Only
+/// one write is in flight at a time: writes queue on the `events` row anyway.
+async fn write_overlapped(
+    session: &storage::WriterSession,
+    reads: &storage::held::HeldConnection,
+    writes: &storage::held::HeldConnection,
+    codes: &CodeBlocks,
+    rules: &LiveRules,
+    mut jobs: mpsc::Receiver<JobBox>,
+) {
+    use storage::cases::{check_postgres, store_postgres};
+    // A batch checked and waiting to be written, with its rules and when it was taken.
+    let mut checked = None;
+    loop {
+        let Some((batch, snapshot, started, ready)) = checked.take() else {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            if jobs.recv_many(&mut batch, MAX_BATCH).await == 0 {
+                return;
+            }
+            let started = std::time::Instant::now();
+            let snapshot = rules.snapshot();
+            match check_postgres(reads, codes, &snapshot, drafts_of(&batch)).await {
+                Ok(ready) => checked = Some((batch, snapshot, started, ready)),
+                Err(e) => answer(session, codes, &snapshot, batch, Err(e)).await,
+            }
+            continue;
+        };
+        let store = store_postgres(writes, ready);
+        tokio::pin!(store);
+        let mut next = Vec::with_capacity(MAX_BATCH);
+        let (stored, next_checked) = tokio::select! {
+            biased;
+            stored = &mut store => (stored, None),
+            taken = jobs.recv_many(&mut next, MAX_BATCH) => {
+                if taken == 0 {
+                    (store.await, None)
+                } else {
+                    let next_started = std::time::Instant::now();
+                    let next_snapshot = rules.snapshot();
+                    let (stored, next_ready) = tokio::join!(
+                        &mut store,
+                        check_postgres(reads, codes, &next_snapshot, drafts_of(&next))
+                    );
+                    (stored, Some((next_snapshot, next_started, next_ready)))
                 }
             }
-            Err(e) if batch.len() > 1 || worth_retrying(&e) => {
-                // One draft spoiled the batch (most likely a key another replica stored
-                // meanwhile), or the connection was cut: store each alone, so only a spoiling
-                // draft is affected, and on a fresh connection.
-                if !storage::cases::is_unique_violation(&e) {
-                    tracing::warn!(error = %e, size = batch.len(), "intake batch failed; storing one by one");
-                }
-                for job in batch.drain(..) {
-                    let result =
-                        store_alone(&session, &codes, &snapshot, job.0.draft.clone()).await;
-                    let _ = job.0.reply.send(result);
-                }
+        };
+        log_batch(batch.len(), started);
+        answer(session, codes, &snapshot, batch, stored).await;
+        match next_checked {
+            None => {}
+            Some((next_snapshot, next_started, Ok(ready))) => {
+                checked = Some((next, next_snapshot, next_started, ready));
             }
-            Err(e) => {
-                for job in batch.drain(..) {
-                    let _ = job.0.reply.send(Err(DomainError::internal(anyhow::anyhow!(
-                        "storing a case: {e}"
-                    ))));
-                }
+            Some((next_snapshot, _, Err(e))) => {
+                answer(session, codes, &next_snapshot, next, Err(e)).await;
+            }
+        }
+    }
+}
+
+fn drafts_of(batch: &[JobBox]) -> Vec<Draft> {
+    batch.iter().map(|j| j.0.draft.clone()).collect()
+}
+
+fn log_batch(size: usize, started: std::time::Instant) {
+    tracing::debug!(
+        size,
+        elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+        "intake batch"
+    );
+}
+
+/// Answers each caller of a batch; a failed batch is stored again draft by draft where that
+/// may succeed.
+async fn answer(
+    session: &storage::WriterSession,
+    codes: &CodeBlocks,
+    rules: &Rules,
+    batch: Vec<JobBox>,
+    result: Result<Vec<Outcome>, sea_orm::DbErr>,
+) {
+    match result {
+        Ok(outcomes) => {
+            for (job, outcome) in batch.into_iter().zip(outcomes) {
+                let _ = job.0.reply.send(Ok(outcome));
+            }
+        }
+        Err(e) if batch.len() > 1 || worth_retrying(&e) => {
+            // One draft spoiled the batch (most likely a key another replica, or the batch
+            // before, stored meanwhile), or the connection was cut: store each alone, so only
+            // a spoiling draft is affected, and on a fresh connection.
+            if !storage::cases::is_unique_violation(&e) {
+                tracing::warn!(error = %e, size = batch.len(), "intake batch failed; storing one by one");
+            }
+            for job in batch {
+                let result = store_alone(session, codes, rules, job.0.draft.clone()).await;
+                let _ = job.0.reply.send(result);
+            }
+        }
+        Err(e) => {
+            for job in batch {
+                let _ = job.0.reply.send(Err(DomainError::internal(anyhow::anyhow!(
+                    "storing a case: {e}"
+                ))));
             }
         }
     }

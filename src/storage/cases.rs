@@ -242,29 +242,13 @@ pub async fn insert_batch(
     rules: &Rules,
     drafts: Vec<Draft>,
 ) -> Result<Vec<Outcome>, sea_orm::DbErr> {
-    let mut drafts = drafts;
     match session {
         super::WriterSession::Postgres { reads, writes } => {
-            take_codes(&**writes, codes, &mut drafts).await?;
-            let keys: Vec<Key> = drafts.iter().filter_map(|d| key_of(&d.case)).collect();
-            let nearby = NearbySearch::of(&drafts);
-            let found = lookup_postgres(&**reads, &keys, nearby.as_ref()).await?;
-            let mut batch = Batch::plan(&mut drafts, found);
-            if let Some(rows) = batch.rows(&mut drafts, rules, 0)? {
-                // Every writer queues on the `events` sequence row, locked to commit: the
-                // statement numbers and inserts the events last, once the other rows are in,
-                // and `seq` holds offsets until then (hashes do not cover the global number).
-                let tables = [TableJson::of(&rows.cases)?, TableJson::of(&rows.clocks)?];
-                insert_json(
-                    &**writes,
-                    tables.into_iter().flatten().collect(),
-                    TableJson::of(&rows.events)?,
-                )
-                .await?;
-            }
-            Ok(batch.finish(&drafts))
+            let checked = check_postgres(reads, codes, rules, drafts).await?;
+            store_postgres(writes, checked).await
         }
         super::WriterSession::Shared(db) => {
+            let mut drafts = drafts;
             take_codes(db, codes, &mut drafts).await?;
             let keys: Vec<Key> = drafts.iter().filter_map(|d| key_of(&d.case)).collect();
             let nearby = NearbySearch::of(&drafts);
@@ -287,6 +271,76 @@ pub async fn insert_batch(
             Ok(batch.finish(&drafts))
         }
     }
+}
+
+/// A PostgreSQL batch read and planned ([`check_postgres`]), ready to be written
+/// ([`store_postgres`]).
+pub struct Checked {
+    drafts: Vec<Draft>,
+    batch: Batch,
+    /// The cases' and clocks' rows, and the events'; `None` when every draft was a retry.
+    rows: Option<(Vec<TableJson>, Option<TableJson>)>,
+}
+
+impl std::fmt::Debug for Checked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checked")
+            .field("drafts", &self.drafts.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The first half of a PostgreSQL batch, on the read connection: case codes, the one read
+/// (keys and duplicate candidates), and the rows to write. It reads only committed cases, so
+/// it may run while the batch before is being written: a key that batch is storing is then
+/// found by the unique index when this one is written, and the batch is retried draft by
+/// draft, which finds it stored.
+pub async fn check_postgres(
+    reads: &super::held::HeldConnection,
+    codes: &CodeBlocks,
+    rules: &Rules,
+    drafts: Vec<Draft>,
+) -> Result<Checked, sea_orm::DbErr> {
+    let mut drafts = drafts;
+    take_codes(reads, codes, &mut drafts).await?;
+    let keys: Vec<Key> = drafts.iter().filter_map(|d| key_of(&d.case)).collect();
+    let nearby = NearbySearch::of(&drafts);
+    let found = lookup_postgres(reads, &keys, nearby.as_ref()).await?;
+    let mut batch = Batch::plan(&mut drafts, found);
+    let rows = match batch.rows(&mut drafts, rules, 0)? {
+        None => None,
+        Some(rows) => {
+            let tables = [TableJson::of(&rows.cases)?, TableJson::of(&rows.clocks)?];
+            Some((
+                tables.into_iter().flatten().collect(),
+                TableJson::of(&rows.events)?,
+            ))
+        }
+    };
+    Ok(Checked {
+        drafts,
+        batch,
+        rows,
+    })
+}
+
+/// The second half of a PostgreSQL batch, on the write connection: one statement that stores
+/// every row and commits. Every writer queues on the `events` sequence row, locked to commit:
+/// the statement numbers and inserts the events last, once the other rows are in, and `seq`
+/// holds offsets until then (hashes do not cover the global number).
+pub async fn store_postgres(
+    writes: &super::held::HeldConnection,
+    checked: Checked,
+) -> Result<Vec<Outcome>, sea_orm::DbErr> {
+    let Checked {
+        drafts,
+        batch,
+        rows,
+    } = checked;
+    if let Some((tables, events)) = rows {
+        insert_json(writes, tables, events).await?;
+    }
+    Ok(batch.finish(&drafts))
 }
 
 /// Gives each draft its case code, per prefix and day, from blocks reserved before the batch
