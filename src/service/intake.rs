@@ -118,9 +118,10 @@ impl std::fmt::Debug for JobBox {
 impl Intake {
     /// Starts the writer task; it ends when the last `Intake` handle is dropped.
     ///
-    /// One writer stores every batch, one after the other, on both databases: while it stores
-    /// one, the next gathers in the queue. Overlapping writers on PostgreSQL queued on the
-    /// `events` sequence row and cost more per report (see [`IntakeWriters`]).
+    /// One writer stores every batch, one write after the other, on both databases: while it
+    /// stores one, the next gathers in the queue, and on PostgreSQL it is read meanwhile.
+    /// Several writers on PostgreSQL queued on the `events` sequence row and cost more per
+    /// report (see [`IntakeWriters`]).
     pub fn start(
         db: DatabaseConnection,
         writers: IntakeWriters,
