@@ -125,7 +125,7 @@ pub enum WriterSession {
     /// of the read's time in PostgreSQL at low load.
     ///
     /// And one for the batch's write and case-code reservations, which plans each statement
-    /// once (`force_generic_plan`): an insert of `jsonb_populate_recordset` rows and an upsert
+    /// once (`force_generic_plan`): an insert of `json_populate_recordset` rows and an upsert
     /// of one counter row have one sensible plan whatever the tables hold, and planning the
     /// write afresh cost about 0.6 ms of PostgreSQL time per batch.
     Postgres {
@@ -246,10 +246,13 @@ where
     Ok(())
 }
 
-/// Rows of one table as one JSON array, for PostgreSQL's `jsonb_populate_recordset`: a batch
+/// Rows of one table as one JSON array, for PostgreSQL's `json_populate_recordset`: a batch
 /// of any size is one parameter of a statement whose text never changes (prepared once per
 /// connection), with no per-row parameter binding. The text is written directly, without a
-/// JSON tree in between.
+/// JSON tree in between. PostgreSQL reads it as `json`, not `jsonb`: the rows are read once,
+/// so sorting every object's keys into a `jsonb` value first is wasted (20–25 % of the time
+/// `jsonb_populate_recordset` took over a batch's cases and events, measured in
+/// BENCHMARKS.md "Eighth session").
 pub(crate) struct TableJson {
     table: String,
     /// The column names, each quoted.
@@ -325,7 +328,7 @@ pub(crate) async fn insert_json(
     for (k, t) in tables.into_iter().enumerate() {
         parts.push(format!(
             "t{k} AS (INSERT INTO \"{table}\" ({columns}) SELECT {columns} \
-             FROM jsonb_populate_recordset(NULL::\"{table}\", ${n}::jsonb) RETURNING 1)",
+             FROM json_populate_recordset(NULL::\"{table}\", ${n}::json) RETURNING 1)",
             table = t.table,
             columns = t.columns.join(", "),
             n = k + 1,
@@ -363,7 +366,7 @@ pub(crate) async fn insert_json(
             ));
             parts.push(format!(
                 "e AS (INSERT INTO \"{table}\" ({columns}) SELECT {select} FROM s CROSS JOIN \
-                 jsonb_populate_recordset(NULL::\"{table}\", ${rows}::jsonb) r)",
+                 json_populate_recordset(NULL::\"{table}\", ${rows}::json) r)",
                 table = e.table,
                 columns = e.columns.join(", "),
             ));
@@ -390,7 +393,7 @@ fn write_json(out: &mut Vec<u8>, value: &impl serde::Serialize) -> Result<(), se
     serde_json::to_writer(out, value).map_err(|e| sea_orm::DbErr::Custom(e.to_string()))
 }
 
-/// A column value as `jsonb_populate_recordset` reads it back exactly: timestamps in RFC 3339
+/// A column value as `json_populate_recordset` reads it back exactly: timestamps in RFC 3339
 /// to the microsecond, floats in their shortest round-trip form.
 fn write_value(out: &mut Vec<u8>, value: &sea_orm::Value) -> Result<(), sea_orm::DbErr> {
     use sea_orm::Value as V;
