@@ -251,6 +251,79 @@ async fn concurrent_duplicates_make_one_case(backend: Backend) {
     app.stop().await.expect("clean stop");
 }
 
+/// Handset reports and gateway tickets in flight together, so that batches may hold both kinds
+/// of key and nearby cases to look for: every one is stored once, and every retry finds its
+/// own case. (Whether a batch was mixed is not visible here: a batch whose read failed would
+/// be stored draft by draft and give the same answers. The statement for each mix of parts is
+/// checked by a unit test in `storage::cases`.)
+async fn reports_and_tickets_together_each_find_their_retry(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    import(&app, &small_bundle()).await;
+    let member = app.token(GRID_MEMBER, Role::GridMember);
+    let hotline = app.token("gateway-12345", Role::Gateway);
+    let report_ids: Vec<String> = (0..16).map(|_| uuid()).collect();
+    let ticket = |k: usize| IngestTicketRequest {
+        source: Source::Hotline12345.into(),
+        external_id: format!("MIX-{k}"),
+        category_code: "dispute.neighbor".into(),
+        description: "楼上噪音扰民".into(),
+        caller_phone: "13912345678".into(),
+        region_code: "371102001001".into(),
+        // Every other ticket has a position, near the reports.
+        location: k.is_multiple_of(2).then_some(Location {
+            lat: 35.1,
+            lon: 119.05,
+            coord_system: CoordSystem::Wgs84.into(),
+            accuracy_m: 0.0,
+        }),
+        ..IngestTicketRequest::default()
+    };
+    let submit_all = || {
+        let reports = report_ids.iter().map(|id| {
+            let mut client = reports(&app);
+            let request = authed(report(id, "dispute.neighbor", 35.1, 119.05), &member);
+            async move {
+                let answer = client
+                    .submit_report(request)
+                    .await
+                    .expect("report answered");
+                let answer = answer.into_inner();
+                (answer.case.unwrap().id, answer.created)
+            }
+        });
+        let tickets = (0..16).map(|k| {
+            let mut client = gateway(&app);
+            let request = authed(ticket(k), &hotline);
+            async move {
+                let answer = client
+                    .ingest_ticket(request)
+                    .await
+                    .expect("ticket answered");
+                let answer = answer.into_inner();
+                (answer.case.unwrap().id, answer.created)
+            }
+        });
+        async move {
+            let (r, t) = tokio::join!(
+                futures_util::future::join_all(reports),
+                futures_util::future::join_all(tickets)
+            );
+            r.into_iter().chain(t).collect::<Vec<_>>()
+        }
+    };
+    let first = submit_all().await;
+    assert!(first.iter().all(|(_, created)| *created), "{first:?}");
+    let ids: std::collections::HashSet<_> = first.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(ids.len(), 32, "one case each");
+    let again = submit_all().await;
+    for ((id, _), (retry_id, created)) in first.iter().zip(&again) {
+        assert!(!created, "a retry creates nothing");
+        assert_eq!(retry_id, id, "a retry gets its own case");
+    }
+    assert_eq!(count_cases(&db_of(&app).await).await, 32);
+    app.stop().await.expect("clean stop");
+}
+
 async fn a_report_outside_every_region_is_stored_for_triage(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     import(&app, &small_bundle()).await;
@@ -999,6 +1072,7 @@ on_both_databases!(
     a_report_becomes_one_registered_routed_case,
     a_retried_report_returns_the_same_case,
     concurrent_duplicates_make_one_case,
+    reports_and_tickets_together_each_find_their_retry,
     a_report_outside_every_region_is_stored_for_triage,
     bad_reports_are_refused_naming_the_field_and_nothing_is_stored,
     attachments_stream_in_content_addressed_within_their_limits,

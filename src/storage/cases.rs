@@ -1275,3 +1275,49 @@ pub async fn events_after(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::lookup_postgres_sql;
+
+    /// Each variant of the batch read numbers the parameters `lookup_postgres` binds for it, in
+    /// order, and has exactly the parts it was asked for.
+    #[test]
+    fn each_lookup_variant_has_its_parts_and_numbers_what_is_bound() {
+        for mask in 0..8u8 {
+            let (client, external, nearby) = (mask & 1 != 0, mask & 2 != 0, mask & 4 != 0);
+            let text = lookup_postgres_sql(client, external, nearby);
+            assert_eq!(text.is_empty(), mask == 0, "mask {mask}");
+            assert_eq!(
+                text.contains("SELECT 0 AS part"),
+                client,
+                "mask {mask}: {text}"
+            );
+            assert_eq!(
+                text.contains("SELECT 1 AS part"),
+                external,
+                "mask {mask}: {text}"
+            );
+            assert_eq!(
+                text.contains("SELECT 2 AS part"),
+                nearby,
+                "mask {mask}: {text}"
+            );
+            let bound = usize::from(client) + usize::from(external) + 2 * usize::from(nearby);
+            for n in 1..=bound {
+                assert!(
+                    text.contains(&format!("${n}")),
+                    "mask {mask} lacks ${n}: {text}"
+                );
+            }
+            assert!(
+                !text.contains(&format!("${}", bound + 1)),
+                "mask {mask} uses more than {bound}: {text}"
+            );
+            if nearby {
+                // The cut-off time is the last parameter, after the cells.
+                assert!(text.contains(&format!("received_at >= ${bound}")), "{text}");
+            }
+        }
+    }
+}
