@@ -14,8 +14,9 @@
 #
 # Environment: GRIDCASE_BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test),
 # WORK (where the server logs are kept, one per run; default a new temporary directory),
-# PROBE=1 to sample the machine every 5 ms while each run loads (bench/stall-probe.py; read
-# with `bench/stall-probe.py report WORK/probe.N`).
+# PROBE=1 to sample the machine every 5 ms while each run loads, PROBE=procs to add each
+# process's CPU every 50 ms (bench/stall-probe.py; read with `bench/stall-probe.py report
+# WORK/probe.N`).
 set -uo pipefail
 bin=$(cd "$1" && pwd); runs=$2; rate=$3; secs=${4:-20}
 cd "$(dirname "$0")/.."
@@ -50,7 +51,8 @@ for i in $(seq "$runs"); do
   for _ in $(seq 50); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done
   probe=
   if [ -n "${PROBE:-}" ]; then
-    python3 bench/stall-probe.py record "$work/probe.$i" $((secs + 4)) & probe=$!
+    extra=(); [ "$PROBE" = procs ] && extra=(--procs)
+    python3 bench/stall-probe.py record "$work/probe.$i" $((secs + 4)) "${extra[@]}" & probe=$!
   fi
   c0=$(ticks); w0=$(wal)
   mode=(); [ "$rate" = max ] || mode=(--rate "$rate")

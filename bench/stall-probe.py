@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Samples the machine while a benchmark runs, to tell what a latency stall waited on.
 
-  stall-probe.py record OUT SECONDS   every 5 ms: /proc/stat CPU totals, and the CPU and I/O
-                                      pressure totals (PSI); every 50 ms: each process's CPU ticks
-  stall-probe.py report OUT [MS]      the MS-wide windows (default 100) with the most CPU
-                                      pressure, with idle, steal and I/O pressure, and for the
-                                      worst three the processes that used the most CPU in them
+  stall-probe.py record OUT SECONDS [--procs]
+      every 5 ms: /proc/stat CPU totals, the CPU and I/O pressure totals (PSI), and the pages
+      dirty or under writeback; with --procs also every 50 ms each process's CPU ticks
+  stall-probe.py report OUT [MS]
+      the MS-wide windows (default 100) with the most CPU pressure and those with the most
+      I/O pressure, with idle, steal and dirty pages, and (--procs) for the worst three the
+      processes that used the most CPU in them
 
-Used by bench/intake-series.sh (PROBE=1). It costs about 15 % of a core, which is enough to
-saturate a two-core machine that was not: compare runs with the probe only to each other.
+Used by bench/intake-series.sh (PROBE=1, or PROBE=procs). Without --procs it costs a few per
+cent of a core; with it about 15 %, enough to saturate a two-core machine that was not, so
+compare runs with the probe only to each other.
 """
 import datetime
 import json
@@ -23,15 +26,25 @@ def psi(name):
     return int(lines[0].split('total=')[1]), int(lines[1].split('total=')[1])
 
 
-def record(out, secs):
+def dirty():
+    pages = {}
+    with open('/proc/vmstat') as f:
+        for line in f:
+            k, v = line.split()
+            if k in ('nr_dirty', 'nr_writeback'):
+                pages[k] = int(v)
+    return pages.get('nr_dirty', 0), pages.get('nr_writeback', 0)
+
+
+def record(out, secs, with_procs):
     rows, procs, last = [], [], 0.0
     end = time.time() + secs
     while time.time() < end:
         t = time.time()
         with open('/proc/stat') as f:
             cpu = f.readline().split()[1:9]
-        rows.append((t, cpu, psi('cpu'), psi('io')))
-        if t - last >= 0.05:
+        rows.append((t, cpu, psi('cpu'), psi('io'), dirty()))
+        if with_procs and t - last >= 0.05:
             last, snap = t, {}
             for p in os.listdir('/proc'):
                 if not p.isdigit():
@@ -46,10 +59,11 @@ def record(out, secs):
             procs.append((t, snap))
         time.sleep(0.005)
     with open(out, 'w') as f:
-        for t, cpu, c, i in rows:
-            f.write('%.4f %s %d %d %d %d\n' % (t, ' '.join(cpu), c[0], c[1], i[0], i[1]))
-    with open(out + '.procs', 'w') as f:
-        json.dump(procs, f)
+        for t, cpu, c, i, d in rows:
+            f.write('%.4f %s %d %d %d %d %d %d\n' % (t, ' '.join(cpu), c[0], c[1], i[0], i[1], d[0], d[1]))
+    if with_procs:
+        with open(out + '.procs', 'w') as f:
+            json.dump(procs, f)
 
 
 def clock(t):
@@ -61,7 +75,7 @@ def report(out, width):
     rows = []
     for line in open(out):
         r = line.split()
-        rows.append((float(r[0]), [int(x) for x in r[1:9]], [int(x) for x in r[9:13]]))
+        rows.append((float(r[0]), [int(x) for x in r[1:9]], [int(x) for x in r[9:15]]))
     windows, t = [], rows[0][0]
     while t < rows[-1][0]:
         w = [r for r in rows if t <= r[0] < t + width]
@@ -70,14 +84,19 @@ def report(out, width):
             d = [z[1][k] - a[1][k] for k in range(8)]
             total = sum(d) or 1
             p = [z[2][k] - a[2][k] for k in range(4)]
-            windows.append((p[0] / 1000, t, 100 * d[3] / total, 100 * d[7] / total, p[2] / 1000, p[3] / 1000))
+            windows.append((p[0] / 1000, t, 100 * d[3] / total, 100 * d[7] / total, p[2] / 1000,
+                            p[3] / 1000, max(r[2][4] for r in w), max(r[2][5] for r in w)))
         t += width
+    header = 'window start   cpu pressure ms  idle %  steal %  io pressure ms (some/full)  dirty/writeback pages (max)'
+    line = '%s   %14.1f  %6.0f  %7.0f  %11.1f / %-6.1f  %d / %d'
+    for title, key in (('most CPU pressure', 0), ('most I/O pressure', 4)):
+        print('# %s\n%s' % (title, header))
+        for w in sorted(windows, key=lambda w: w[key], reverse=True)[:6]:
+            print(line % ((clock(w[1]), w[0]) + w[2:]))
     windows.sort(reverse=True)
-    print('window start   cpu pressure ms  idle %  steal %  io pressure ms (some/full)')
-    for w in windows[:8]:
-        print('%s   %14.1f  %6.0f  %7.0f  %6.1f / %.1f' % (clock(w[1]), w[0], w[2], w[3], w[4], w[5]))
-    pressures = sorted(w[0] for w in windows)
-    print('median cpu pressure per window: %.1f ms' % pressures[len(pressures) // 2])
+    for key, name in ((0, 'cpu'), (4, 'io')):
+        values = sorted(w[key] for w in windows)
+        print('median %s pressure per window: %.1f ms' % (name, values[len(values) // 2]))
     if not os.path.exists(out + '.procs'):
         return
     procs = json.load(open(out + '.procs'))
@@ -95,7 +114,7 @@ def report(out, width):
 
 if __name__ == '__main__':
     if len(sys.argv) >= 4 and sys.argv[1] == 'record':
-        record(sys.argv[2], float(sys.argv[3]))
+        record(sys.argv[2], float(sys.argv[3]), '--procs' in sys.argv[4:])
     elif len(sys.argv) >= 3 and sys.argv[1] == 'report':
         report(sys.argv[2], (float(sys.argv[3]) if len(sys.argv) > 3 else 100) / 1000)
     else:
