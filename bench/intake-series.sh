@@ -13,7 +13,8 @@
 # time only with track_wal_io_timing on).
 #
 # Environment: GRIDCASE_BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test),
-# WORK (where the server logs are kept, one per run; default a new temporary directory),
+# WORK (where the server logs are kept, one per run; default a new temporary directory), SYNC=0
+# to skip the `sync` before each run,
 # PROBE=1 to sample the machine every 5 ms while each run loads, PROBE=procs to add each
 # process's CPU every 50 ms (bench/stall-probe.py; read with `bench/stall-probe.py report
 # WORK/probe.N`).
@@ -44,7 +45,10 @@ wal() {
 
 for i in $(seq "$runs"); do
   psql "$pg" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
-  GRIDCASE_DATABASE_URL="$base/$db" "$bin/gridcase" directory import demo/rizhao-directory.geojson >/dev/null
+  RUST_LOG=warn GRIDCASE_DATABASE_URL="$base/$db" "$bin/gridcase" directory import demo/rizhao-directory.geojson >/dev/null
+  # Pages left dirty before the run (a build, the import) are written back now, not during it;
+  # SYNC=0 leaves them to the kernel, as the eighth session's writeback stalls did.
+  [ "${SYNC:-1}" = 0 ] || sync
   RUST_LOG=${RUST_LOG:-warn},gridcase::service::intake=debug GRIDCASE_DATABASE_URL="$base/$db" \
     GRIDCASE_LISTEN="127.0.0.1:$port" "$bin/gridcase" serve >"$work/server.$i.log" 2>&1 &
   pid=$!

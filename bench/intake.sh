@@ -11,6 +11,11 @@
 #   4. baseline, open loop at B (pgbench --rate) -> the same latency figures for the baseline
 # then SQLite closed loop, and SQLite open loop at $SQLITE_RATE (default 60 % of its closed-loop
 # throughput).
+#
+# Every phase starts with `sync`: pages other work left dirty (the build just before, the
+# directory import) are written back then, not while a phase measures. Left to the kernel's
+# flusher, 1.5 GB of them put p99 at 1.4-1.7 s for gridcase and for pgbench alike, because
+# every commit's WAL flush queued behind their writeback (BENCHMARKS.md "Eighth session").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pg="${GRIDCASE_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
@@ -41,6 +46,7 @@ serve() { # url port
 fresh_pg() {
   psql "$pg" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
   GRIDCASE_DATABASE_URL="$base/$db" target/release/gridcase directory import demo/rizhao-directory.geojson >/dev/null
+  sync
 }
 
 pgb() { # label extra-args...: runs the baseline, prints tps and latency percentiles from its log
@@ -82,12 +88,14 @@ pgb "baseline open loop" --rate "$rate"
 echo "== 5. gridcase on SQLite, $conc handsets, closed loop"
 sqlite="sqlite://$work/bench.db?mode=rwc"
 GRIDCASE_DATABASE_URL="$sqlite" target/release/gridcase directory import demo/rizhao-directory.geojson >/dev/null
+sync
 serve "$sqlite" 50162
 out=$(target/release/gridcase-load --target http://127.0.0.1:50162 --concurrency "$conc" --duration "${secs}s")
 echo "$out"
 sqlite_max=$(sed -n 's/.*reports_per_s=\([0-9]*\).*/\1/p' <<<"$out")
 sqlite_rate=${SQLITE_RATE:-$(( sqlite_max * 6 / 10 ))}
 echo "== 6. gridcase on SQLite, $conc handsets, open loop at $sqlite_rate reports/s"
+sync
 target/release/gridcase-load --target http://127.0.0.1:50162 --concurrency "$conc" --duration "${secs}s" --rate "$sqlite_rate"
 kill "$pid"; wait "$pid" 2>/dev/null || true
 psql "$pg" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"
