@@ -758,23 +758,21 @@ fn lookup_postgres_sql(client_keys: bool, external_keys: bool, nearby: bool) -> 
                     n += 1;
                     format!("${n}")
                 };
-                if mask & 1 != 0 {
-                    parts.push(format!(
-                        "SELECT 0 AS part, c.id, NULL::text AS category_code, NULL::float8 AS lon, \
-                         NULL::float8 AS lat FROM jsonb_array_elements({}::jsonb) AS k(v) \
-                         CROSS JOIN LATERAL (SELECT id FROM cases WHERE reporter_sub = k.v->>0 \
-                         AND client_report_id = k.v->>1 LIMIT 1) c",
-                        next()
-                    ));
-                }
-                if mask & 2 != 0 {
-                    parts.push(format!(
-                        "SELECT 1 AS part, c.id, NULL::text AS category_code, NULL::float8 AS lon, \
-                         NULL::float8 AS lat FROM jsonb_array_elements({}::jsonb) AS k(v) \
-                         CROSS JOIN LATERAL (SELECT id FROM cases WHERE external_source = k.v->>0 \
-                         AND external_id = k.v->>1 LIMIT 1) c",
-                        next()
-                    ));
+                // Parts 0 and 1: a handset's key, a gateway's key.
+                for (part, owner, key) in [
+                    (0u8, "reporter_sub", "client_report_id"),
+                    (1, "external_source", "external_id"),
+                ] {
+                    if mask & (1 << part) != 0 {
+                        parts.push(format!(
+                            "SELECT {part} AS part, c.id, NULL::text AS category_code, \
+                             NULL::float8 AS lon, NULL::float8 AS lat \
+                             FROM jsonb_array_elements({}::jsonb) AS k(v) CROSS JOIN LATERAL \
+                             (SELECT id FROM cases WHERE {owner} = k.v->>0 AND {key} = k.v->>1 \
+                             LIMIT 1) c",
+                            next()
+                        ));
+                    }
                 }
                 if mask & 4 != 0 {
                     let (pairs, since) = (next(), next());
