@@ -55,18 +55,17 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
 /// connection, and no round trip is spent handing a connection back between statements. On
 /// SQLite the shared pool serves.
 #[derive(Debug, Clone)]
-pub struct IntakeWriters {
-    db: DatabaseConnection,
-    postgres: Option<sea_orm::sqlx::postgres::PgConnectOptions>,
+pub enum IntakeWriters {
+    /// SQLite: the shared pool.
+    Shared(DatabaseConnection),
+    /// PostgreSQL: how to open the writer's own connections.
+    Postgres(Box<sea_orm::sqlx::postgres::PgConnectOptions>),
 }
 
 impl IntakeWriters {
     pub async fn connect(url: &str, shared: &DatabaseConnection) -> Result<Self, StorageError> {
         if shared.get_database_backend() != DbBackend::Postgres {
-            return Ok(IntakeWriters {
-                db: shared.clone(),
-                postgres: None,
-            });
+            return Ok(IntakeWriters::Shared(shared.clone()));
         }
         let connect_error = |source| StorageError::Connect {
             url: redact_url(url),
@@ -79,10 +78,7 @@ impl IntakeWriters {
                     std::sync::Arc::new(e),
                 )))
             })?;
-        let writers = IntakeWriters {
-            db: shared.clone(),
-            postgres: Some(options),
-        };
+        let writers = IntakeWriters::Postgres(Box::new(options));
         // Refuse to start, as a pool does, when the writer cannot connect.
         if let WriterSession::Postgres { reads, .. } = writers.session() {
             let checked = reads.execute_unprepared("SELECT 1").await;
@@ -95,9 +91,9 @@ impl IntakeWriters {
     /// What the writer stores with: on PostgreSQL, connections of its own, opened when first
     /// used and held from batch to batch.
     pub fn session(&self) -> WriterSession {
-        match &self.postgres {
-            None => WriterSession::Shared(self.db.clone()),
-            Some(options) => WriterSession::Postgres {
+        match self {
+            IntakeWriters::Shared(db) => WriterSession::Shared(db.clone()),
+            IntakeWriters::Postgres(options) => WriterSession::Postgres {
                 reads: Box::new(held::HeldConnection::new(
                     options
                         .clone()
