@@ -230,7 +230,7 @@ async fn import_time(url: &str) -> Duration {
     let directory = LiveDirectory::load(db, 64 << 20).await.expect("load");
     let started = Instant::now();
     let report = directory
-        .import(gridcase::demo::RIZHAO_BUNDLE.to_vec())
+        .import(gridcase::demo::RIZHAO_BUNDLE.to_vec(), None)
         .await
         .expect("import");
     let took = started.elapsed();

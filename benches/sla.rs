@@ -84,7 +84,7 @@ async fn main() {
     storage::migrate(&db).await.unwrap();
     let directory = Arc::new(LiveDirectory::load(db.clone(), 64 << 20).await.unwrap());
     directory
-        .import(gridcase::demo::RIZHAO_BUNDLE.to_vec())
+        .import(gridcase::demo::RIZHAO_BUNDLE.to_vec(), None)
         .await
         .unwrap();
 

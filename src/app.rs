@@ -77,7 +77,7 @@ impl Application {
         let directory = Arc::new(LiveDirectory::load(db.clone(), settings.max_bundle_bytes).await?);
         if options.demo && directory.snapshot().is_empty() {
             let report = directory
-                .import(crate::demo::RIZHAO_BUNDLE.to_vec())
+                .import(crate::demo::RIZHAO_BUNDLE.to_vec(), None)
                 .await
                 .map_err(|e| anyhow::anyhow!("loading the demo directory: {e}"))?;
             tracing::info!(
@@ -236,6 +236,11 @@ impl Application {
             &self.settings.data_dir,
             self.settings.max_attachment_bytes,
         ));
+        match attachments.sweep_temporary_files().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(files = n, "removed what interrupted uploads left behind"),
+            Err(e) => tracing::warn!(error = %e, "cannot sweep the uploads' temporary directory"),
+        }
         let auth = AuthLayer::new(self.verifier.clone(), self.directory.clone());
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
 

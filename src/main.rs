@@ -106,7 +106,13 @@ enum AuditCommand {
 #[derive(Subcommand)]
 enum DirectoryCommand {
     /// Import a directory bundle (GeoJSON FeatureCollection) in one transaction.
-    Import { file: PathBuf },
+    Import {
+        file: PathBuf,
+        /// The bundle is this region's whole subtree: retire the regions, units and members
+        /// the directory holds there that the bundle no longer lists.
+        #[arg(long, value_name = "REGION_CODE")]
+        retire_unlisted_under: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -163,7 +169,11 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Directory {
-            command: DirectoryCommand::Import { file },
+            command:
+                DirectoryCommand::Import {
+                    file,
+                    retire_unlisted_under,
+                },
         } => {
             let bytes = std::fs::read(&file)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
@@ -171,26 +181,25 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             storage::migrate(&db).await?;
             let directory = LiveDirectory::load(db, settings.max_bundle_bytes).await?;
             let r = directory
-                .import(bytes)
+                .import(bytes, retire_unlisted_under)
                 .await
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             println!(
-                "imported {}: directory version {}\n  regions    {:>6} created {:>6} updated {:>6} unchanged\n  units      {:>6} created {:>6} updated {:>6} unchanged\n  members    {:>6} created {:>6} updated {:>6} unchanged\n  categories {:>6} created {:>6} updated {:>6} unchanged",
+                "imported {}: directory version {}",
                 file.display(),
-                r.version,
-                r.regions.created,
-                r.regions.updated,
-                r.regions.unchanged,
-                r.units.created,
-                r.units.updated,
-                r.units.unchanged,
-                r.members.created,
-                r.members.updated,
-                r.members.unchanged,
-                r.categories.created,
-                r.categories.updated,
-                r.categories.unchanged,
+                r.version
             );
+            for (name, c) in [
+                ("regions", r.regions),
+                ("units", r.units),
+                ("members", r.members),
+                ("categories", r.categories),
+            ] {
+                println!(
+                    "  {name:<10} {:>6} created {:>6} updated {:>6} unchanged {:>6} retired",
+                    c.created, c.updated, c.unchanged, c.retired
+                );
+            }
             Ok(())
         }
         Command::Calendar {

@@ -15,7 +15,8 @@ use gridcase::{
     auth::permissions::RPC_ROLES,
     domain::Role,
     proto::v1::{
-        GetRegionRequest, ImportDirectoryRequest, directory_service_client::DirectoryServiceClient,
+        GetRegionRequest, ImportDirectoryRequest, ListCategoriesRequest,
+        directory_service_client::DirectoryServiceClient,
     },
 };
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -70,6 +71,7 @@ async fn import_with(app: &TestApp, authorization: Option<&str>) -> tonic::Statu
     let mut client = DirectoryServiceClient::new(app.channel.clone());
     let mut request = Request::new(ImportDirectoryRequest {
         bundle: serde_json::to_vec(&small_bundle()).expect("json"),
+        ..ImportDirectoryRequest::default()
     });
     if let Some(value) = authorization {
         request
@@ -112,6 +114,18 @@ async fn every_bad_token_is_unauthenticated_and_changes_nothing(backend: Backend
                 "Bearer {}",
                 hs256(
                     &claims(serde_json::json!({"nbf": now() + 3600})),
+                    TEST_SECRET
+                )
+            )),
+        ),
+        (
+            // The leeway (30 s) absorbs clock skew; a token issued 5 minutes from now does
+            // not come from a clock that is merely skewed.
+            "issued in the future",
+            Some(format!(
+                "Bearer {}",
+                hs256(
+                    &claims(serde_json::json!({"iat": now() + 300, "nbf": null})),
                     TEST_SECRET
                 )
             )),
@@ -214,12 +228,22 @@ async fn every_bad_token_is_unauthenticated_and_changes_nothing(backend: Backend
         .await
         .expect_err("no directory yet");
     assert_eq!(status.code(), Code::NotFound);
+    // A token issued within the leeway ahead of this clock (a skewed issuer) gets through.
+    let skewed = hs256(
+        &claims(serde_json::json!({"iat": now() + 10, "nbf": null})),
+        TEST_SECRET,
+    );
+    DirectoryServiceClient::new(app.channel.clone())
+        .list_categories(authed(ListCategoriesRequest {}, &skewed))
+        .await
+        .expect("iat within the leeway");
     // And the same valid-looking token, signed right, does get through.
     let good = hs256(&claims(serde_json::json!({})), TEST_SECRET);
     let imported = DirectoryServiceClient::new(app.channel.clone())
         .import_directory(authed(
             ImportDirectoryRequest {
                 bundle: serde_json::to_vec(&small_bundle()).expect("json"),
+                ..ImportDirectoryRequest::default()
             },
             &good,
         ))

@@ -14,9 +14,11 @@ use gridcase::{
     domain::Role,
     geo::coord,
     proto::v1::{
-        CoordSystem, GetRegionRequest, ImportDirectoryRequest, ListCategoriesRequest,
-        ListRegionsRequest, ListUnitsRequest, LocateRequest, PageRequest, Tier,
-        directory_service_client::DirectoryServiceClient,
+        CoordSystem, DispatchCaseRequest, GetCaseRequest, GetRegionRequest, ImportDirectoryRequest,
+        ListCategoriesRequest, ListMyReportsRequest, ListRegionsRequest, ListUnitsRequest,
+        LocateRequest, PageRequest, SubmitReportRequest, Tier,
+        case_service_client::CaseServiceClient, directory_service_client::DirectoryServiceClient,
+        report_service_client::ReportServiceClient,
     },
 };
 use serde_json::json;
@@ -34,7 +36,13 @@ async fn import_raw(
 ) -> Result<gridcase::proto::v1::ImportDirectoryResponse, tonic::Status> {
     let token = app.token("ops-admin", Role::Admin);
     client(app)
-        .import_directory(authed(ImportDirectoryRequest { bundle }, &token))
+        .import_directory(authed(
+            ImportDirectoryRequest {
+                bundle,
+                ..ImportDirectoryRequest::default()
+            },
+            &token,
+        ))
         .await
         .map(|r| r.into_inner())
 }
@@ -456,6 +464,7 @@ async fn regions_are_browsed_and_paged_from_the_root(backend: Backend) {
                         page_size: 1,
                         page_token: page_token.clone(),
                     }),
+                    ..ListRegionsRequest::default()
                 },
                 &token,
             ))
@@ -573,7 +582,282 @@ async fn serve_demo_loads_rizhao_into_an_empty_database_once(backend: Backend) {
     }
 }
 
+/// `bundle` with `"retired": true` on the features, units and members named.
+fn retiring(bundle: &serde_json::Value, codes: &[&str]) -> serde_json::Value {
+    let mut bundle = bundle.clone();
+    for feature in bundle["features"].as_array_mut().unwrap() {
+        if codes.contains(&feature["properties"]["code"].as_str().unwrap()) {
+            feature["properties"]["retired"] = json!(true);
+        }
+    }
+    for (list, key) in [("units", "code"), ("members", "sub")] {
+        for record in bundle[list].as_array_mut().unwrap() {
+            if codes.contains(&record[key].as_str().unwrap()) {
+                record["retired"] = json!(true);
+            }
+        }
+    }
+    bundle
+}
+
+async fn import_under(
+    app: &TestApp,
+    bundle: &serde_json::Value,
+    under: &str,
+) -> Result<gridcase::proto::v1::ImportDirectoryResponse, tonic::Status> {
+    let token = app.token("ops-admin", Role::Admin);
+    client(app)
+        .import_directory(authed(
+            ImportDirectoryRequest {
+                bundle: serde_json::to_vec(bundle).unwrap(),
+                retire_unlisted_under: under.into(),
+            },
+            &token,
+        ))
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// A grid member's own reports, as a call that their retirement must refuse.
+async fn my_reports(app: &TestApp, sub: &str) -> Result<usize, tonic::Status> {
+    ReportServiceClient::new(app.channel.clone())
+        .list_my_reports(authed(
+            ListMyReportsRequest::default(),
+            &app.token(sub, Role::GridMember),
+        ))
+        .await
+        .map(|r| r.into_inner().cases.len())
+}
+
+/// Polls `check` on `app` until it holds, for up to 10 s (two directory reloads and more).
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{what}: not within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A bundle retires a member, a unit and a grid through one replica: on the other replica
+/// within the reload interval the member is refused, the grid no longer locates or takes
+/// reports, and the unit is no longer routed or dispatched to; every case keeps its history
+/// and codes. Reinstating undoes it; a bundle for a subtree retires what it no longer lists.
+async fn retired_records_keep_their_history_and_act_no_more(backend: Backend) {
+    let db = TestDb::new(&backend).await;
+    let url = db.url.clone();
+    let first = TestApp::spawn_with(db, |_| {}).await;
+    let second = TestApp::spawn_with(TestDb::shared(&url), |_| {}).await;
+    import(&first, &small_bundle()).await;
+    wait_for_directory(&second).await;
+    let before = submit(&first, GRID_MEMBER, "dispute.neighbor", 35.1, 119.05).await;
+    assert_eq!(before.grid_code, "371102001001001");
+    assert_eq!(before.unit_code, "371102001.justice");
+    assert_eq!(my_reports(&second, GRID_MEMBER).await.unwrap(), 1);
+
+    let grid = "371102001001001";
+    let retired = import_raw(
+        &first,
+        serde_json::to_vec(&retiring(
+            &small_bundle(),
+            &[GRID_MEMBER, grid, "371102001.justice"],
+        ))
+        .unwrap(),
+    )
+    .await
+    .expect("retiring imports");
+    for (kind, counts) in [
+        ("regions", retired.regions.unwrap()),
+        ("units", retired.units.unwrap()),
+        ("members", retired.members.unwrap()),
+    ] {
+        assert_eq!((counts.retired, counts.updated), (1, 1), "{kind}");
+    }
+    // The other replica refuses the member within its reload interval; this one at once.
+    let refused = my_reports(&first, GRID_MEMBER).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(refused.message().contains("retired"), "{refused:?}");
+    eventually("the second replica refuses the retired member", || async {
+        my_reports(&second, GRID_MEMBER)
+            .await
+            .is_err_and(|s| s.code() == Code::PermissionDenied)
+    })
+    .await;
+    for app in [&first, &second] {
+        // The retired grid no longer locates; grid 02 is 5 km away.
+        let status = locate(app, 35.1, 119.05, CoordSystem::Wgs84)
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::NotFound, "{status:?}");
+        let by_code = ReportServiceClient::new(app.channel.clone())
+            .submit_report(authed(
+                SubmitReportRequest {
+                    client_report_id: uuid::Uuid::new_v4().to_string(),
+                    category_code: "dispute.neighbor".into(),
+                    description: "测试".into(),
+                    grid_code: grid.into(),
+                    ..SubmitReportRequest::default()
+                },
+                &app.token(OTHER_GRID_MEMBER, Role::GridMember),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(by_code.code(), Code::InvalidArgument);
+        assert!(by_code.message().contains("retired"), "{by_code:?}");
+    }
+    // A report there waits in the triage of the lowest active region; the justice office is
+    // no longer routed to, nor dispatched to.
+    let there = submit(&second, OTHER_GRID_MEMBER, "dispute.neighbor", 35.1, 119.05).await;
+    assert_eq!(
+        (there.grid_code.as_str(), there.region_code.as_str()),
+        ("", "371102001001")
+    );
+    let routed = submit(&second, OTHER_GRID_MEMBER, "dispute.neighbor", 35.1, 119.15).await;
+    assert_eq!(routed.unit_code, "371102001001.center");
+    let dispatcher = second.token(DISPATCHER, Role::Dispatcher);
+    let cases = CaseServiceClient::new(second.channel.clone());
+    let status = cases
+        .clone()
+        .dispatch_case(authed(
+            DispatchCaseRequest {
+                case_id: routed.id.clone(),
+                expected_version: routed.version,
+                unit_code: "371102001.justice".into(),
+                reason: "分流".into(),
+            },
+            &dispatcher,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("retired"), "{status:?}");
+    // The case from before keeps its grid, unit, code and events.
+    let kept = cases
+        .clone()
+        .get_case(authed(
+            GetCaseRequest {
+                case_id: before.id.clone(),
+                include_events: true,
+            },
+            &dispatcher,
+        ))
+        .await
+        .expect("still there")
+        .into_inner();
+    let case = kept.case.unwrap();
+    assert_eq!(
+        (
+            case.code.as_str(),
+            case.grid_code.as_str(),
+            case.unit_code.as_str()
+        ),
+        (before.code.as_str(), grid, "371102001.justice")
+    );
+    assert_eq!(kept.events.len(), 2);
+    let region = client(&second)
+        .get_region(authed(
+            GetRegionRequest {
+                code: grid.into(),
+                include_geometry: false,
+            },
+            &dispatcher,
+        ))
+        .await
+        .expect("a retired region is still described")
+        .into_inner();
+    assert!(region.region.unwrap().retired);
+    let children = client(&second)
+        .list_regions(authed(
+            ListRegionsRequest {
+                parent_code: "371102001001".into(),
+                ..ListRegionsRequest::default()
+            },
+            &dispatcher,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        children
+            .regions
+            .iter()
+            .map(|r| r.code.as_str())
+            .collect::<Vec<_>>(),
+        ["371102001001002"],
+        "retired regions are listed only when asked for"
+    );
+
+    // Reinstated by a bundle that lists them active again.
+    let back = import_raw(&first, serde_json::to_vec(&small_bundle()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(back.members.unwrap().updated, 1);
+    eventually("the reinstated member is let in again", || async {
+        my_reports(&second, GRID_MEMBER).await.is_ok()
+    })
+    .await;
+
+    // A bundle for the community's subtree that no longer lists grid 01 or its member.
+    let mut community = small_bundle();
+    community["features"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|f| f["properties"]["code"] != json!(grid));
+    community["members"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["sub"] != json!(GRID_MEMBER));
+    let status = import_under(&first, &community, "371102001001001")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::InvalidArgument,
+        "the subtree's top must be listed"
+    );
+    let subtree = import_under(&first, &community, "371102001001")
+        .await
+        .expect("subtree import");
+    assert_eq!(subtree.regions.unwrap().retired, 1);
+    assert_eq!(
+        subtree.members.unwrap().retired,
+        1,
+        "only the member of grid 01"
+    );
+    assert_eq!(
+        subtree.units.unwrap().retired,
+        0,
+        "no unit's jurisdiction lies there"
+    );
+    eventually("the unlisted member is refused", || async {
+        my_reports(&second, GRID_MEMBER).await.is_err()
+    })
+    .await;
+    assert!(my_reports(&second, OTHER_GRID_MEMBER).await.is_ok());
+    // Retiring a region whose child stays active is refused, naming the child.
+    let status = import_raw(
+        &first,
+        serde_json::to_vec(&retiring(&small_bundle(), &["371102001001"])).unwrap(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("371102001001001"), "{status:?}");
+    let db = gridcase::storage::connect(&url, 2).await.unwrap();
+    let audit = gridcase::service::audit::verify(&db, None).await.unwrap();
+    assert_eq!(audit.broken, None);
+    second.stop().await.expect("clean stop");
+    first.stop().await.expect("clean stop");
+}
+
 on_both_databases!(
+    retired_records_keep_their_history_and_act_no_more,
     the_rizhao_bundle_imports_once_and_a_second_import_changes_nothing,
     an_upsert_updates_what_changed_and_keeps_the_rest,
     a_bad_bundle_names_the_first_offending_record_and_changes_nothing,

@@ -13,9 +13,9 @@ use common::*;
 use gridcase::{
     domain::Role,
     proto::v1::{
-        Case, CaseEvent, DispatchCaseRequest, GetCaseRequest, IngestTicketRequest, Source,
-        WatchEventsRequest, case_service_client::CaseServiceClient,
-        gateway_service_client::GatewayServiceClient,
+        Case, CaseEvent, CaseStatus, CoordSystem, DispatchCaseRequest, GetCaseRequest,
+        IngestTicketRequest, Location, MergeCaseRequest, Source, WatchEventsRequest,
+        case_service_client::CaseServiceClient, gateway_service_client::GatewayServiceClient,
     },
     service::time::ManualTime,
 };
@@ -171,4 +171,159 @@ async fn a_gateway_follows_its_cases_in_order_and_resumes_without_gaps(backend: 
     app.stop().await.unwrap();
 }
 
-on_both_databases!(a_gateway_follows_its_cases_in_order_and_resumes_without_gaps);
+/// Two gateways of one source number their tickets independently: the same external id from
+/// another gateway is a case of its own, and nothing any answer or event carries names the
+/// other gateway's case, not its id, not its code, not that it exists.
+async fn a_gateway_never_learns_of_another_gateways_case(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    import(&app, &small_bundle()).await;
+    let (gw_a, gw_b) = (
+        app.token("gw-a", Role::Gateway),
+        app.token("gw-b", Role::Gateway),
+    );
+    let request = |external: &str, description: &str| IngestTicketRequest {
+        source: Source::Hotline12345.into(),
+        external_id: external.into(),
+        category_code: "dispute.neighbor".into(),
+        description: description.into(),
+        caller_phone: "13812341234".into(),
+        region_code: "371102001001".into(),
+        location: Some(Location {
+            lat: 35.1,
+            lon: 119.05,
+            coord_system: CoordSystem::Wgs84.into(),
+            accuracy_m: 0.0,
+        }),
+        ..IngestTicketRequest::default()
+    };
+    let ingest = |req: IngestTicketRequest, token: &str| {
+        let mut client = gateway(&app);
+        let req = authed(req, token);
+        async move { client.ingest_ticket(req).await }
+    };
+    let theirs = ingest(request("B-ext-0001", "市民来电反映问题"), &gw_b)
+        .await
+        .expect("gw-b ingests")
+        .into_inner();
+    assert!(theirs.created);
+    let theirs = theirs.case.unwrap();
+    let secrets = [theirs.id.clone(), theirs.code.clone()];
+    let leaks = |what: &str, text: String| {
+        for secret in &secrets {
+            assert!(
+                !text.contains(secret.as_str()),
+                "{what} names gw-b's case: {text}"
+            );
+        }
+    };
+
+    // The identical ticket from gw-a: a case of gw-a's own.
+    let mine = ingest(request("B-ext-0001", "市民来电反映问题"), &gw_a)
+        .await
+        .expect("gw-a ingests")
+        .into_inner();
+    assert!(mine.created, "tickets are keyed per gateway");
+    leaks("the identical ticket's answer", format!("{mine:?}"));
+    let mine = mine.case.unwrap();
+    assert_eq!(
+        mine.possible_duplicate_of, "",
+        "not even as a possible duplicate"
+    );
+    // Its retry finds gw-a's case; different content names gw-a's own case only.
+    let again = ingest(request("B-ext-0001", "市民来电反映问题"), &gw_a)
+        .await
+        .expect("retry")
+        .into_inner();
+    assert!(!again.created);
+    assert_eq!(again.case.as_ref().unwrap().id, mine.id);
+    let conflict = ingest(request("B-ext-0001", "别的事"), &gw_a)
+        .await
+        .expect_err("same key, other content");
+    assert_eq!(conflict.code(), Code::AlreadyExists);
+    assert!(conflict.message().contains(&mine.code), "{conflict:?}");
+    leaks("the conflict", format!("{conflict:?}"));
+
+    // A dispatcher sees the hint, and merges gw-a's case into gw-b's.
+    let dispatcher = app.token(DISPATCHER, Role::Dispatcher);
+    let seen = CaseServiceClient::new(app.channel.clone())
+        .get_case(authed(
+            GetCaseRequest {
+                case_id: mine.id.clone(),
+                include_events: false,
+            },
+            &dispatcher,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .case
+        .unwrap();
+    assert_eq!(seen.possible_duplicate_of, theirs.id);
+    CaseServiceClient::new(app.channel.clone())
+        .merge_case(authed(
+            MergeCaseRequest {
+                case_id: mine.id.clone(),
+                expected_version: seen.version,
+                into_case_id: theirs.id.clone(),
+                reason: "重复".into(),
+            },
+            &dispatcher,
+        ))
+        .await
+        .expect("merged");
+
+    // gw-a's view of its merged case, its events, and its stream: nothing of gw-b's case.
+    let view = CaseServiceClient::new(app.channel.clone())
+        .get_case(authed(
+            GetCaseRequest {
+                case_id: mine.id.clone(),
+                include_events: true,
+            },
+            &gw_a,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(view.case.as_ref().unwrap().status(), CaseStatus::Merged);
+    assert!(view.events.iter().any(|e| e.kind == "merged"));
+    leaks("GetCase", format!("{view:?}"));
+    let mut stream = watch(&app, "gw-a", 0).await;
+    let streamed = next(&mut stream, view.events.len()).await;
+    assert_eq!(streamed.last().unwrap().kind, "merged");
+    leaks("WatchEvents", format!("{streamed:?}"));
+    // gw-b's case itself is out of gw-a's reach.
+    let refused = CaseServiceClient::new(app.channel.clone())
+        .get_case(authed(
+            GetCaseRequest {
+                case_id: theirs.id.clone(),
+                include_events: false,
+            },
+            &gw_a,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::NotFound);
+    // …answered exactly as a case that does not exist.
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let absent = CaseServiceClient::new(app.channel.clone())
+        .get_case(authed(
+            GetCaseRequest {
+                case_id: unknown.clone(),
+                include_events: false,
+            },
+            &gw_a,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(absent.code(), Code::NotFound);
+    assert_eq!(
+        refused.message().replace(&theirs.id, "ID"),
+        absent.message().replace(&unknown, "ID")
+    );
+    app.stop().await.unwrap();
+}
+
+on_both_databases!(
+    a_gateway_follows_its_cases_in_order_and_resumes_without_gaps,
+    a_gateway_never_learns_of_another_gateways_case,
+);

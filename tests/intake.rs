@@ -1067,7 +1067,177 @@ async fn intake_writers_hold_their_own_connections(backend: Backend) {
     }
 }
 
+/// A report far from every grid, at a pole or on the antimeridian, costs what any report
+/// costs: its duplicate search reads a bounded number of cells (a search around the south pole
+/// once read about a million and held up the writer, and every handset behind it, for 15–46 s).
+async fn reports_at_the_poles_and_the_antimeridian_cost_what_any_report_costs(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    import(&app, &small_bundle()).await;
+    let token = app.token(GRID_MEMBER, Role::GridMember);
+    let gateway_token = app.token("gateway-12345", Role::Gateway);
+    let deadline = std::time::Duration::from_secs(10);
+    let places = [
+        (-90.0, 0.0),
+        (-89.9999, 0.0),
+        (90.0, 180.0),
+        (89.99, -179.9995),
+        (0.0, 180.0),
+        (0.0, -180.0),
+        (-45.0, 179.99995),
+    ];
+    for (k, (lat, lon)) in places.into_iter().enumerate() {
+        // Twice each: the second search finds the first case in its cells.
+        let mut first: Option<String> = None;
+        for _ in 0..2 {
+            let stored = tokio::time::timeout(
+                deadline,
+                reports(&app).submit_report(authed(
+                    report(&uuid(), "dispute.neighbor", lat, lon),
+                    &token,
+                )),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("({lat}, {lon}) answered within {deadline:?}"))
+            .expect("stored")
+            .into_inner()
+            .case
+            .unwrap();
+            assert_eq!(
+                stored.region_code, "371100",
+                "({lat}, {lon}) waits in triage"
+            );
+            match &first {
+                None => first = Some(stored.id),
+                Some(id) => assert_eq!(&stored.possible_duplicate_of, id, "({lat}, {lon})"),
+            }
+        }
+        let ticket = IngestTicketRequest {
+            source: Source::Hotline12345.into(),
+            external_id: format!("POLE-{k}"),
+            category_code: "dispute.neighbor".into(),
+            description: "极地来电".into(),
+            location: Some(Location {
+                lat,
+                lon,
+                coord_system: CoordSystem::Wgs84.into(),
+                accuracy_m: 0.0,
+            }),
+            ..IngestTicketRequest::default()
+        };
+        tokio::time::timeout(
+            deadline,
+            gateway(&app).ingest_ticket(authed(ticket, &gateway_token)),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("ticket at ({lat}, {lon}) answered within {deadline:?}"))
+        .expect("ingested");
+    }
+    // The second report at the antimeridian found the first across it.
+    let metres = 6_371_008.8 * std::f64::consts::PI / 180.0;
+    let east = reports(&app)
+        .submit_report(authed(
+            report(&uuid(), "city.litter", 10.0, 180.0 - 20.0 / metres),
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .case
+        .unwrap();
+    let west = reports(&app)
+        .submit_report(authed(
+            report(&uuid(), "city.litter", 10.0, -180.0 + 20.0 / metres),
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .case
+        .unwrap();
+    assert_eq!(
+        west.possible_duplicate_of, east.id,
+        "40 m apart across 180°"
+    );
+    assert_eq!(count_cases(&db_of(&app).await).await, 2 * 7 + 7 + 2);
+    app.stop().await.expect("clean stop");
+}
+
+/// An upload that sends its header (and maybe a chunk) and is then cancelled, from many
+/// clients at once, leaves no file anywhere, temporary or stored, and no row.
+async fn cancelled_uploads_leave_nothing_behind(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    import(&app, &small_bundle()).await;
+    let token = app.token(GRID_MEMBER, Role::GridMember);
+    let attachments_dir = app.settings.data_dir.join("attachments");
+    let mut tasks = Vec::new();
+    for t in 0..8u64 {
+        let channel = app.channel.clone();
+        let token = token.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..40u64 {
+                let (tx, rx) = tokio::sync::mpsc::channel(4);
+                let header = UploadAttachmentRequest {
+                    part: Some(Part::Header(AttachmentHeader {
+                        content_type: "image/jpeg".into(),
+                        size_bytes: 100,
+                        file_name: "photo.jpg".into(),
+                    })),
+                };
+                tx.send(header).await.unwrap();
+                if (t + i) % 2 == 0 {
+                    tx.send(UploadAttachmentRequest {
+                        part: Some(Part::Chunk(vec![7; 50])),
+                    })
+                    .await
+                    .unwrap();
+                }
+                let mut client = ReportServiceClient::new(channel.clone());
+                let call = client.upload_attachment(authed(
+                    tokio_stream::wrappers::ReceiverStream::new(rx),
+                    &token,
+                ));
+                // Cancel at a different moment each time, from at once to a few milliseconds in.
+                let wait = std::time::Duration::from_micros((t * 40 + i) * 97 % 4000);
+                let outcome = tokio::time::timeout(wait, call).await;
+                assert!(
+                    !matches!(outcome, Ok(Ok(_))),
+                    "an upload of 50 of 100 bytes is never stored"
+                );
+                drop(tx);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("uploads ran");
+    }
+    // The server notices each cancellation at its next chunk or at once; give it a moment.
+    let mut left = files_under(&attachments_dir);
+    for _ in 0..100 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        left = files_under(&attachments_dir);
+    }
+    assert!(left.is_empty(), "files left behind: {left:?}");
+    let db = db_of(&app).await;
+    let rows: i64 = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) FROM attachments",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap();
+    assert_eq!(rows, 0);
+    app.stop().await.expect("clean stop");
+}
+
 on_both_databases!(
+    reports_at_the_poles_and_the_antimeridian_cost_what_any_report_costs,
+    cancelled_uploads_leave_nothing_behind,
     intake_writers_hold_their_own_connections,
     a_report_becomes_one_registered_routed_case,
     a_retried_report_returns_the_same_case,
@@ -1200,4 +1370,89 @@ async fn a_report_is_stored_after_the_writers_connections_are_cut() {
     assert_eq!(again.case.expect("case").id, stored.id);
     assert_eq!(count_cases(&db).await, 2);
     app.stop().await.expect("clean stop");
+}
+
+/// A `gridcase serve` killed with SIGKILL in the middle of an upload leaves its temporary file;
+/// the next start removes it before taking any upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_cut_by_kill_9_is_swept_at_the_next_start() {
+    let db = TestDb::new(&Backend::Sqlite).await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let tmp = data_dir.path().join("attachments").join("tmp");
+    let port = free_port();
+    let server = ServerProcess::start(&db.url, port, data_dir.path());
+    let channel = connect(port).await;
+    let settings = test_settings(&db.url, data_dir.path().to_owned());
+    let minter = gridcase::auth::Minter::new(&settings.jwt, settings.jwt.secret.as_ref()).unwrap();
+    let admin = minter
+        .mint(
+            "ops-admin",
+            Role::Admin,
+            std::time::Duration::from_secs(600),
+        )
+        .unwrap();
+    gridcase::proto::v1::directory_service_client::DirectoryServiceClient::new(channel.clone())
+        .import_directory(authed(
+            gridcase::proto::v1::ImportDirectoryRequest {
+                bundle: serde_json::to_vec(&small_bundle()).unwrap(),
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await
+        .expect("imported");
+    let token = minter
+        .mint(
+            GRID_MEMBER,
+            Role::GridMember,
+            std::time::Duration::from_secs(600),
+        )
+        .unwrap();
+    // Half an upload, held open.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(UploadAttachmentRequest {
+        part: Some(Part::Header(AttachmentHeader {
+            content_type: "image/jpeg".into(),
+            size_bytes: 100,
+            file_name: "photo.jpg".into(),
+        })),
+    })
+    .await
+    .unwrap();
+    tx.send(UploadAttachmentRequest {
+        part: Some(Part::Chunk(vec![7; 50])),
+    })
+    .await
+    .unwrap();
+    let upload = tokio::spawn(async move {
+        ReportServiceClient::new(channel)
+            .upload_attachment(authed(
+                tokio_stream::wrappers::ReceiverStream::new(rx),
+                &token,
+            ))
+            .await
+    });
+    let mut orphans = Vec::new();
+    for _ in 0..200 {
+        orphans = files_under(&tmp);
+        if !orphans.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(orphans.len(), 1, "the upload is under way");
+    drop(server); // SIGKILL
+    assert!(
+        upload.await.unwrap().is_err(),
+        "the upload died with the server"
+    );
+    drop(tx);
+    assert_eq!(files_under(&tmp), orphans, "kill -9 leaves the file");
+    let _server = ServerProcess::start(&db.url, port, data_dir.path());
+    let _ = connect(port).await;
+    assert!(
+        files_under(&tmp).is_empty(),
+        "swept at start: {:?}",
+        files_under(&tmp)
+    );
 }

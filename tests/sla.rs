@@ -475,61 +475,6 @@ on_both_databases!(
     two_servers_fire_a_thousand_breaches_exactly_once,
 );
 
-/// A `gridcase serve` process of the real binary on `db_url`, listening on `port`.
-struct ServerProcess(std::process::Child);
-
-impl ServerProcess {
-    fn start(db_url: &str, port: u16, data_dir: &std::path::Path) -> ServerProcess {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gridcase"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("GRIDCASE_") {
-                cmd.env_remove(k);
-            }
-        }
-        let child = cmd
-            .env("GRIDCASE_DATABASE_URL", db_url)
-            .env("GRIDCASE_LISTEN", format!("127.0.0.1:{port}"))
-            .env("GRIDCASE_JWT_SECRET", TEST_SECRET)
-            .env("GRIDCASE_DATA_DIR", data_dir)
-            .env("GRIDCASE_SLA_TICK", "1s")
-            .env("RUST_LOG", "warn")
-            .arg("serve")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("start gridcase");
-        ServerProcess(child)
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn connect(port: u16) -> Channel {
-    for _ in 0..200 {
-        if let Ok(channel) = Channel::from_shared(format!("http://127.0.0.1:{port}"))
-            .unwrap()
-            .connect()
-            .await
-        {
-            return channel;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("gridcase on port {port} did not start within 20 s");
-}
-
 /// Two `gridcase serve` processes on one PostgreSQL database, in real time: 1,000 cases whose
 /// one-minute dispatch clocks run out together are each noticed exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -557,6 +502,7 @@ async fn two_server_processes_notice_a_thousand_breaches_exactly_once() {
         .import_directory(authed(
             ImportDirectoryRequest {
                 bundle: serde_json::to_vec(&small_bundle()).unwrap(),
+                ..ImportDirectoryRequest::default()
             },
             &admin,
         ))

@@ -7,6 +7,8 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_create_directory;
 mod m20261123_000002_create_cases;
 mod m20261123_000003_create_sla;
+mod m20261130_000001_key_tickets_per_gateway;
+mod m20261130_000002_retire_directory_records;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -18,6 +20,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_create_directory::Migration),
             Box::new(m20261123_000002_create_cases::Migration),
             Box::new(m20261123_000003_create_sla::Migration),
+            Box::new(m20261130_000001_key_tickets_per_gateway::Migration),
+            Box::new(m20261130_000002_retire_directory_records::Migration),
         ]
     }
 }

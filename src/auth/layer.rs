@@ -21,7 +21,10 @@ use crate::domain::{Caller, Role};
 /// Whether a subject has a member record, and in which role (DESIGN.md "Access": scopes come
 /// from the directory, not from the token).
 pub trait MemberRoles: Send + Sync + 'static {
+    /// The role of an active member; `None` for an unknown or retired one.
     fn member_role(&self, sub: &str) -> Option<Role>;
+    /// Whether the subject's record is retired (they left the job).
+    fn is_retired(&self, sub: &str) -> bool;
 }
 
 #[derive(Clone)]
@@ -103,6 +106,12 @@ fn authorize(
                 return Err(tonic::Status::permission_denied(format!(
                     "{} is a {role} in the directory, not a {}",
                     caller.sub, caller.role
+                )));
+            }
+            None if members.is_retired(&caller.sub) => {
+                return Err(tonic::Status::permission_denied(format!(
+                    "{} is retired in the directory",
+                    caller.sub
                 )));
             }
             None => {

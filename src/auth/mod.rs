@@ -2,7 +2,9 @@
 //! each request.
 //!
 //! The algorithm is pinned by configuration; `exp`, `iss` and `aud` are required and `nbf` is
-//! checked. HS256 uses one secret; RS256 and EdDSA choose a public key by the token's `kid`.
+//! checked. A token whose `iat` lies in the future by more than the leeway is refused too: the
+//! leeway absorbs clock skew between issuer and server, and a token issued later than that was
+//! made by a clock that is wrong, or for a replay later on. HS256 uses one secret; RS256 and EdDSA choose a public key by the token's `kid`.
 
 pub mod layer;
 pub mod permissions;
@@ -57,6 +59,8 @@ pub struct Claims {
 struct CallerClaims {
     sub: String,
     role: String,
+    #[serde(default)]
+    iat: Option<u64>,
 }
 
 /// A configuration problem with the keys; stops start-up.
@@ -207,6 +211,14 @@ impl Verifier {
         .ok_or_else(|| AuthError::Invalid("no key".into()))?;
         let data = jsonwebtoken::decode::<CallerClaims>(token, key, &self.validation)
             .map_err(|e| AuthError::Invalid(e.to_string()))?;
+        if let Some(iat) = data.claims.iat
+            && iat > jsonwebtoken::get_current_timestamp() + self.validation.leeway
+        {
+            return Err(AuthError::Invalid(format!(
+                "issued in the future (iat {iat}), beyond the {} s leeway",
+                self.validation.leeway
+            )));
+        }
         let role: Role = data
             .claims
             .role

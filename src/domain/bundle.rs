@@ -48,6 +48,17 @@ pub struct Bundle {
     pub units: Vec<Unit>,
     pub members: Vec<Member>,
     pub categories: Vec<Category>,
+    /// Active records the directory holds in the subtree the bundle was imported for, which the
+    /// bundle no longer lists: they are retired ([`parse`] with `retire_unlisted_under`).
+    pub unlisted: Unlisted,
+}
+
+/// Codes of records a subtree import retires because its bundle no longer lists them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Unlisted {
+    pub regions: Vec<String>,
+    pub units: Vec<String>,
+    pub members: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -70,6 +81,8 @@ struct RawProperties {
     name: String,
     tier: String,
     parent: Option<String>,
+    #[serde(default)]
+    retired: bool,
 }
 
 #[derive(Deserialize)]
@@ -78,6 +91,8 @@ struct RawUnit {
     name: String,
     kind: String,
     region: String,
+    #[serde(default)]
+    retired: bool,
 }
 
 #[derive(Deserialize)]
@@ -91,6 +106,8 @@ struct RawMember {
     grids: Vec<String>,
     unit: Option<String>,
     region: Option<String>,
+    #[serde(default)]
+    retired: bool,
 }
 
 #[derive(Deserialize)]
@@ -114,6 +131,18 @@ fn code_of(value: &serde_json::Value, key: &str) -> String {
 
 /// Parses and validates `bytes` as a bundle to be merged into `existing`.
 pub fn parse(bytes: &[u8], existing: &Directory) -> Result<Bundle, BundleError> {
+    parse_retiring(bytes, existing, None)
+}
+
+/// [`parse`], and with `retire_unlisted_under` (a region code), the bundle describes that region's whole
+/// subtree: the subtree's regions, the units whose jurisdiction lies in it and the members
+/// whose scope lies in it, which the directory holds and the bundle does not list, are retired.
+/// The bundle must list the region itself, so a mistyped code cannot retire a district.
+pub fn parse_retiring(
+    bytes: &[u8],
+    existing: &Directory,
+    retire_unlisted_under: Option<&str>,
+) -> Result<Bundle, BundleError> {
     let text = std::str::from_utf8(bytes).map_err(|e| bundle_error(format!("not UTF-8: {e}")))?;
     let raw: RawCollection = serde_json::from_str(text)
         .map_err(|e| bundle_error(format!("not a GeoJSON FeatureCollection: {e}")))?;
@@ -127,12 +156,138 @@ pub fn parse(bytes: &[u8], existing: &Directory) -> Result<Bundle, BundleError> 
     let units = parse_units(&raw.units, &regions, existing)?;
     let members = parse_members(&raw.members, &regions, &units, existing)?;
     let categories = parse_categories(&raw.categories)?;
-    Ok(Bundle {
+    let mut bundle = Bundle {
         regions,
         units,
         members,
         categories,
-    })
+        unlisted: Unlisted::default(),
+    };
+    if let Some(root) = retire_unlisted_under {
+        bundle.unlisted = unlisted_under(root, &bundle, existing)?;
+    }
+    check_retired_parents(&bundle, existing)?;
+    Ok(bundle)
+}
+
+/// What a bundle for the subtree under `root` leaves out of what `existing` holds there.
+fn unlisted_under(
+    root: &str,
+    bundle: &Bundle,
+    existing: &Directory,
+) -> Result<Unlisted, BundleError> {
+    if !bundle.regions.iter().any(|r| r.region.code == root) {
+        return Err(bundle_error(format!(
+            "retire_unlisted_under names {root}, which the bundle does not list: a bundle for a \
+             subtree lists its top region (with \"retired\": true to retire all of it)"
+        )));
+    }
+    let regions: HashSet<&str> = bundle
+        .regions
+        .iter()
+        .map(|r| r.region.code.as_str())
+        .collect();
+    let units: HashSet<&str> = bundle.units.iter().map(|u| u.code.as_str()).collect();
+    let members: HashSet<&str> = bundle.members.iter().map(|m| m.sub.as_str()).collect();
+    // The subtree as the bundle will leave it: its own regions and the directory's.
+    let within = |code: &str| {
+        let mut next = Some(code.to_owned());
+        for _ in 0..=Tier::ALL.len() {
+            let Some(c) = next else { return false };
+            if c == root {
+                return true;
+            }
+            next = bundle
+                .regions
+                .iter()
+                .find(|r| r.region.code == c)
+                .map(|r| r.region.parent_code.clone())
+                .unwrap_or_else(|| existing.region(&c).and_then(|r| r.parent_code.clone()));
+        }
+        false
+    };
+    let mut out = Unlisted::default();
+    let mut codes: Vec<&str> = existing.region_codes().collect();
+    codes.sort_unstable();
+    for code in codes {
+        if let Some(r) = existing.region(code)
+            && !r.retired
+            && !regions.contains(code)
+            && within(code)
+        {
+            out.regions.push(code.to_owned());
+        }
+    }
+    for u in existing.units() {
+        if !u.retired && !units.contains(u.code.as_str()) && within(&u.region_code) {
+            out.units.push(u.code.clone());
+        }
+    }
+    let mut subs: Vec<&Member> = existing.members().collect();
+    subs.sort_by(|a, b| a.sub.cmp(&b.sub));
+    for m in subs {
+        if m.retired || members.contains(m.sub.as_str()) {
+            continue;
+        }
+        let unit_region = m.unit_code.as_deref().and_then(|u| {
+            bundle
+                .units
+                .iter()
+                .find(|x| x.code == u)
+                .map(|x| x.region_code.clone())
+                .or_else(|| existing.unit(u).map(|x| x.region_code))
+        });
+        let places: Vec<&str> = m
+            .grid_codes
+            .iter()
+            .map(String::as_str)
+            .chain(m.region_code.as_deref())
+            .chain(unit_region.as_deref())
+            .collect();
+        if !places.is_empty() && places.iter().all(|p| within(p)) {
+            out.members.push(m.sub.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// An active region under a retired parent would be located but have no chain to route by:
+/// refuse the bundle that leaves one, naming it.
+fn check_retired_parents(bundle: &Bundle, existing: &Directory) -> Result<(), BundleError> {
+    let listed: HashMap<&str, &BundleRegion> = bundle
+        .regions
+        .iter()
+        .map(|r| (r.region.code.as_str(), r))
+        .collect();
+    let unlisted: HashSet<&str> = bundle.unlisted.regions.iter().map(String::as_str).collect();
+    let retired = |code: &str| match listed.get(code) {
+        Some(r) => r.region.retired,
+        None => unlisted.contains(code) || existing.region(code).is_some_and(|r| r.retired),
+    };
+    for (i, r) in bundle.regions.iter().enumerate() {
+        if let Some(parent) = r.region.parent_code.as_deref()
+            && !r.region.retired
+            && retired(parent)
+        {
+            return Err(BundleError {
+                record: format!("feature {i} ({})", r.region.code),
+                reason: format!("its parent {parent} is retired; retire it too, or move it"),
+            });
+        }
+        if r.region.retired
+            && let Some(entry) = existing.entry(&r.region.code)
+            && let Some(child) = entry.children.iter().find(|c| !retired(c))
+        {
+            return Err(BundleError {
+                record: format!("feature {i} ({})", r.region.code),
+                reason: format!(
+                    "is retired but its child {child} is not; retire the children too, or import \
+                     the subtree with retire_unlisted_under"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn parse_regions(
@@ -171,6 +326,7 @@ fn parse_regions(
                 name: props.name,
                 tier,
                 parent_code: props.parent,
+                retired: props.retired,
             },
             shape,
             geometry_json,
@@ -307,6 +463,7 @@ fn parse_units(
             name: u.name,
             kind: u.kind,
             region_code: u.region,
+            retired: u.retired,
         });
     }
     Ok(out)
@@ -346,6 +503,7 @@ fn parse_members(
             grid_codes: Vec::new(),
             unit_code: None,
             region_code: None,
+            retired: m.retired,
         };
         match role {
             Role::GridMember => {

@@ -117,6 +117,8 @@ pub struct Region {
     pub name: String,
     pub tier: Tier,
     pub parent_code: Option<String>,
+    /// Kept with its history, but no longer located or given new cases.
+    pub retired: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +127,8 @@ pub struct Unit {
     pub name: String,
     pub kind: String,
     pub region_code: String,
+    /// Kept with its cases, but no longer routed or dispatched to.
+    pub retired: bool,
 }
 
 /// The kind of every region's governance center (综治中心).
@@ -147,6 +151,8 @@ pub struct Member {
     pub unit_code: Option<String>,
     /// Dispatchers and supervisors: their region.
     pub region_code: Option<String>,
+    /// Left the job: every call of theirs is refused.
+    pub retired: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,7 +206,7 @@ impl Directory {
         let mut regions: HashMap<String, RegionEntry> = HashMap::with_capacity(parts.regions.len());
         let mut grid_shapes = Vec::new();
         for (region, shape) in parts.regions {
-            if region.tier == Tier::Grid {
+            if region.tier == Tier::Grid && !region.retired {
                 grid_shapes.push((region.code.clone(), shape.clone()));
             }
             regions.insert(
@@ -325,27 +331,39 @@ impl Directory {
             name: format!("{}综治中心", region.name),
             kind: CENTER_KIND.to_owned(),
             region_code: region.code.clone(),
+            retired: region.retired,
         })
+    }
+
+    /// A unit that may be given cases: known and not retired.
+    pub fn active_unit(&self, code: &str) -> Option<Unit> {
+        self.unit(code).filter(|u| !u.retired)
     }
 
     pub fn units(&self) -> impl Iterator<Item = &Unit> {
         self.units.values()
     }
 
-    /// The unit of `kind` whose jurisdiction is exactly `region_code`, if any.
+    /// The active unit of `kind` whose jurisdiction is exactly `region_code`, if any.
     pub fn unit_of_kind_at(&self, region_code: &str, kind: &str) -> Option<Unit> {
         if kind == CENTER_KIND {
-            return self.unit(&center_code(region_code));
+            return self.active_unit(&center_code(region_code));
         }
         self.units_by_region
             .get(region_code)?
             .iter()
             .filter_map(|c| self.units.get(c))
-            .find(|u| u.kind == kind)
+            .find(|u| u.kind == kind && !u.retired)
             .cloned()
     }
 
+    /// An active member: a retired one is as good as unknown to everything that decides access.
     pub fn member(&self, sub: &str) -> Option<&Member> {
+        self.members.get(sub).filter(|m| !m.retired)
+    }
+
+    /// A member's record, retired or not.
+    pub fn member_record(&self, sub: &str) -> Option<&Member> {
         self.members.get(sub)
     }
 
@@ -365,13 +383,14 @@ impl Directory {
         &self.grids
     }
 
-    /// The lowest region whose shape covers a WGS-84 point, walking down from the roots.
+    /// The lowest active region whose shape covers a WGS-84 point, walking down from the roots.
     pub fn lowest_covering(&self, lon: f64, lat: f64) -> Option<&Region> {
         let mut level: &[String] = &self.roots;
         let mut found = None;
         'down: loop {
             for code in level {
                 if let Some(entry) = self.regions.get(code)
+                    && !entry.region.retired
                     && entry.shape.covers(lon, lat)
                 {
                     found = Some(&entry.region);

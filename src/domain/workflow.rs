@@ -184,6 +184,12 @@ pub fn apply(
                 let unit = directory.unit(&code).ok_or_else(|| {
                     DomainError::invalid("unit_code", format!("unknown unit {code:?}"))
                 })?;
+                if unit.retired {
+                    return Err(DomainError::invalid(
+                        "unit_code",
+                        format!("unit {code} is retired"),
+                    ));
+                }
                 let region = directory.region(&unit.region_code).ok_or_else(|| {
                     DomainError::internal(anyhow::anyhow!("unit {code} has no region"))
                 })?;
@@ -439,10 +445,10 @@ pub fn apply(
                 return Err(DomainError::invalid("unit_codes", "name at least one unit"));
             }
             for (i, code) in unit_codes.iter().enumerate() {
-                if directory.unit(code).is_none() {
+                if directory.active_unit(code).is_none() {
                     return Err(DomainError::invalid(
                         format!("unit_codes[{i}]"),
-                        format!("unknown unit {code:?}"),
+                        format!("unknown or retired unit {code:?}"),
                     ));
                 }
                 if *code == case.unit_code {

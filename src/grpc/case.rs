@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::{
     caller,
-    convert::{case_for, clock_for, event_for, page_size, time_of},
+    convert::{case_for, clock_for, event_for_viewer, page_size, time_of},
 };
 use crate::{
     domain::{
@@ -96,7 +96,10 @@ impl CaseService for CaseApi {
         let mut pb_case = case_for(&case, &caller, &directory);
         pb_case.clocks = clocks.iter().map(clock_for).collect();
         Ok(Response::new(pb::GetCaseResponse {
-            events: events.iter().map(|e| event_for(e, &case.code)).collect(),
+            events: events
+                .iter()
+                .map(|e| event_for_viewer(e, &case.code, &caller))
+                .collect(),
             case: Some(pb_case),
         }))
     }

@@ -53,6 +53,7 @@ impl From<&Region> for pb::Region {
             name: r.name.clone(),
             tier: pb::Tier::from(r.tier).into(),
             parent_code: r.parent_code.clone().unwrap_or_default(),
+            retired: r.retired,
         }
     }
 }
@@ -64,6 +65,7 @@ impl From<&Unit> for pb::Unit {
             name: u.name.clone(),
             kind: u.kind.clone(),
             region_code: u.region_code.clone(),
+            retired: u.retired,
         }
     }
 }
@@ -103,6 +105,7 @@ impl From<&Member> for pb::Member {
             grid_codes: m.grid_codes.clone(),
             unit_code: m.unit_code.clone().unwrap_or_default(),
             region_code: m.region_code.clone().unwrap_or_default(),
+            retired: m.retired,
         }
     }
 }
@@ -155,6 +158,7 @@ mod tests {
                     name: code.into(),
                     tier,
                     parent_code: parent.map(Into::into),
+                    retired: false,
                 },
                 crate::geo::Shape::new(square.clone()).unwrap(),
             )
@@ -167,6 +171,7 @@ mod tests {
             grid_codes: vec![],
             unit_code: unit.map(Into::into),
             region_code: region.map(Into::into),
+            retired: false,
         };
         let directory = Directory::build(DirectoryParts {
             version: 1,
@@ -363,6 +368,37 @@ mod cases {
         }
     }
 
+    /// A reference from a case to another one, as `viewer` may see it: a gateway reaches only
+    /// the cases it brought in, and learns nothing of any other, not even that it exists
+    /// (DESIGN.md "Integrations").
+    fn other_case(viewer: &Caller, id: Option<&String>) -> String {
+        match id {
+            Some(id) if viewer.role != Role::Gateway => id.clone(),
+            _ => String::new(),
+        }
+    }
+
+    /// The keys of event details that name another case.
+    const OTHER_CASE_KEYS: [&str; 3] = ["into_case_id", "into_case_code", "possible_duplicate_of"];
+
+    /// An event as `viewer` may see it: for a gateway, details that name another case lose
+    /// those names (its hash is of the stored event, so a gateway cannot re-check such an
+    /// event's hash; every other event is sent as stored).
+    pub fn event_for_viewer(e: &Event, case_code: &str, viewer: &Caller) -> pb::CaseEvent {
+        let mut out = event_for(e, case_code);
+        if viewer.role == Role::Gateway
+            && OTHER_CASE_KEYS.iter().any(|k| out.details_json.contains(k))
+            && let Ok(serde_json::Value::Object(mut details)) =
+                serde_json::from_str::<serde_json::Value>(&out.details_json)
+        {
+            for key in OTHER_CASE_KEYS {
+                details.remove(key);
+            }
+            out.details_json = serde_json::Value::Object(details).to_string();
+        }
+        out
+    }
+
     /// A case as `viewer` may see it.
     pub fn case_for(case: &Case, viewer: &Caller, directory: &Directory) -> pb::Case {
         let phone = case.reporter_phone.as_deref().map(|p| {
@@ -419,8 +455,8 @@ mod cases {
             reopen_count: case.reopen_count,
             escalation_level: case.escalation_level,
             red_card: case.red_card,
-            merged_into_case_id: case.merged_into.clone().unwrap_or_default(),
-            possible_duplicate_of: case.possible_duplicate_of.clone().unwrap_or_default(),
+            merged_into_case_id: other_case(viewer, case.merged_into.as_ref()),
+            possible_duplicate_of: other_case(viewer, case.possible_duplicate_of.as_ref()),
             resolution_text: case.resolution_text.clone().unwrap_or_default(),
             evaluation: case.evaluation.as_ref().map(|e| pb::Evaluation {
                 satisfaction: match e.satisfaction {
@@ -473,7 +509,7 @@ mod cases {
     }
 }
 
-pub use cases::{case_for, clock_for, event_for, is_holding_center, timestamp};
+pub use cases::{case_for, clock_for, event_for, event_for_viewer, is_holding_center, timestamp};
 
 /// A protobuf timestamp to a time; out of range is INVALID_ARGUMENT naming the field.
 pub fn time_of(

@@ -73,6 +73,7 @@ fn counts(c: Counts) -> pb::ImportCounts {
         created: n(c.created),
         updated: n(c.updated),
         unchanged: n(c.unchanged),
+        retired: n(c.retired),
     }
 }
 
@@ -165,6 +166,7 @@ impl DirectoryService for DirectoryApi {
         let items = codes.iter().filter_map(|c| {
             directory
                 .region(c)
+                .filter(|region| r.include_retired || !region.retired)
                 .map(|region| (c.as_str(), pb::Region::from(region)))
         });
         let (regions, next_page_token) = page(items, &token, size);
@@ -178,7 +180,9 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::ImportDirectoryRequest>,
     ) -> Result<Response<pb::ImportDirectoryResponse>, Status> {
-        let report = self.directory.import(request.into_inner().bundle).await?;
+        let r = request.into_inner();
+        let under = Some(r.retire_unlisted_under).filter(|c| !c.is_empty());
+        let report = self.directory.import(r.bundle, under).await?;
         Ok(Response::new(pb::ImportDirectoryResponse {
             regions: Some(counts(report.regions)),
             units: Some(counts(report.units)),
@@ -201,6 +205,7 @@ impl DirectoryService for DirectoryApi {
         }
         let items = directory
             .units()
+            .filter(|u| r.include_retired || !u.retired)
             .filter(|u| r.kind.is_empty() || u.kind == r.kind)
             .filter(|u| {
                 r.region_code.is_empty() || directory.is_within(&u.region_code, &r.region_code)
@@ -223,6 +228,7 @@ impl DirectoryService for DirectoryApi {
         let directory = self.directory.snapshot();
         let mut members: Vec<_> = directory
             .members()
+            .filter(|m| r.include_retired || !m.retired)
             .filter(|m| r.unit_code.is_empty() || m.unit_code.as_deref() == Some(&r.unit_code))
             .filter(|m| {
                 r.region_code.is_empty()

@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 
 use super::{
     caller,
-    convert::{case_for, event_for, position, time_of, urgency},
+    convert::{case_for, event_for_viewer, position, time_of, urgency},
 };
 use crate::{
     domain::case::Source,
@@ -111,7 +111,11 @@ impl GatewayService for GatewayApi {
                 let full = batch.len() == WATCH_BATCH;
                 for (event, code) in batch {
                     after = event.seq;
-                    if tx.send(Ok(event_for(&event, &code))).await.is_err() {
+                    if tx
+                        .send(Ok(event_for_viewer(&event, &code, &caller)))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }

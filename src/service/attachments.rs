@@ -98,18 +98,53 @@ impl Attachments {
     }
 
     /// Streams `chunks` to disk, checking the declared size as it goes, then records it.
-    pub async fn upload(
+    ///
+    /// The work runs in a task of its own, which a cancelled request cannot interrupt half-way
+    /// (a future dropped between creating a temporary file and arming its clean-up left empty
+    /// files behind): the task notices the caller is gone at its next chunk, and removes its
+    /// temporary file whatever happened. Once every byte has arrived and checked out, storing
+    /// the file and its row runs to the end even if the caller has gone meanwhile, like a
+    /// report whose answer was lost.
+    pub async fn upload<S>(
         &self,
         caller: &Caller,
         header: Header,
-        chunks: impl Stream<Item = DomainResult<Vec<u8>>>,
-    ) -> DomainResult<attachment::Model> {
+        chunks: S,
+    ) -> DomainResult<attachment::Model>
+    where
+        S: Stream<Item = DomainResult<Vec<u8>>> + Send + 'static,
+    {
         let declared = self.check(&header)?;
-        let tmp_dir = self.dir.join("tmp");
+        let this = self.clone();
+        let owner = caller.sub.clone();
+        // Dropped with this future, whether it finishes or is cancelled.
+        let (_caller_waits, caller_gone) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            this.receive(owner, header, declared, chunks, caller_gone)
+                .await
+        })
+        .await
+        .map_err(DomainError::internal)?
+    }
+
+    async fn receive<S>(
+        &self,
+        owner: String,
+        header: Header,
+        declared: u64,
+        chunks: S,
+        mut caller_gone: tokio::sync::oneshot::Receiver<()>,
+    ) -> DomainResult<attachment::Model>
+    where
+        S: Stream<Item = DomainResult<Vec<u8>>>,
+    {
+        let tmp_dir = self.dir.join(TMP);
         tokio::fs::create_dir_all(&tmp_dir)
             .await
             .map_err(DomainError::internal)?;
         let tmp_path = tmp_dir.join(uuid::Uuid::new_v4().simple().to_string());
+        // Armed before the file exists; this task is never dropped between the two (only a
+        // runtime shutting down drops it, and start-up sweeps what that leaves).
         let mut guard = TempFile(Some(tmp_path.clone()));
         let mut file = tokio::fs::File::create(&tmp_path)
             .await
@@ -117,7 +152,15 @@ impl Attachments {
         let mut hasher = Sha256::new();
         let mut received: u64 = 0;
         let mut chunks = std::pin::pin!(chunks);
-        while let Some(chunk) = chunks.next().await {
+        loop {
+            let chunk = tokio::select! {
+                biased;
+                _ = &mut caller_gone => {
+                    return Err(DomainError::invalid("chunk", "the upload was cancelled"));
+                }
+                chunk = chunks.next() => chunk,
+            };
+            let Some(chunk) = chunk else { break };
             let chunk = chunk?;
             received += chunk.len() as u64;
             if received > declared {
@@ -161,7 +204,7 @@ impl Attachments {
             size_bytes: header.size_bytes,
             content_type: header.content_type,
             file_name: header.file_name,
-            owner_sub: caller.sub.clone(),
+            owner_sub: owner,
             created_at: case::now(),
         };
         storage::cases::insert_attachment(&self.db, model.clone())
@@ -169,7 +212,29 @@ impl Attachments {
             .map_err(DomainError::internal)?;
         Ok(model)
     }
+
+    /// Removes what uploads left in the temporary directory when the process died mid-upload
+    /// (kill -9, power cut). Run at start-up, before any upload: a data directory belongs to
+    /// one process at a time.
+    pub async fn sweep_temporary_files(&self) -> std::io::Result<usize> {
+        let mut entries = match tokio::fs::read_dir(self.dir.join(TMP)).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut removed = 0;
+        while let Some(entry) = entries.next_entry().await? {
+            if entry.file_type().await?.is_file() {
+                tokio::fs::remove_file(entry.path()).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
 }
+
+/// Where uploads are written until their content is known.
+const TMP: &str = "tmp";
 
 /// Attachment ids must exist and belong to the caller; names the first that does not.
 pub async fn check_owned(

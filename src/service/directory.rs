@@ -154,7 +154,14 @@ impl LiveDirectory {
 
     /// `ImportDirectory`: validate against the current directory, then upsert in one
     /// transaction; retried if another import moved the directory in between.
-    pub async fn import(&self, bytes: Vec<u8>) -> DomainResult<ImportReport> {
+    ///
+    /// With `retire_unlisted_under`, the bundle is the whole subtree of that region: what the
+    /// directory holds there and the bundle no longer lists is retired ([`bundle::parse`]).
+    pub async fn import(
+        &self,
+        bytes: Vec<u8>,
+        retire_unlisted_under: Option<String>,
+    ) -> DomainResult<ImportReport> {
         if bytes.len() > self.max_bundle_bytes {
             return Err(DomainError::ResourceExhausted(format!(
                 "bundle is {} bytes; the limit is {} (max_bundle_bytes)",
@@ -169,9 +176,12 @@ impl LiveDirectory {
             let base = self.snapshot();
             let version = base.version;
             let input = bytes.clone();
-            let bundle = tokio::task::spawn_blocking(move || bundle::parse(&input, &base))
-                .await
-                .map_err(DomainError::internal)??;
+            let under = retire_unlisted_under.clone();
+            let bundle = tokio::task::spawn_blocking(move || {
+                bundle::parse_retiring(&input, &base, under.as_deref())
+            })
+            .await
+            .map_err(DomainError::internal)??;
             match storage::directory::import(&self.db, &bundle, version).await {
                 Ok(report) => {
                     self.refresh().await.map_err(storage_error)?;
@@ -192,6 +202,13 @@ impl LiveDirectory {
 impl MemberRoles for LiveDirectory {
     fn member_role(&self, sub: &str) -> Option<Role> {
         self.current.load().member(sub).map(|m| m.role)
+    }
+
+    fn is_retired(&self, sub: &str) -> bool {
+        self.current
+            .load()
+            .member_record(sub)
+            .is_some_and(|m| m.retired)
     }
 }
 

@@ -187,6 +187,12 @@ impl Intake {
                         format!("{:?} is not a grid", input.grid_code),
                     )
                 })?;
+            if grid.retired {
+                return Err(DomainError::invalid(
+                    "grid_code",
+                    format!("grid {} is retired; report by position", grid.code),
+                ));
+            }
             let position = input.position.map(convert).transpose()?;
             Place::Grid {
                 grid: grid.clone(),
@@ -271,10 +277,11 @@ impl Intake {
             Some(
                 directory
                     .region(&input.region_code)
+                    .filter(|r| !r.retired)
                     .ok_or_else(|| {
                         DomainError::invalid(
                             "region_code",
-                            format!("unknown region {:?}", input.region_code),
+                            format!("unknown or retired region {:?}", input.region_code),
                         )
                     })?
                     .clone(),
@@ -345,7 +352,7 @@ impl Intake {
                         chain.iter().rev().map(|r| r.code.as_str()),
                         &d.category.code,
                     )
-                    .and_then(|u| directory.unit(u))
+                    .and_then(|u| directory.active_unit(u))
                     && let Some(region) = directory.region(&unit.region_code)
                 {
                     routed = Routed {
@@ -460,7 +467,6 @@ impl Intake {
                     "grid_code": grid.map(|g| g.code.clone()),
                     "snapped": snapped.is_some(),
                     "snap_distance_m": snapped,
-                    "possible_duplicate_of": null,
                 })),
         ];
         Ok(Draft {

@@ -147,19 +147,28 @@ async fn reserve_codes(
     Ok(last - n + 1)
 }
 
-/// An idempotency key: kind 0 is (reporter, client report id), 1 is (source, external id).
-type Key = (u8, String, String);
+/// An idempotency key: kind 0 is [reporter, client report id], kind 1 is [gateway, source,
+/// external id]. Tickets are keyed per gateway: two gateways of one source number their
+/// tickets independently, and neither ever meets the other's case (DESIGN.md "Integrations").
+type Key = (u8, Vec<String>);
 
-/// The idempotency key of a draft: client report id per reporter, or gateway ticket id.
+/// The idempotency key of a draft: client report id per reporter, or ticket per gateway.
 fn key_of(c: &Case) -> Option<Key> {
     if let Some(id) = &c.client_report_id {
-        return Some((0, c.reporter_sub.clone(), id.clone()));
+        return Some((0, vec![c.reporter_sub.clone(), id.clone()]));
     }
     match (&c.external_source, &c.external_id) {
-        (Some(s), Some(id)) => Some((1, s.clone(), id.clone())),
+        (Some(s), Some(id)) => Some((1, vec![c.reporter_sub.clone(), s.clone(), id.clone()])),
         _ => None,
     }
 }
+
+/// The columns each kind of key matches, in the order of its parts; each kind has a unique
+/// index over them.
+const KEY_COLUMNS: [&[&str]; 2] = [
+    &["reporter_sub", "client_report_id"],
+    &["reporter_sub", "external_source", "external_id"],
+];
 
 /// A duplicate candidate: an open case's id, category item, longitude and latitude.
 type Candidate = (String, String, f64, f64);
@@ -184,11 +193,11 @@ impl Found {
     }
 }
 
-/// The keys of one kind as `[a, b]` pairs, for a JSON parameter.
-fn pairs_of(keys: &[Key], kind: u8) -> Vec<[&str; 2]> {
+/// The keys of one kind as arrays of their parts, for a JSON parameter.
+fn pairs_of(keys: &[Key], kind: u8) -> Vec<&[String]> {
     keys.iter()
         .filter(|k| k.0 == kind)
-        .map(|k| [k.1.as_str(), k.2.as_str()])
+        .map(|k| k.1.as_slice())
         .collect()
 }
 
@@ -205,9 +214,8 @@ impl NearbySearch {
         let mut since: Option<DateTime<Utc>> = None;
         for d in drafts {
             let Some(p) = d.case.position else { continue };
-            let (lon0, lat0, lon1, lat1) = rules::duplicate_box(&p);
             pairs.extend(
-                rules::geo_cells(lon0, lat0, lon1, lat1)
+                rules::duplicate_cells(&p)
                     .into_iter()
                     .map(|cell| (d.case.category_code.clone(), cell)),
             );
@@ -759,17 +767,19 @@ fn lookup_postgres_sql(client_keys: bool, external_keys: bool, nearby: bool) -> 
                     format!("${n}")
                 };
                 // Parts 0 and 1: a handset's key, a gateway's key.
-                for (part, owner, key) in [
-                    (0u8, "reporter_sub", "client_report_id"),
-                    (1, "external_source", "external_id"),
-                ] {
+                for (part, columns) in KEY_COLUMNS.iter().enumerate() {
                     if mask & (1 << part) != 0 {
+                        let matches = columns
+                            .iter()
+                            .enumerate()
+                            .map(|(i, c)| format!("{c} = k.v->>{i}"))
+                            .collect::<Vec<_>>()
+                            .join(" AND ");
                         parts.push(format!(
                             "SELECT {part} AS part, c.id, NULL::text AS category_code, \
                              NULL::float8 AS lon, NULL::float8 AS lat \
                              FROM jsonb_array_elements({}::jsonb) AS k(v) CROSS JOIN LATERAL \
-                             (SELECT id FROM cases WHERE {owner} = k.v->>0 AND {key} = k.v->>1 \
-                             LIMIT 1) c",
+                             (SELECT id FROM cases WHERE {matches} LIMIT 1) c",
                             next()
                         ));
                     }
@@ -858,22 +868,17 @@ async fn lookup_sqlite(
 ) -> Result<Found, sea_orm::DbErr> {
     static NEARBY_SQLITE: LazyLock<String> = LazyLock::new(|| nearby_sql("?", "?", "?"));
     let mut found = Found::default();
-    for (kind, on) in [
-        (
-            0,
-            "c.reporter_sub = json_extract(k.value, '$[0]') \
-             AND c.client_report_id = json_extract(k.value, '$[1]')",
-        ),
-        (
-            1,
-            "c.external_source = json_extract(k.value, '$[0]') \
-             AND c.external_id = json_extract(k.value, '$[1]')",
-        ),
-    ] {
-        let pairs = pairs_of(keys, kind);
+    for (kind, columns) in KEY_COLUMNS.iter().enumerate() {
+        let pairs = pairs_of(keys, u8::try_from(kind).unwrap_or(u8::MAX));
         if pairs.is_empty() {
             continue;
         }
+        let on = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("c.{c} = json_extract(k.value, '$[{i}]')"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
         let stored = case::Entity::find()
             .from_raw_sql(sea_orm::Statement::from_sql_and_values(
                 DbBackend::Sqlite,
@@ -908,7 +913,9 @@ async fn lookup_sqlite(
 }
 
 /// Flags each new draft with the nearest open case of its item within 100 m and 72 h, stored
-/// or earlier in this batch, and notes it on the draft's registration event.
+/// or earlier in this batch. The flag is a hint on the case for whoever dispatches it, not an
+/// event: events are what a reporter's gateway may watch, and it must not learn of others'
+/// cases.
 fn flag_duplicates(drafts: &mut [Draft], new: &[usize], mut candidates: Vec<Candidate>) {
     for &i in new {
         let d = &mut drafts[i];
@@ -920,16 +927,7 @@ fn flag_duplicates(drafts: &mut [Draft], new: &[usize], mut candidates: Vec<Cand
                 .filter(|c| c.1 == d.case.category_code)
                 .map(|c| (c.0.as_str(), c.2, c.3)),
         );
-        if let Some(id) = &found {
-            d.case.possible_duplicate_of = Some(id.clone());
-            if let Some(registered) = d.events.iter_mut().find(|e| e.kind == "registered")
-                && let Ok(mut details) =
-                    serde_json::from_str::<serde_json::Value>(&registered.details)
-            {
-                details["possible_duplicate_of"] = serde_json::json!(id);
-                registered.details = details.to_string();
-            }
-        }
+        d.case.possible_duplicate_of = found;
         // Later drafts of the batch see this one.
         candidates.push((
             d.case.id.clone(),

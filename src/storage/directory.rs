@@ -22,6 +22,9 @@ pub struct Counts {
     pub created: usize,
     pub updated: usize,
     pub unchanged: usize,
+    /// Active before, retired now: by `"retired": true` (also counted as updated) or for being
+    /// left out of a bundle for their subtree.
+    pub retired: usize,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +103,7 @@ pub async fn load(db: &DatabaseConnection) -> Result<DirectoryParts, StorageErro
                 name: r.name,
                 tier,
                 parent_code: r.parent_code,
+                retired: r.retired,
             },
             shape,
         ));
@@ -111,6 +115,7 @@ pub async fn load(db: &DatabaseConnection) -> Result<DirectoryParts, StorageErro
             name: u.name,
             kind: u.kind,
             region_code: u.region_code,
+            retired: u.retired,
         })
         .collect();
     for m in members {
@@ -128,6 +133,7 @@ pub async fn load(db: &DatabaseConnection) -> Result<DirectoryParts, StorageErro
             grid_codes,
             unit_code: m.unit_code,
             region_code: m.region_code,
+            retired: m.retired,
         });
     }
     for c in categories {
@@ -184,8 +190,24 @@ pub async fn import(
         tier: r.region.tier.as_str().to_owned(),
         parent_code: r.region.parent_code.clone(),
         geometry: r.geometry_json.clone(),
+        retired: r.region.retired,
     });
     report.regions = upsert::<region::Entity, _>(&txn, &existing, rows, |m| m.code.clone()).await?;
+    report.regions.retired += count_retiring(
+        &existing,
+        bundle
+            .regions
+            .iter()
+            .map(|r| (&r.region.code, r.region.retired)),
+        |m| m.retired,
+    );
+    report.regions.retired += retire::<region::Entity, _>(
+        &txn,
+        region::Column::Code,
+        region::Column::Retired,
+        &bundle.unlisted.regions,
+    )
+    .await?;
 
     let existing: HashMap<String, unit::Model> = unit::Entity::find()
         .all(&txn)
@@ -198,8 +220,21 @@ pub async fn import(
         name: u.name.clone(),
         kind: u.kind.clone(),
         region_code: u.region_code.clone(),
+        retired: u.retired,
     });
     report.units = upsert::<unit::Entity, _>(&txn, &existing, rows, |m| m.code.clone()).await?;
+    report.units.retired += count_retiring(
+        &existing,
+        bundle.units.iter().map(|u| (&u.code, u.retired)),
+        |m| m.retired,
+    );
+    report.units.retired += retire::<unit::Entity, _>(
+        &txn,
+        unit::Column::Code,
+        unit::Column::Retired,
+        &bundle.unlisted.units,
+    )
+    .await?;
 
     let existing: HashMap<String, member::Model> = member::Entity::find()
         .all(&txn)
@@ -218,10 +253,23 @@ pub async fn import(
             region_code: m.region_code.clone(),
             grid_codes: serde_json::to_string(&m.grid_codes)
                 .map_err(|e| StorageError::Db(sea_orm::DbErr::Custom(e.to_string())))?,
+            retired: m.retired,
         });
     }
     report.members =
         upsert::<member::Entity, _>(&txn, &existing, rows.into_iter(), |m| m.sub.clone()).await?;
+    report.members.retired += count_retiring(
+        &existing,
+        bundle.members.iter().map(|m| (&m.sub, m.retired)),
+        |m| m.retired,
+    );
+    report.members.retired += retire::<member::Entity, _>(
+        &txn,
+        member::Column::Sub,
+        member::Column::Retired,
+        &bundle.unlisted.members,
+    )
+    .await?;
 
     let existing: HashMap<String, category::Model> = category::Entity::find()
         .all(&txn)
@@ -248,7 +296,7 @@ pub async fn import(
         report.categories,
     ]
     .iter()
-    .any(|c| c.created + c.updated > 0);
+    .any(|c| c.created + c.updated + c.retired > 0);
     if changed {
         report.version = current + 1;
         directory_state::Entity::update(directory_state::ActiveModel {
@@ -260,6 +308,42 @@ pub async fn import(
     }
     txn.commit().await?;
     Ok(report)
+}
+
+/// How many of `records` (key, retired) the bundle retires that `existing` holds active.
+fn count_retiring<'a, M>(
+    existing: &HashMap<String, M>,
+    records: impl Iterator<Item = (&'a String, bool)>,
+    retired: impl Fn(&M) -> bool,
+) -> usize {
+    records
+        .filter(|(key, now)| *now && existing.get(*key).is_some_and(|m| !retired(m)))
+        .count()
+}
+
+/// Retires the active rows with these keys; how many it retired.
+async fn retire<E, C>(
+    txn: &C,
+    key: E::Column,
+    retired: E::Column,
+    keys: &[String],
+) -> Result<usize, sea_orm::DbErr>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let mut count = 0;
+    for chunk in keys.chunks(INSERT_CHUNK) {
+        let result = E::update_many()
+            .col_expr(retired, sea_orm::sea_query::Expr::value(true))
+            .filter(key.is_in(chunk.iter().cloned()))
+            .filter(retired.eq(false))
+            .exec(txn)
+            .await?;
+        count += usize::try_from(result.rows_affected).unwrap_or(usize::MAX);
+    }
+    Ok(count)
 }
 
 /// Inserts the rows not in `existing` (in chunks) and updates those that differ.

@@ -14,6 +14,7 @@ pub mod region {
         pub parent_code: Option<String>,
         #[sea_orm(column_type = "Text")]
         pub geometry: String,
+        pub retired: bool,
     }
 
     impl ActiveModelBehavior for ActiveModel {}
@@ -31,6 +32,7 @@ pub mod unit {
         pub name: String,
         pub kind: String,
         pub region_code: String,
+        pub retired: bool,
     }
 
     impl ActiveModelBehavior for ActiveModel {}
@@ -53,6 +55,7 @@ pub mod member {
         /// JSON array of grid codes.
         #[sea_orm(column_type = "Text")]
         pub grid_codes: String,
+        pub retired: bool,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

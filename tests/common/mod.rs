@@ -379,6 +379,7 @@ pub async fn import(
         .import_directory(authed(
             ImportDirectoryRequest {
                 bundle: serde_json::to_vec(bundle).expect("json"),
+                ..ImportDirectoryRequest::default()
             },
             &token,
         ))
@@ -464,4 +465,59 @@ pub fn ts(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
         seconds: t.timestamp(),
         nanos: 0,
     }
+}
+
+/// A `gridcase serve` process of the real binary on `db_url`, listening on `port`.
+pub struct ServerProcess(pub std::process::Child);
+
+impl ServerProcess {
+    pub fn start(db_url: &str, port: u16, data_dir: &std::path::Path) -> ServerProcess {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gridcase"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("GRIDCASE_") {
+                cmd.env_remove(k);
+            }
+        }
+        let child = cmd
+            .env("GRIDCASE_DATABASE_URL", db_url)
+            .env("GRIDCASE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("GRIDCASE_JWT_SECRET", TEST_SECRET)
+            .env("GRIDCASE_DATA_DIR", data_dir)
+            .env("GRIDCASE_SLA_TICK", "1s")
+            .env("RUST_LOG", "warn")
+            .arg("serve")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start gridcase");
+        ServerProcess(child)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub async fn connect(port: u16) -> Channel {
+    for _ in 0..200 {
+        if let Ok(channel) = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            return channel;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("gridcase on port {port} did not start within 20 s");
 }
