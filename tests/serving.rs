@@ -277,3 +277,83 @@ fn the_command_line_migrates_and_imports_a_directory() {
         "{stderr}"
     );
 }
+
+/// PostgreSQL: with the network to the database cut, requests answer UNAVAILABLE (retry
+/// later), not INTERNAL; once it is back, the same requests succeed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_database_answers_unavailable_and_recovers() {
+    use gridcase::proto::v1::{
+        CoordSystem, ListCasesRequest, Location, SubmitReportRequest,
+        case_service_client::CaseServiceClient, report_service_client::ReportServiceClient,
+    };
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let db = TestDb::new(&backend).await;
+    let (template, target) = TcpProxy::postgres_url(&db.url);
+    let proxy = TcpProxy::start(target).await;
+    let url = template.replace("{proxy}", &proxy.addr.to_string());
+    let app = TestApp::spawn_with(db, |s| s.database_url = url).await;
+    import(&app, &small_bundle()).await;
+    let reporter = app.token(GRID_MEMBER, Role::GridMember);
+    let dispatcher = app.token(DISPATCHER, Role::Dispatcher);
+    let report = || SubmitReportRequest {
+        client_report_id: uuid::Uuid::new_v4().to_string(),
+        category_code: "dispute.neighbor".into(),
+        description: "测试".into(),
+        location: Some(Location {
+            lat: 35.1,
+            lon: 119.05,
+            coord_system: CoordSystem::Wgs84.into(),
+            accuracy_m: 0.0,
+        }),
+        ..SubmitReportRequest::default()
+    };
+    let submit = |request: SubmitReportRequest| {
+        let mut client = ReportServiceClient::new(app.channel.clone());
+        let request = authed(request, &reporter);
+        async move { client.submit_report(request).await }
+    };
+    let list = || {
+        let mut client = CaseServiceClient::new(app.channel.clone());
+        let request = authed(ListCasesRequest::default(), &dispatcher);
+        async move { client.list_cases(request).await }
+    };
+    submit(report()).await.expect("stored before the cut");
+    list().await.expect("listed before the cut");
+
+    proxy.cut();
+    let limit = std::time::Duration::from_secs(40);
+    let refused = tokio::time::timeout(limit, submit(report()))
+        .await
+        .expect("an answer, not a hang")
+        .expect_err("no database, no case");
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    let refused = tokio::time::timeout(limit, list())
+        .await
+        .expect("an answer, not a hang")
+        .expect_err("no database, no list");
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+
+    proxy.restore();
+    let again = report();
+    let mut stored = None;
+    for _ in 0..100 {
+        match submit(again.clone()).await {
+            Ok(answer) => {
+                stored = Some(answer.into_inner());
+                break;
+            }
+            Err(status) => {
+                assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    }
+    assert!(stored.expect("stored once the database is back").created);
+    assert_eq!(
+        list().await.expect("listed again").into_inner().cases.len(),
+        2
+    );
+    app.stop().await.expect("clean stop");
+}

@@ -207,9 +207,7 @@ impl Attachments {
             owner_sub: owner,
             created_at: case::now(),
         };
-        storage::cases::insert_attachment(&self.db, model.clone())
-            .await
-            .map_err(DomainError::internal)?;
+        storage::cases::insert_attachment(&self.db, model.clone()).await?;
         Ok(model)
     }
 
@@ -248,9 +246,7 @@ pub async fn check_owned(
             "at most 20 attachments",
         ));
     }
-    let found = storage::cases::attachments(db, ids)
-        .await
-        .map_err(DomainError::internal)?;
+    let found = storage::cases::attachments(db, ids).await?;
     for (i, id) in ids.iter().enumerate() {
         if !found
             .iter()

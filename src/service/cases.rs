@@ -60,7 +60,7 @@ impl CaseQueries {
     pub async fn clocks(&self, case_id: &str) -> DomainResult<Vec<Clock>> {
         storage::sla::clocks_of(&self.db, case_id)
             .await
-            .map_err(DomainError::internal)
+            .map_err(DomainError::from)
     }
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
@@ -82,13 +82,11 @@ impl CaseQueries {
         let not_found = || DomainError::NotFound(format!("no case {case_id:?}"));
         let (case, events) = if include_events {
             storage::cases::with_events(&self.db, case_id)
-                .await
-                .map_err(DomainError::internal)?
+                .await?
                 .ok_or_else(not_found)?
         } else {
             let case = storage::cases::get(&self.db, case_id)
-                .await
-                .map_err(DomainError::internal)?
+                .await?
                 .ok_or_else(not_found)?;
             (case, Vec::new())
         };
@@ -122,9 +120,7 @@ impl CaseQueries {
         };
         let after = paging::cursor(&r.page_token)?;
         let limit = u64::try_from(r.page_size).unwrap_or(50) + 1;
-        let cases = storage::cases::list(&self.db, &filter, after, limit)
-            .await
-            .map_err(DomainError::internal)?;
+        let cases = storage::cases::list(&self.db, &filter, after, limit).await?;
         Ok(paging::page(cases, r.page_size))
     }
 }
@@ -164,14 +160,12 @@ impl CaseQueries {
             expected_version,
             events,
         )
-        .await
-        .map_err(DomainError::internal)?
+        .await?
         {
             Some((case, _)) => Ok(case),
             None => {
                 let now = storage::cases::get(&self.db, case_id)
-                    .await
-                    .map_err(DomainError::internal)?
+                    .await?
                     .unwrap_or(current);
                 Err(stale(&now))
             }

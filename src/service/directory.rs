@@ -77,7 +77,7 @@ impl LiveDirectory {
         let parts = storage::directory::load(&db).await?;
         let directory = tokio::task::spawn_blocking(move || Directory::build(parts))
             .await
-            .map_err(|e| storage::StorageError::Db(sea_orm::DbErr::Custom(e.to_string())))?;
+            .map_err(|e| storage::StorageError::corrupt(format!("building the directory: {e}")))?;
         Ok(LiveDirectory {
             db,
             current: ArcSwap::from_pointee(directory),
@@ -100,7 +100,7 @@ impl LiveDirectory {
         let parts = storage::directory::load(&self.db).await?;
         let directory = tokio::task::spawn_blocking(move || Directory::build(parts))
             .await
-            .map_err(|e| storage::StorageError::Db(sea_orm::DbErr::Custom(e.to_string())))?;
+            .map_err(|e| storage::StorageError::corrupt(format!("building the directory: {e}")))?;
         tracing::info!(
             version = directory.version,
             regions = directory.region_count(),
@@ -172,7 +172,7 @@ impl LiveDirectory {
         let bytes = Arc::new(bytes);
         for _ in 0..3 {
             // Validate against the stored directory, not a possibly stale snapshot.
-            self.refresh().await.map_err(storage_error)?;
+            self.refresh().await.map_err(DomainError::from)?;
             let base = self.snapshot();
             let version = base.version;
             let input = bytes.clone();
@@ -184,13 +184,13 @@ impl LiveDirectory {
             .map_err(DomainError::internal)??;
             match storage::directory::import(&self.db, &bundle, version).await {
                 Ok(report) => {
-                    self.refresh().await.map_err(storage_error)?;
+                    self.refresh().await.map_err(DomainError::from)?;
                     return Ok(report);
                 }
                 Err(ImportError::Moved(moved)) => {
                     tracing::info!(%moved, "directory moved during import; validating again");
                 }
-                Err(ImportError::Storage(e)) => return Err(storage_error(e)),
+                Err(ImportError::Storage(e)) => return Err(e.into()),
             }
         }
         Err(DomainError::Aborted(
@@ -210,9 +210,4 @@ impl MemberRoles for LiveDirectory {
             .member_record(sub)
             .is_some_and(|m| m.retired)
     }
-}
-
-/// Storage faults are internal: logged with their chain by the gRPC layer, never sent.
-pub fn storage_error(e: storage::StorageError) -> DomainError {
-    DomainError::internal(e)
 }

@@ -502,9 +502,7 @@ impl Intake {
     ) -> DomainResult<(Vec<Case>, String)> {
         let after = super::paging::cursor(page_token)?;
         let limit = u64::try_from(page_size).unwrap_or(50);
-        let cases = storage::cases::by_reporter(&self.db, &caller.sub, after, limit + 1)
-            .await
-            .map_err(DomainError::internal)?;
+        let cases = storage::cases::by_reporter(&self.db, &caller.sub, after, limit + 1).await?;
         Ok(super::paging::page(cases, page_size))
     }
 
@@ -526,8 +524,7 @@ impl Intake {
         self.check_attachments(caller, &attachment_ids).await?;
         for _ in 0..5 {
             let current = storage::cases::get(&self.db, case_id)
-                .await
-                .map_err(DomainError::internal)?
+                .await?
                 .filter(|c| c.reporter_sub == caller.sub)
                 .ok_or_else(|| DomainError::NotFound(format!("no case {case_id:?} of yours")))?;
             if !current.status.is_open() {
@@ -552,8 +549,7 @@ impl Intake {
                 current.version,
                 vec![event],
             )
-            .await
-            .map_err(DomainError::internal)?
+            .await?
                 && let Some(event) = events.pop()
             {
                 return Ok((case, event));
@@ -807,10 +803,15 @@ async fn answer(
             }
         }
         Err(e) => {
+            let e = storage::StorageError::during("storing a batch of cases", e);
+            let unavailable = e.is_unavailable();
+            let message = e.to_string();
             for job in batch {
-                let _ = job.0.reply.send(Err(DomainError::internal(anyhow::anyhow!(
-                    "storing a case: {e}"
-                ))));
+                let _ = job.0.reply.send(Err(if unavailable {
+                    DomainError::Unavailable(anyhow::anyhow!("{message}"))
+                } else {
+                    DomainError::internal(anyhow::anyhow!("{message}"))
+                }));
             }
         }
     }
@@ -839,17 +840,13 @@ async fn store_alone(
                 });
             }
             Err(e) if worth_retrying(&e) => last = Some(e),
-            Err(e) => {
-                return Err(DomainError::internal(anyhow::anyhow!(
-                    "storing a case: {e}"
-                )));
-            }
+            Err(e) => return Err(storage::StorageError::during("storing a case", e).into()),
         }
     }
     match last {
-        Some(e) if !storage::cases::is_unique_violation(&e) => Err(DomainError::internal(
-            anyhow::anyhow!("storing a case: {e}"),
-        )),
+        Some(e) if !storage::cases::is_unique_violation(&e) => {
+            Err(storage::StorageError::during("storing a case", e).into())
+        }
         _ => Err(DomainError::Aborted(
             "a concurrent request with the same key is in flight; retry".into(),
         )),

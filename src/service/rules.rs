@@ -13,7 +13,6 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use sea_orm::DatabaseConnection;
 use tokio::sync::watch;
 
-use super::directory::storage_error;
 use crate::{
     domain::{
         DomainError, DomainResult,
@@ -116,7 +115,7 @@ pub struct LiveRules {
 }
 
 fn corrupt(e: String) -> storage::StorageError {
-    storage::StorageError::Db(sea_orm::DbErr::Custom(format!("stored rules: {e}")))
+    storage::StorageError::corrupt(format!("stored rules: {e}"))
 }
 
 /// The largest calendar file accepted.
@@ -201,10 +200,8 @@ impl LiveRules {
                 ));
             }
         }
-        storage::rules::import_calendar(&self.db, name, &years, now)
-            .await
-            .map_err(storage_error)?;
-        self.refresh().await.map_err(storage_error)?;
+        storage::rules::import_calendar(&self.db, name, &years, now).await?;
+        self.refresh().await?;
         let days = years.iter().map(|(_, d)| d.len()).sum();
         Ok((years.iter().map(|(y, _)| *y).collect(), days))
     }
@@ -228,10 +225,8 @@ impl LiveRules {
                 "longer than 100 characters",
             ));
         }
-        storage::rules::set_override(&self.db, date, kind.map(|k| (k, name.to_owned())))
-            .await
-            .map_err(storage_error)?;
-        self.refresh().await.map_err(storage_error)?;
+        storage::rules::set_override(&self.db, date, kind.map(|k| (k, name.to_owned()))).await?;
+        self.refresh().await?;
         let rules = self.snapshot();
         Ok(rules.calendar.day(date).cloned().unwrap_or(CalendarDay {
             date,
@@ -258,10 +253,8 @@ impl LiveRules {
             duration: rule.duration.to_string(),
             updated_at: now,
         };
-        storage::rules::set_policy(&self.db, row)
-            .await
-            .map_err(storage_error)?;
-        self.refresh().await.map_err(storage_error)?;
+        storage::rules::set_policy(&self.db, row).await?;
+        self.refresh().await?;
         Ok(())
     }
 
@@ -298,9 +291,8 @@ impl LiveRules {
             Some(unit_code)
         };
         storage::rules::set_routing_override(&self.db, region_code, category_code, unit, now)
-            .await
-            .map_err(storage_error)?;
-        self.refresh().await.map_err(storage_error)?;
+            .await?;
+        self.refresh().await?;
         Ok(())
     }
 }

@@ -157,9 +157,7 @@ impl StatsService {
         let directory = self.directory.snapshot();
         let (scope, _, _) = self.target(caller, &directory, target)?;
         let now = self.time.now();
-        let rows = storage::stats::cohort(&self.db, &scope, from, to, now)
-            .await
-            .map_err(DomainError::internal)?;
+        let rows = storage::stats::cohort(&self.db, &scope, from, to, now).await?;
         let rules = self.rules.snapshot();
         let mut acc = Accumulator::default();
         for r in &rows {
@@ -182,10 +180,7 @@ impl StatsService {
         let (from, to) = month_bounds(month)?;
         let directory = self.directory.snapshot();
         let (_, kind, code) = self.target(caller, &directory, target)?;
-        if let Some(s) = storage::stats::snapshot(&self.db, month, kind, &code)
-            .await
-            .map_err(DomainError::internal)?
-        {
+        if let Some(s) = storage::stats::snapshot(&self.db, month, kind, &code).await? {
             let stats: Stats = serde_json::from_str(&s.stats).map_err(DomainError::internal)?;
             return Ok(StatsAnswer {
                 stats,

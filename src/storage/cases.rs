@@ -40,7 +40,7 @@ pub enum Outcome {
 }
 
 fn db_err(e: sea_orm::DbErr) -> StorageError {
-    StorageError::Db(e)
+    StorageError::from(e)
 }
 
 /// Whether the error is a unique-constraint violation (a concurrent duplicate).
@@ -66,7 +66,7 @@ pub(crate) async fn reserve_events(
         ))
         .await
         .map_err(db_err)?
-        .ok_or_else(|| StorageError::Db(sea_orm::DbErr::Custom("no events sequence".into())))?;
+        .ok_or_else(|| StorageError::corrupt("no events sequence"))?;
     let last: i64 = row.try_get_by_index(0).map_err(db_err)?;
     Ok(last - n + 1)
 }
@@ -142,7 +142,7 @@ async fn reserve_codes(
         ))
         .await
         .map_err(db_err)?
-        .ok_or_else(|| StorageError::Db(sea_orm::DbErr::Custom("no code counter".into())))?;
+        .ok_or_else(|| StorageError::corrupt("no code counter"))?;
     let last: i64 = row.try_get_by_index(0).map_err(db_err)?;
     Ok(last - n + 1)
 }
@@ -692,7 +692,7 @@ async fn attach_assists(db: &impl ConnectionTrait, cases: &mut [Case]) -> Result
 }
 
 pub(crate) fn corrupt(e: String) -> StorageError {
-    StorageError::Db(sea_orm::DbErr::Custom(e))
+    StorageError::Corrupt(e)
 }
 
 /// Locks a case's row until the transaction ends (PostgreSQL; SQLite's write transaction is

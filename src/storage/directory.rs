@@ -75,7 +75,7 @@ pub async fn load(db: &DatabaseConnection) -> Result<DirectoryParts, StorageErro
     let members = member::Entity::find().all(&txn).await?;
     let categories = category::Entity::find().all(&txn).await?;
     txn.commit().await?;
-    let corrupt = |what: String| StorageError::Db(sea_orm::DbErr::Custom(what));
+    let corrupt = StorageError::Corrupt;
     let mut parts = DirectoryParts {
         version,
         ..DirectoryParts::default()
@@ -252,7 +252,7 @@ pub async fn import(
             unit_code: m.unit_code.clone(),
             region_code: m.region_code.clone(),
             grid_codes: serde_json::to_string(&m.grid_codes)
-                .map_err(|e| StorageError::Db(sea_orm::DbErr::Custom(e.to_string())))?,
+                .map_err(|e| StorageError::corrupt(e.to_string()))?,
             retired: m.retired,
         });
     }

@@ -5,6 +5,7 @@
 pub mod cases;
 pub mod directory;
 pub mod entities;
+mod error;
 pub mod held;
 pub mod rules;
 pub mod sla;
@@ -20,20 +21,7 @@ use sea_orm::{
 
 use crate::config::redact_url;
 
-/// A storage failure with the context of what was being done; logged, never sent to a client.
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    #[error("cannot connect to {url}: {source}")]
-    Connect {
-        url: String,
-        #[source]
-        source: sea_orm::DbErr,
-    },
-    #[error("migrations failed: {0}")]
-    Migrate(#[source] sea_orm::DbErr),
-    #[error(transparent)]
-    Db(#[from] sea_orm::DbErr),
-}
+pub use error::StorageError;
 
 /// Opens the pool. SQLite runs in WAL mode with full fsync so an acknowledged write survives a
 /// power cut; a busy timeout turns writer contention into waiting instead of errors.
@@ -67,10 +55,8 @@ impl IntakeWriters {
         if shared.get_database_backend() != DbBackend::Postgres {
             return Ok(IntakeWriters::Shared(shared.clone()));
         }
-        let connect_error = |source| StorageError::Connect {
-            url: redact_url(url),
-            source,
-        };
+        let connect_error =
+            |source| StorageError::during(format!("cannot connect to {}", redact_url(url)), source);
         let options = url
             .parse::<sea_orm::sqlx::postgres::PgConnectOptions>()
             .map_err(|e| {
@@ -158,10 +144,10 @@ async fn open(options: ConnectOptions, url: &str) -> Result<DatabaseConnection, 
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(source) => {
-                return Err(StorageError::Connect {
-                    url: redact_url(url),
+                return Err(StorageError::during(
+                    format!("cannot connect to {}", redact_url(url)),
                     source,
-                });
+                ));
             }
         }
     }
@@ -204,16 +190,15 @@ const MIGRATION_LOCK: i64 = 0x6772_6964_6361_7365; // "gridcase"
 /// replica waits and then finds nothing left to do; on SQLite the immediate transaction does the
 /// same.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), StorageError> {
-    let txn = begin_write(db).await.map_err(StorageError::Migrate)?;
+    let failed = |e| StorageError::during("migrations failed", e);
+    let txn = begin_write(db).await.map_err(failed)?;
     if db.get_database_backend() == DbBackend::Postgres {
         txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
             .await
-            .map_err(StorageError::Migrate)?;
+            .map_err(failed)?;
     }
-    Migrator::up(&txn, None)
-        .await
-        .map_err(StorageError::Migrate)?;
-    txn.commit().await.map_err(StorageError::Migrate)
+    Migrator::up(&txn, None).await.map_err(failed)?;
+    txn.commit().await.map_err(failed)
 }
 
 pub fn backend_name(db: &DatabaseConnection) -> &'static str {

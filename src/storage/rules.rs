@@ -49,7 +49,7 @@ async fn bump(txn: &impl ConnectionTrait) -> Result<(), StorageError> {
 }
 
 fn day_of(m: calendar_day::Model) -> Result<CalendarDay, StorageError> {
-    let corrupt = |e: String| StorageError::Db(sea_orm::DbErr::Custom(e));
+    let corrupt = StorageError::Corrupt;
     Ok(CalendarDay {
         date: NaiveDate::parse_from_str(&m.date, "%Y-%m-%d")
             .map_err(|e| corrupt(format!("calendar day {:?}: {e}", m.date)))?,

@@ -127,7 +127,7 @@ pub async fn cohort(
             entry.0 += n;
         }
     }
-    let corrupt = |e: String| StorageError::Db(sea_orm::DbErr::Custom(e));
+    let corrupt = StorageError::Corrupt;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let id: String = r.try_get_by_index(0)?;

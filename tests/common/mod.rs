@@ -521,3 +521,71 @@ pub async fn connect(port: u16) -> Channel {
     }
     panic!("gridcase on port {port} did not start within 20 s");
 }
+
+/// A TCP proxy between gridcase and its database that a test can cut and restore, as a
+/// network that drops does: cut, every connection through it ends and new ones are dropped
+/// as soon as they arrive.
+pub struct TcpProxy {
+    pub addr: SocketAddr,
+    cut: tokio::sync::watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: String) -> TcpProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (cut, watch) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if *watch.borrow() {
+                    drop(inbound);
+                    continue;
+                }
+                let mut cut = watch.clone();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.wait_for(|c| *c) => {}
+                    }
+                });
+            }
+        });
+        TcpProxy { addr, cut, task }
+    }
+
+    /// A PostgreSQL URL of the form `postgres://user@host:port/db` through this proxy; returns
+    /// it and the `host:port` it points at.
+    pub fn postgres_url(url: &str) -> (String, String) {
+        let (scheme_user, rest) = url.split_once('@').expect("postgres://user@host:port/db");
+        let (host_port, db) = rest.split_once('/').expect("a database name");
+        let target = if host_port.contains(':') {
+            host_port.to_owned()
+        } else {
+            format!("{host_port}:5432")
+        };
+        (format!("{scheme_user}@{{proxy}}/{db}"), target)
+    }
+
+    pub fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    pub fn restore(&self) {
+        self.cut.send_replace(false);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.cut.send_replace(true);
+        self.task.abort();
+    }
+}
