@@ -338,7 +338,6 @@ async fn evaluated(app: &TestApp, token: &str, case: &Case, satisfaction: Satisf
                 expected_version: case.version,
                 satisfaction: satisfaction.into(),
                 comment: "评价".into(),
-                ..EvaluateCaseRequest::default()
             },
             token,
         ))
