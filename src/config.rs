@@ -13,6 +13,8 @@ use std::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+pub use crate::storage::redact_url;
+
 /// Everything the service reads at start-up.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -272,20 +274,6 @@ impl Settings {
             }
         }
         Ok(())
-    }
-}
-
-/// The URL with any password replaced, for messages and logs.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            match userinfo.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &userinfo[..c], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod calendar;
 pub mod case;
 pub mod directory;
 pub mod error;
+pub mod rules;
 pub mod scope;
 pub mod sla;
 pub mod stats;

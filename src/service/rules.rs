@@ -2,110 +2,24 @@
 //! immutable snapshot, swapped whole when the stored `rules` version moves — whichever replica
 //! made the change.
 
-use std::{
-    collections::{BTreeSet, HashMap},
-    sync::Arc,
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
+
+pub use crate::domain::rules::Rules;
 use sea_orm::DatabaseConnection;
 use tokio::sync::watch;
 
 use crate::{
     domain::{
         DomainError, DomainResult,
-        calendar::{self, Calendar, CalendarDay, DayKind, SlaDuration},
-        directory::{Directory, Severity, Tier},
-        sla::{ClockKind, Policy, PolicyRule},
+        calendar::{self, CalendarDay, DayKind},
+        directory::Directory,
+        sla::PolicyRule,
     },
-    storage::{self, entities::sla_policy, rules::RulesParts},
+    storage,
 };
-
-/// One immutable version of the rules.
-#[derive(Debug)]
-pub struct Rules {
-    pub version: i64,
-    pub calendar: Calendar,
-    pub policy: Policy,
-    /// category code → region code → the unit that leads such cases in that region's subtree.
-    pub routing: HashMap<String, HashMap<String, String>>,
-}
-
-impl Rules {
-    /// The shipped schedules, with the stored ones laid over them year by year.
-    pub fn build(parts: RulesParts) -> Result<Rules, String> {
-        let builtin = Calendar::builtin();
-        let stored: BTreeSet<i32> = parts.years.iter().copied().collect();
-        let mut years: BTreeSet<i32> = builtin.years().collect();
-        years.extend(stored.iter().copied());
-        let mut data_days: Vec<CalendarDay> = builtin
-            .years()
-            .filter(|y| !stored.contains(y))
-            .flat_map(|y| builtin.exceptions(y))
-            .collect();
-        data_days.extend(parts.data_days);
-        let calendar = Calendar::from_parts(years, data_days, parts.overrides);
-        let mut rules = Vec::with_capacity(parts.policies.len());
-        for p in parts.policies {
-            rules.push(policy_rule(&p)?);
-        }
-        let mut routing: HashMap<String, HashMap<String, String>> = HashMap::new();
-        for r in parts.routing {
-            routing
-                .entry(r.category_code)
-                .or_default()
-                .insert(r.region_code, r.unit_code);
-        }
-        Ok(Rules {
-            version: parts.version,
-            calendar,
-            policy: Policy::with_rules(rules),
-            routing,
-        })
-    }
-
-    /// The override for a category at a place: the first region of `lowest_first` (the place's
-    /// region chain, lowest first) that has one.
-    pub fn routing_override<'a>(
-        &self,
-        lowest_first: impl IntoIterator<Item = &'a str>,
-        category: &str,
-    ) -> Option<&str> {
-        let by_region = self.routing.get(category)?;
-        lowest_first
-            .into_iter()
-            .find_map(|region| by_region.get(region).map(String::as_str))
-    }
-
-    /// Years that deadlines computed now may reach but that have no published schedule: this
-    /// year, and from November the next (clocks then run into it).
-    pub fn missing_years(&self, now: DateTime<Utc>) -> Vec<i32> {
-        let today = now.with_timezone(&calendar::SHANGHAI).date_naive();
-        let mut years = vec![today.year()];
-        if today.month() >= 11 {
-            years.push(today.year() + 1);
-        }
-        years
-            .into_iter()
-            .filter(|y| !self.calendar.has_data(*y))
-            .collect()
-    }
-}
-
-fn policy_rule(p: &sla_policy::Model) -> Result<PolicyRule, String> {
-    let opt = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-    Ok(PolicyRule {
-        clock: p.clock.parse::<ClockKind>()?,
-        category_code: opt(&p.category_code),
-        tier: opt(&p.tier).map(|t| t.parse::<Tier>()).transpose()?,
-        severity: opt(&p.severity)
-            .map(|s| s.parse::<Severity>())
-            .transpose()?,
-        duration: p.duration.parse::<SlaDuration>()?,
-    })
-}
 
 /// The shared, hot-swappable rules.
 #[derive(Debug)]
@@ -114,16 +28,12 @@ pub struct LiveRules {
     current: ArcSwap<Rules>,
 }
 
-fn corrupt(e: String) -> storage::StorageError {
-    storage::StorageError::corrupt(format!("stored rules: {e}"))
-}
-
 /// The largest calendar file accepted.
 const MAX_CALENDAR_BYTES: usize = 1 << 20;
 
 impl LiveRules {
     pub async fn load(db: DatabaseConnection) -> Result<LiveRules, storage::StorageError> {
-        let rules = Rules::build(storage::rules::load(&db).await?).map_err(corrupt)?;
+        let rules = Rules::build(storage::rules::load(&db).await?);
         Ok(LiveRules {
             db,
             current: ArcSwap::from_pointee(rules),
@@ -138,7 +48,7 @@ impl LiveRules {
         if storage::rules::version(&self.db).await? == self.current.load().version {
             return Ok(false);
         }
-        let rules = Rules::build(storage::rules::load(&self.db).await?).map_err(corrupt)?;
+        let rules = Rules::build(storage::rules::load(&self.db).await?);
         tracing::info!(version = rules.version, "rules reloaded");
         self.current.store(Arc::new(rules));
         Ok(true)
@@ -242,18 +152,7 @@ impl LiveRules {
 
     /// `SetSlaPolicy`.
     pub async fn set_policy(&self, rule: PolicyRule, now: DateTime<Utc>) -> DomainResult<()> {
-        let row = sla_policy::Model {
-            clock: rule.clock.as_str().into(),
-            category_code: rule.category_code.clone().unwrap_or_default(),
-            tier: rule.tier.map(|t| t.as_str().to_owned()).unwrap_or_default(),
-            severity: rule
-                .severity
-                .map(|s| s.as_str().to_owned())
-                .unwrap_or_default(),
-            duration: rule.duration.to_string(),
-            updated_at: now,
-        };
-        storage::rules::set_policy(&self.db, row).await?;
+        storage::rules::set_policy(&self.db, &rule, now).await?;
         self.refresh().await?;
         Ok(())
     }

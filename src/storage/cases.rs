@@ -10,13 +10,13 @@ use sea_orm::{
 };
 
 use super::{StorageError, TableJson, begin_write, entities::*, insert_json, insert_rows, sql};
+use crate::domain::rules::Rules;
 use crate::domain::{
     case::{self as rules, Case, CaseStatus, Event, NewEvent, Position},
     directory::Tier,
     scope::Scope,
     sla as sla_rules,
 };
-use crate::service::rules::Rules;
 
 /// A case ready to be stored but for its code and its events' sequence numbers.
 #[derive(Debug, Clone)]

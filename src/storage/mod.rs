@@ -19,8 +19,6 @@ use sea_orm::{
     SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 
-use crate::config::redact_url;
-
 pub use error::StorageError;
 
 /// Opens the pool. SQLite runs in WAL mode with full fsync so an acknowledged write survives a
@@ -464,5 +462,19 @@ mod tests {
         assert_eq!(sizes, [32, 8, 4, 1]);
         assert_eq!(chunks.concat(), (0..45).collect::<Vec<_>>());
         assert!(chunked(Vec::<u8>::new(), 32).is_empty());
+    }
+}
+
+/// The URL with any password replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            match userinfo.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &userinfo[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
     }
 }

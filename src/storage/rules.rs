@@ -9,20 +9,12 @@ use sea_orm::{
 };
 
 use super::{StorageError, begin_write, entities::*, sql};
-use crate::domain::calendar::{CalendarDay, DayKind};
-
-/// Everything stored, as rows; `service::rules` turns it into a snapshot.
-#[derive(Debug, Default, Clone)]
-pub struct RulesParts {
-    pub version: i64,
-    /// Years with an imported schedule.
-    pub years: Vec<i32>,
-    /// The imported schedules' days.
-    pub data_days: Vec<CalendarDay>,
-    pub overrides: Vec<CalendarDay>,
-    pub policies: Vec<sla_policy::Model>,
-    pub routing: Vec<routing_override::Model>,
-}
+use crate::domain::{
+    calendar::{CalendarDay, DayKind, SlaDuration},
+    directory::{Severity, Tier},
+    rules::{RoutingOverride, RulesParts},
+    sla::{ClockKind, PolicyRule},
+};
 
 pub async fn version(db: &impl ConnectionTrait) -> Result<i64, StorageError> {
     let row = db
@@ -84,8 +76,21 @@ pub async fn load(db: &DatabaseConnection) -> Result<RulesParts, StorageError> {
             parts.data_days.push(day);
         }
     }
-    parts.policies = sla_policy::Entity::find().all(&txn).await?;
-    parts.routing = routing_override::Entity::find().all(&txn).await?;
+    for p in sla_policy::Entity::find().all(&txn).await? {
+        parts.policies.push(
+            policy_rule(&p).map_err(|e| StorageError::corrupt(format!("SLA policy {p:?}: {e}")))?,
+        );
+    }
+    parts.routing = routing_override::Entity::find()
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|r| RoutingOverride {
+            region_code: r.region_code,
+            category_code: r.category_code,
+            unit_code: r.unit_code,
+        })
+        .collect();
     txn.commit().await?;
     Ok(parts)
 }
@@ -169,8 +174,20 @@ pub async fn set_override(
 
 pub async fn set_policy(
     db: &DatabaseConnection,
-    row: sla_policy::Model,
+    rule: &PolicyRule,
+    now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
+    let row = sla_policy::Model {
+        clock: rule.clock.as_str().into(),
+        category_code: rule.category_code.clone().unwrap_or_default(),
+        tier: rule.tier.map(|t| t.as_str().to_owned()).unwrap_or_default(),
+        severity: rule
+            .severity
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+        duration: rule.duration.to_string(),
+        updated_at: now,
+    };
     let txn = begin_write(db).await?;
     sla_policy::Entity::insert(sea_orm::IntoActiveModel::into_active_model(row))
         .on_conflict(
@@ -217,4 +234,17 @@ pub async fn set_routing_override(
     bump(&txn).await?;
     txn.commit().await?;
     Ok(())
+}
+
+fn policy_rule(p: &sla_policy::Model) -> Result<PolicyRule, String> {
+    let opt = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    Ok(PolicyRule {
+        clock: p.clock.parse::<ClockKind>()?,
+        category_code: opt(&p.category_code),
+        tier: opt(&p.tier).map(|t| t.parse::<Tier>()).transpose()?,
+        severity: opt(&p.severity)
+            .map(|s| s.parse::<Severity>())
+            .transpose()?,
+        duration: p.duration.parse::<SlaDuration>()?,
+    })
 }

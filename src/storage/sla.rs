@@ -23,13 +23,11 @@ use super::{
     entities::*,
     sql,
 };
-use crate::{
-    domain::{
-        case::{self as rules, Case, NewEvent},
-        directory::{Directory, center_code},
-        sla::{Clock, ClockKind, ClockOp, Level, Schedule, clock_unit},
-    },
-    service::rules::Rules,
+use crate::domain::{
+    case::{self as rules, Case, NewEvent},
+    directory::{Directory, center_code},
+    rules::Rules,
+    sla::{Clock, ClockKind, ClockOp, Level, Schedule, clock_unit},
 };
 
 pub fn to_clock(m: sla_clock::Model) -> Result<Clock, String> {
