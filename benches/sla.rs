@@ -3,7 +3,7 @@
 //! `gridcase_bench_sla` is made next to it and dropped afterwards). `CASES` sets the number of
 //! open cases (default 1,000,000), `BREACHES` the number breaching at once (default 10,000).
 //!
-//! - `empty scan`: the scheduler's scan when nothing is due, as it runs (`fire_due`), over
+//! - `empty scan`: the scheduler's scan when nothing is due, as it runs (`scan_once`), over
 //!   CASES open cases each with a running resolve clock. Baseline in the same run: the same
 //!   question asked without the partial index on `next_at` (what a scan over every open
 //!   clock costs).
@@ -126,19 +126,15 @@ async fn main() {
     eprintln!("# generated in {:.0} s", started.elapsed().as_secs_f64());
 
     // Empty scan: the scheduler's own call, nothing due.
-    let snapshot = directory.snapshot();
+    let scanner = Supervisor::new(db.clone(), directory.clone(), Arc::new(SystemTime));
     let now = SystemTime.now();
     for _ in 0..20 {
-        storage::sla::fire_due(&db, &snapshot, now, 500)
-            .await
-            .unwrap();
+        scanner.scan_once(now).await.unwrap();
     }
     let mut ours = Vec::new();
     for _ in 0..500 {
         let t = Instant::now();
-        let fired = storage::sla::fire_due(&db, &snapshot, now, 500)
-            .await
-            .unwrap();
+        let fired = scanner.scan_once(now).await.unwrap();
         ours.push(t.elapsed());
         assert_eq!(fired.levels, 0);
     }

@@ -10,6 +10,7 @@ use super::{
     calendar::{Calendar, SlaDuration},
     case::{Case, NewEvent, Source},
     directory::{Severity, Tier},
+    event::{Details, EventKind},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -107,12 +108,37 @@ impl Level {
         }
     }
 
-    pub fn event_kind(self) -> &'static str {
+    pub fn event_kind(self) -> EventKind {
         match self {
-            Level::Warning => "sla_warning",
-            Level::Breach => "sla_breach",
-            Level::Escalation | Level::SecondEscalation => "sla_escalation",
+            Level::Warning => EventKind::SlaWarning,
+            Level::Breach => EventKind::SlaBreach,
+            Level::Escalation | Level::SecondEscalation => EventKind::SlaEscalation,
         }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Warning => "warning",
+            Level::Breach => "breach",
+            Level::Escalation => "escalation",
+            Level::SecondEscalation => "second_escalation",
+        }
+    }
+
+    /// The levels that move a case one tier up.
+    pub fn is_escalation(self) -> bool {
+        matches!(self, Level::Escalation | Level::SecondEscalation)
+    }
+}
+
+impl FromStr for Level {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Level::ALL
+            .into_iter()
+            .find(|l| l.as_str() == s)
+            .ok_or_else(|| format!("unknown SLA level {s:?}"))
     }
 }
 
@@ -275,8 +301,8 @@ pub fn plan(after: &Case, events: &[NewEvent]) -> Vec<ClockOp> {
     let mut ops = Vec::new();
     for e in events {
         let at = e.at;
-        match e.kind.as_str() {
-            "registered" => {
+        match e.kind {
+            EventKind::Registered => {
                 ops.push(ClockOp::Completed {
                     kind: Register,
                     started_at: register_started(after),
@@ -284,20 +310,20 @@ pub fn plan(after: &Case, events: &[NewEvent]) -> Vec<ClockOp> {
                 });
                 ops.push(start(Dispatch, at));
             }
-            "dispatched" => {
+            EventKind::Dispatched => {
                 ops.push(stop(Dispatch, at));
                 if urgent {
                     ops.push(start(OnSite, at));
                 }
             }
-            "accepted" => ops.push(start(Resolve, at)),
-            "returned" => {
+            EventKind::Accepted => ops.push(start(Resolve, at)),
+            EventKind::Returned => {
                 ops.push(stop(OnSite, at));
                 ops.push(stop(Resolve, at));
                 ops.push(start(Dispatch, at));
             }
-            "progress" => ops.push(stop(OnSite, at)),
-            "resolved" => {
+            EventKind::Progress => ops.push(stop(OnSite, at)),
+            EventKind::Resolved => {
                 ops.push(stop(OnSite, at));
                 ops.push(stop(Resolve, at));
                 ops.push(ClockOp::Stop {
@@ -307,10 +333,10 @@ pub fn plan(after: &Case, events: &[NewEvent]) -> Vec<ClockOp> {
                 });
                 ops.push(start(Feedback, at));
             }
-            "feedback" => ops.push(stop(Feedback, at)),
+            EventKind::Feedback => ops.push(stop(Feedback, at)),
             // A new cycle: what ran in the last one stops; the lead unit's resolve clock
             // restarts at once (DESIGN.md "restarts on reopen"), as does on-site when urgent.
-            "reopened" => {
+            EventKind::Reopened => {
                 ops.push(ClockOp::Stop {
                     kind: None,
                     unit_code: None,
@@ -322,32 +348,26 @@ pub fn plan(after: &Case, events: &[NewEvent]) -> Vec<ClockOp> {
                 }
             }
             // A manual escalation hands the case to the higher center, which dispatches anew.
-            "escalated" => {
+            EventKind::Escalated => {
                 ops.push(stop(OnSite, at));
                 ops.push(stop(Resolve, at));
                 if urgent {
                     ops.push(start(OnSite, at));
                 }
             }
-            "whistled" => {
-                let units: Vec<String> = serde_json::from_str::<serde_json::Value>(&e.details)
-                    .ok()
-                    .and_then(|d| d.get("unit_codes").cloned())
-                    .and_then(|u| serde_json::from_value(u).ok())
-                    .unwrap_or_default();
-                for unit_code in units {
-                    ops.push(ClockOp::Start {
-                        kind: WhistleCheckIn,
-                        unit_code,
-                        at,
-                    });
+            EventKind::Whistled => {
+                if let Ok(Details::Whistled { unit_codes }) = e.parsed_details() {
+                    for unit_code in unit_codes {
+                        ops.push(ClockOp::Start {
+                            kind: WhistleCheckIn,
+                            unit_code,
+                            at,
+                        });
+                    }
                 }
             }
-            "checked_in" => {
-                let unit = serde_json::from_str::<serde_json::Value>(&e.details)
-                    .ok()
-                    .and_then(|d| d.get("unit_code")?.as_str().map(str::to_owned));
-                if let Some(unit_code) = unit {
+            EventKind::CheckedIn => {
+                if let Ok(Details::CheckedIn { unit_code }) = e.parsed_details() {
                     ops.push(ClockOp::Stop {
                         kind: Some(WhistleCheckIn),
                         unit_code: Some(unit_code),
@@ -355,12 +375,20 @@ pub fn plan(after: &Case, events: &[NewEvent]) -> Vec<ClockOp> {
                     });
                 }
             }
-            "closed" | "merged" | "cancelled" => ops.push(ClockOp::Stop {
-                kind: None,
-                unit_code: None,
-                at,
-            }),
-            _ => {}
+            EventKind::Closed | EventKind::Merged | EventKind::Cancelled => {
+                ops.push(ClockOp::Stop {
+                    kind: None,
+                    unit_code: None,
+                    at,
+                })
+            }
+            EventKind::Submitted
+            | EventKind::Evaluated
+            | EventKind::Supplement
+            | EventKind::SlaWarning
+            | EventKind::SlaBreach
+            | EventKind::SlaEscalation
+            | EventKind::RedCard => {}
         }
     }
     ops
@@ -438,6 +466,158 @@ pub fn clock_unit<'a>(clock: &'a Clock, case: &'a Case) -> &'a str {
     } else {
         &clock.unit_code
     }
+}
+
+/// What a transition does to a case's clocks: the clocks it starts (id 0, not yet stored), and
+/// the stored clocks it stops, with when.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClockChanges {
+    pub started: Vec<Clock>,
+    pub stopped: Vec<(i64, DateTime<Utc>)>,
+}
+
+/// The clocks `ops` leave a case with, given the clocks it has (running and stopped: a clock's
+/// attempt counts the earlier ones of its kind, unit and cycle). A clock the policy gives no
+/// duration for does not run; a clock already running is not started twice.
+pub fn clock_changes(
+    case: &Case,
+    existing: &[Clock],
+    ops: &[ClockOp],
+    policy: &Policy,
+    calendar: &Calendar,
+) -> ClockChanges {
+    let mut clocks: Vec<Clock> = existing.to_vec();
+    let first_new = clocks.len();
+    let make = |clocks: &[Clock], kind: ClockKind, unit: &str, started: DateTime<Utc>| {
+        let d = policy.duration(kind, &case.category_code, case.tier, case.severity)?;
+        let attempt = clocks
+            .iter()
+            .filter(|c| c.kind == kind && c.unit_code == unit && c.cycle == case.cycle)
+            .count();
+        let schedule = Schedule::new(calendar, started, d);
+        Some(Clock {
+            id: 0,
+            case_id: case.id.clone(),
+            kind,
+            cycle: case.cycle,
+            unit_code: unit.to_owned(),
+            attempt: i32::try_from(attempt).unwrap_or(i32::MAX),
+            duration: d,
+            started_at: started,
+            schedule,
+            next_at: Some(schedule.warn_at),
+            stage: 0,
+            warned_at: None,
+            breached_at: None,
+            escalated_at: None,
+            escalations: 0,
+            stopped_at: None,
+        })
+    };
+    let mut stopped: Vec<(usize, DateTime<Utc>)> = Vec::new();
+    for op in ops {
+        match op {
+            ClockOp::Start {
+                kind,
+                unit_code,
+                at,
+            } => {
+                let running = clocks.iter().any(|c| {
+                    c.kind == *kind
+                        && c.unit_code == *unit_code
+                        && c.cycle == case.cycle
+                        && c.stopped_at.is_none()
+                });
+                if !running && let Some(c) = make(&clocks, *kind, unit_code, *at) {
+                    clocks.push(c);
+                }
+            }
+            ClockOp::Completed {
+                kind,
+                started_at,
+                at,
+            } => {
+                if let Some(mut c) = make(&clocks, *kind, "", *started_at) {
+                    c.stopped_at = Some(*at);
+                    c.next_at = None;
+                    clocks.push(c);
+                }
+            }
+            ClockOp::Stop {
+                kind,
+                unit_code,
+                at,
+            } => {
+                for (i, c) in clocks.iter_mut().enumerate() {
+                    if c.stopped_at.is_none()
+                        && kind.is_none_or(|k| k == c.kind)
+                        && unit_code.as_deref().is_none_or(|u| u == c.unit_code)
+                    {
+                        c.stopped_at = Some(*at);
+                        c.next_at = None;
+                        stopped.push((i, *at));
+                    }
+                }
+            }
+        }
+    }
+    let stopped = stopped
+        .into_iter()
+        .filter(|(i, _)| *i < first_new)
+        .map(|(i, at)| (clocks[i].id, at))
+        .collect();
+    ClockChanges {
+        started: clocks.split_off(first_new),
+        stopped,
+    }
+}
+
+/// What one scan does to a due clock: the levels that have come, in order, and the clock as it
+/// is after them. The scan stores it with a compare-and-set on `from_stage`, so a level whose
+/// stage another replica moved meanwhile is never fired twice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClockMove {
+    pub clock: Clock,
+    pub levels: Vec<Level>,
+    pub from_stage: i32,
+    pub stage: i32,
+    pub next_at: Option<DateTime<Utc>>,
+    pub warned_at: Option<DateTime<Utc>>,
+    pub breached_at: Option<DateTime<Utc>>,
+    pub escalated_at: Option<DateTime<Utc>>,
+    pub escalations: i32,
+}
+
+/// The levels of `clock` that have come by `now` and not fired yet; `None` when none has.
+pub fn due_levels(clock: &Clock, now: DateTime<Utc>) -> Option<ClockMove> {
+    let mut stage = clock.stage;
+    let mut levels: Vec<Level> = Vec::new();
+    while let Some(level) = Level::after_stage(stage)
+        && clock.schedule.at(level) <= now
+    {
+        levels.push(level);
+        stage = level.stage();
+    }
+    if levels.is_empty() {
+        return None;
+    }
+    let fired = |level: Level| levels.contains(&level).then_some(now);
+    let escalations = levels.iter().filter(|l| l.is_escalation()).count();
+    Some(ClockMove {
+        from_stage: clock.stage,
+        stage,
+        next_at: clock.schedule.next_after(stage),
+        warned_at: clock.warned_at.or(fired(Level::Warning)),
+        breached_at: clock.breached_at.or(fired(Level::Breach)),
+        escalated_at: if escalations > 0 {
+            Some(now)
+        } else {
+            clock.escalated_at
+        },
+        escalations: clock.escalations + i32::try_from(escalations).unwrap_or(0),
+        levels,
+        clock: clock.clone(),
+    })
 }
 
 /// How a case's tier counts for 就地化解: settled at township tier or below.

@@ -7,6 +7,8 @@ use super::{
     Caller, DomainError, DomainResult, Role,
     case::{Assist, Case, CaseStatus, NewEvent},
     directory::{Directory, Tier, center_code},
+    event::{Details, EventKind, SlaEscalation, SlaLevelDetails},
+    sla::{Clock, Level, clock_unit},
 };
 
 /// 满意 / 基本满意 / 不满意.
@@ -99,6 +101,25 @@ pub enum Command {
         unit_codes: Vec<String>,
         reason: String,
     },
+    /// The reporter adds text or photos to an open case of theirs.
+    Supplement {
+        text: String,
+        attachment_ids: Vec<String>,
+    },
+    /// The SLA supervisor: a level of a clock has come (warning, 督办 notice, escalation).
+    SlaLevel {
+        clock: Box<Clock>,
+        level: Level,
+    },
+}
+
+/// Who gives a command.
+#[derive(Debug, Clone, Copy)]
+pub enum Actor<'a> {
+    /// A member or a service identity whose token the auth layer verified.
+    Person(&'a Caller),
+    /// gridcase's own SLA supervisor.
+    Supervisor,
 }
 
 impl Command {
@@ -116,6 +137,8 @@ impl Command {
             Command::Cancel { .. } => "cancel",
             Command::Escalate { .. } => "escalate",
             Command::Whistle { .. } => "whistle for",
+            Command::Supplement { .. } => "add a supplement to",
+            Command::SlaLevel { .. } => "fire an SLA level on",
         }
     }
 }
@@ -151,9 +174,128 @@ fn unit_of<'a>(caller: &Caller, directory: &'a Directory) -> Option<&'a str> {
         .and_then(|m| m.unit_code.as_deref())
 }
 
-/// Applies `command` by `caller` to `case` (already known to be in the caller's scope).
-/// Returns the case as it will be stored (version not yet bumped) and the events to append.
+/// Applies `command` by `actor` to `case` (already known to be in a person's scope). Returns
+/// the case as it will be stored (version not yet bumped: see [`moves_case`]) and the events to
+/// append. Every change of a case goes through here: people's commands, supplements, and the
+/// SLA supervisor's levels.
 pub fn apply(
+    case: &Case,
+    actor: Actor<'_>,
+    directory: &Directory,
+    command: Command,
+    now: DateTime<Utc>,
+) -> DomainResult<(Case, Vec<NewEvent>)> {
+    match (actor, command) {
+        (Actor::Supervisor, Command::SlaLevel { clock, level }) => {
+            Ok(sla_level(case, &clock, level, directory, now))
+        }
+        (Actor::Supervisor, other) => Err(DomainError::internal(anyhow::anyhow!(
+            "the SLA supervisor cannot {} case {}",
+            other.name(),
+            case.code
+        ))),
+        (Actor::Person(_), Command::SlaLevel { .. }) => Err(DomainError::PermissionDenied(
+            "SLA levels are fired by gridcase's supervisor only".into(),
+        )),
+        (Actor::Person(caller), command) => by_person(case, caller, directory, command, now),
+    }
+}
+
+/// Whether the change moves the case: every change does but the SLA warnings and notices,
+/// which only record, so that no one's command is refused as stale for them.
+pub fn moves_case(events: &[NewEvent]) -> bool {
+    events
+        .iter()
+        .any(|e| !matches!(e.kind, EventKind::SlaWarning | EventKind::SlaBreach))
+}
+
+/// A level of an SLA clock has come. A warning tells the unit; a 督办 notice tells the unit and
+/// its region's center; an escalation hands supervision of the case to the next center up
+/// (`region_code` moves to the parent region: see ARCHITECTURE.md "Escalation") and flags the
+/// unit's leader for an interview (约谈); a case's second escalation is a red card.
+fn sla_level(
+    case: &Case,
+    clock: &Clock,
+    level: Level,
+    directory: &Directory,
+    now: DateTime<Utc>,
+) -> (Case, Vec<NewEvent>) {
+    let mut next = case.clone();
+    let mut more = Vec::new();
+    let escalation = level.is_escalation().then(|| {
+        let from_region = next.region_code.clone();
+        if let Some(parent) = directory
+            .region(&next.region_code)
+            .and_then(|r| r.parent_code.clone())
+        {
+            next.region_code = parent;
+        }
+        next.escalation_level += 1;
+        next.updated_at = now;
+        if next.escalation_level >= 2 && !next.red_card {
+            next.red_card = true;
+            more.push(
+                NewEvent::system(EventKind::RedCard, now)
+                    .reason("second escalation: red card")
+                    .details(Details::RedCard {
+                        escalation_level: next.escalation_level,
+                        unit_code: next.unit_code.clone(),
+                    }),
+            );
+        }
+        SlaEscalation {
+            from_region,
+            to_region: next.region_code.clone(),
+            supervising_center: center_code(&next.region_code),
+            escalation_level: next.escalation_level,
+        }
+    });
+    let unit = clock_unit(clock, &next).to_owned();
+    let notify = match level {
+        Level::Warning => vec![unit.clone()],
+        // 督办: the unit and its region's center.
+        Level::Breach => {
+            let center = directory
+                .unit(&unit)
+                .map(|u| center_code(&u.region_code))
+                .unwrap_or_else(|| center_code(&next.region_code));
+            let mut notify = vec![unit.clone()];
+            if center != unit {
+                notify.push(center);
+            }
+            notify
+        }
+        Level::Escalation | Level::SecondEscalation => Vec::new(),
+    };
+    let reason = match level {
+        Level::Warning => format!("{} clock at 80 %", clock.kind),
+        Level::Breach => format!("{} clock overdue: 督办", clock.kind),
+        Level::Escalation => format!("{} clock overdue by half its time: escalated", clock.kind),
+        Level::SecondEscalation => format!(
+            "{} clock overdue by its whole time again: escalated",
+            clock.kind
+        ),
+    };
+    let mut events = vec![
+        NewEvent::system(level.event_kind(), now)
+            .reason(reason)
+            .details(Details::SlaLevel(SlaLevelDetails {
+                clock: clock.kind,
+                cycle: clock.cycle,
+                unit_code: unit,
+                level,
+                due_at: clock.schedule.due_at,
+                level_at: clock.schedule.at(level),
+                notify,
+                escalation,
+            })),
+    ];
+    events.extend(more);
+    (next, events)
+}
+
+/// A person's command.
+fn by_person(
     case: &Case,
     caller: &Caller,
     directory: &Directory,
@@ -163,7 +305,7 @@ pub fn apply(
     use CaseStatus::*;
     let mut next = case.clone();
     next.updated_at = now;
-    let event = |kind: &str| NewEvent::new(kind, &caller.sub, caller.role, now);
+    let event = |kind: EventKind| NewEvent::new(kind, &caller.sub, caller.role, now);
     let lead = || {
         if unit_of(caller, directory) == Some(case.unit_code.as_str()) {
             Ok(())
@@ -198,10 +340,13 @@ pub fn apply(
             }
             next.status = Dispatched;
             vec![
-                event("dispatched")
+                event(EventKind::Dispatched)
                     .transition(from, Dispatched)
                     .reason(reason)
-                    .details(&serde_json::json!({ "unit_code": next.unit_code, "tier": next.tier.as_str() })),
+                    .details(Details::Dispatched {
+                        unit_code: next.unit_code.clone(),
+                        tier: next.tier,
+                    }),
             ]
         }
         Command::Accept => {
@@ -217,17 +362,16 @@ pub fn apply(
                     )));
                 }
                 next.assisting[i].checked_in_at = Some(now);
-                vec![
-                    event("checked_in")
-                        .details(&serde_json::json!({ "unit_code": case.assisting[i].unit_code })),
-                ]
+                vec![event(EventKind::CheckedIn).details(Details::CheckedIn {
+                    unit_code: case.assisting[i].unit_code.clone(),
+                })]
             } else {
                 lead()?;
                 if case.status != Dispatched {
                     return Err(refuse(case, &Command::Accept));
                 }
                 next.status = Accepted;
-                vec![event("accepted").transition(from, Accepted)]
+                vec![event(EventKind::Accepted).transition(from, Accepted)]
             }
         }
         Command::Return { reason } => {
@@ -237,7 +381,11 @@ pub fn apply(
             }
             let reason = require("reason", &reason)?;
             next.status = Returned;
-            vec![event("returned").transition(from, Returned).reason(reason)]
+            vec![
+                event(EventKind::Returned)
+                    .transition(from, Returned)
+                    .reason(reason),
+            ]
         }
         Command::Progress {
             note,
@@ -257,10 +405,10 @@ pub fn apply(
             next.status = InProgress;
             next.attachment_ids.extend(attachment_ids.iter().cloned());
             vec![
-                event("progress")
+                event(EventKind::Progress)
                     .transition(from, InProgress)
                     .reason(note)
-                    .details(&serde_json::json!({ "attachment_ids": attachment_ids })),
+                    .details(Details::Attachments { attachment_ids }),
             ]
         }
         Command::Resolve {
@@ -312,13 +460,13 @@ pub fn apply(
             next.resolution_text = Some(result.clone());
             next.attachment_ids.extend(attachment_ids.iter().cloned());
             vec![
-                event("resolved")
+                event(EventKind::Resolved)
                     .transition(from, Resolved)
                     .reason(result)
-                    .details(&serde_json::json!({
-                        "attachment_ids": attachment_ids,
-                        "on_the_spot": on_the_spot,
-                    })),
+                    .details(Details::Resolved {
+                        attachment_ids,
+                        on_the_spot,
+                    }),
             ]
         }
         Command::Feedback { note } => {
@@ -329,7 +477,7 @@ pub fn apply(
                 return Err(refuse(case, &Command::Feedback { note }));
             }
             let note = require("note", &note)?;
-            vec![event("feedback").reason(note)]
+            vec![event(EventKind::Feedback).reason(note)]
         }
         Command::Evaluate {
             satisfaction,
@@ -356,9 +504,9 @@ pub fn apply(
                 at: now,
             });
             let mut events = vec![
-                event("evaluated")
+                event(EventKind::Evaluated)
                     .reason(comment.trim().to_owned())
-                    .details(&serde_json::json!({ "satisfaction": satisfaction.as_str() })),
+                    .details(Details::Evaluated { satisfaction }),
             ];
             if satisfaction == Satisfaction::Dissatisfied {
                 // 不满意 reopens the case for a new cycle; the second reopen goes up a tier.
@@ -367,7 +515,7 @@ pub fn apply(
                 next.reopen_count += 1;
                 next.resolution_text = None;
                 next.resolved_at = None;
-                let mut details = serde_json::json!({ "cycle": next.cycle });
+                let mut to_center = None;
                 if next.reopen_count >= REOPENS_BEFORE_ESCALATION
                     && let Some(parent) = directory
                         .region(&case.region_code)
@@ -378,13 +526,16 @@ pub fn apply(
                     next.region_code = parent.code.clone();
                     next.tier = parent.tier;
                     next.unit_code = center.code;
-                    details["to_center"] = serde_json::json!(next.unit_code);
+                    to_center = Some(next.unit_code.clone());
                 }
                 events.push(
-                    event("reopened")
+                    event(EventKind::Reopened)
                         .transition(from, Dispatched)
                         .reason("the reporter is dissatisfied")
-                        .details(&details),
+                        .details(Details::Reopened {
+                            cycle: next.cycle,
+                            to_center,
+                        }),
                 );
             }
             events
@@ -395,7 +546,7 @@ pub fn apply(
             }
             next.status = Closed;
             vec![
-                event("closed")
+                event(EventKind::Closed)
                     .transition(from, Closed)
                     .reason(reason.trim().to_owned()),
             ]
@@ -419,10 +570,13 @@ pub fn apply(
             next.status = Merged;
             next.merged_into = Some(into.id.clone());
             vec![
-                event("merged")
+                event(EventKind::Merged)
                     .transition(from, Merged)
                     .reason(reason.trim().to_owned())
-                    .details(&serde_json::json!({ "into_case_id": into.id, "into_case_code": into.code })),
+                    .details(Details::Merged {
+                        into_case_id: into.id.clone(),
+                        into_case_code: into.code.clone(),
+                    }),
             ]
         }
         Command::Cancel { reason } => {
@@ -432,7 +586,7 @@ pub fn apply(
             let reason = require("reason", &reason)?;
             next.status = Cancelled;
             vec![
-                event("cancelled")
+                event(EventKind::Cancelled)
                     .transition(from, Cancelled)
                     .reason(reason),
             ]
@@ -472,10 +626,37 @@ pub fn apply(
                 checked_in_at: None,
             }));
             vec![
-                event("whistled")
+                event(EventKind::Whistled)
                     .reason(reason.trim().to_owned())
-                    .details(&serde_json::json!({ "unit_codes": unit_codes })),
+                    .details(Details::Whistled { unit_codes }),
             ]
+        }
+        Command::Supplement {
+            text,
+            attachment_ids,
+        } => {
+            if case.reporter_sub != caller.sub {
+                return Err(DomainError::PermissionDenied(
+                    "only the reporter adds to a report".into(),
+                ));
+            }
+            if !case.status.is_open() {
+                return Err(DomainError::FailedPrecondition(format!(
+                    "case {} is {}; supplements go to open cases",
+                    case.code, case.status
+                )));
+            }
+            next.attachment_ids.extend(attachment_ids.iter().cloned());
+            vec![
+                event(EventKind::Supplement)
+                    .reason(text)
+                    .details(Details::Attachments { attachment_ids }),
+            ]
+        }
+        Command::SlaLevel { .. } => {
+            return Err(DomainError::PermissionDenied(
+                "SLA levels are fired by gridcase's supervisor only".into(),
+            ));
         }
         Command::Escalate { reason } => {
             if !matches!(
@@ -504,15 +685,15 @@ pub fn apply(
             next.escalation_level += 1;
             next.status = Dispatched;
             vec![
-                event("escalated")
+                event(EventKind::Escalated)
                     .transition(from, Dispatched)
                     .reason(reason)
-                    .details(&serde_json::json!({
-                        "from_region": case.region_code,
-                        "to_region": next.region_code,
-                        "unit_code": next.unit_code,
-                        "escalation_level": next.escalation_level,
-                    })),
+                    .details(Details::Escalated {
+                        from_region: case.region_code.clone(),
+                        to_region: next.region_code.clone(),
+                        unit_code: next.unit_code.clone(),
+                        escalation_level: next.escalation_level,
+                    }),
             ]
         }
     };

@@ -14,6 +14,30 @@ pub enum CoordSystem {
     Bd09,
 }
 
+impl CoordSystem {
+    pub const ALL: [CoordSystem; 3] = [CoordSystem::Wgs84, CoordSystem::Gcj02, CoordSystem::Bd09];
+
+    /// The name stored with a case's reported position.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CoordSystem::Wgs84 => "wgs84",
+            CoordSystem::Gcj02 => "gcj02",
+            CoordSystem::Bd09 => "bd09",
+        }
+    }
+}
+
+impl std::str::FromStr for CoordSystem {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CoordSystem::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("unknown coordinate system {s:?}"))
+    }
+}
+
 const KRASOVSKY_A: f64 = 6_378_245.0;
 const KRASOVSKY_EE: f64 = 0.006_693_421_622_965_943;
 const BD_X_PI: f64 = PI * 3000.0 / 180.0;

@@ -275,6 +275,7 @@ mod cases {
             sla::{Clock, ClockKind, local_tier},
             workflow::Satisfaction,
         },
+        geo::CoordSystem,
         proto::v1 as pb,
     };
 
@@ -329,11 +330,13 @@ mod cases {
         }
     }
 
-    fn system(name: &str) -> pb::CoordSystem {
-        match name {
-            "gcj02" => pb::CoordSystem::Gcj02,
-            "bd09" => pb::CoordSystem::Bd09,
-            _ => pb::CoordSystem::Wgs84,
+    impl From<CoordSystem> for pb::CoordSystem {
+        fn from(s: CoordSystem) -> Self {
+            match s {
+                CoordSystem::Wgs84 => pb::CoordSystem::Wgs84,
+                CoordSystem::Gcj02 => pb::CoordSystem::Gcj02,
+                CoordSystem::Bd09 => pb::CoordSystem::Bd09,
+            }
         }
     }
 
@@ -423,7 +426,7 @@ mod cases {
             reported_location: case.position.map(|p| pb::Location {
                 lat: p.reported_lat,
                 lon: p.reported_lon,
-                coord_system: system(p.coord_system).into(),
+                coord_system: pb::CoordSystem::from(p.coord_system).into(),
                 accuracy_m: p.accuracy_m,
             }),
             location: case.position.map(|p| pb::Location {
@@ -487,7 +490,7 @@ mod cases {
             sequence: e.seq,
             case_id: e.case_id.clone(),
             case_code: case_code.to_owned(),
-            kind: e.event.kind.clone(),
+            kind: e.event.kind.as_str().to_owned(),
             actor_sub: e.event.actor_sub.clone(),
             actor_role: role.into(),
             at: Some(timestamp(e.event.at)),

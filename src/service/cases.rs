@@ -13,7 +13,7 @@ use crate::{
         case::{Case, Event},
         scope::Scope,
         sla::Clock,
-        workflow::{self, Command},
+        workflow::{self, Actor, Command},
     },
     storage::{self, cases::CaseFilter},
 };
@@ -151,8 +151,13 @@ impl CaseQueries {
             return Err(stale(&current));
         }
         let directory = self.directory.snapshot();
-        let (updated, events) =
-            workflow::apply(&current, caller, &directory, command, self.time.now())?;
+        let (updated, events) = workflow::apply(
+            &current,
+            Actor::Person(caller),
+            &directory,
+            command,
+            self.time.now(),
+        )?;
         match storage::cases::append(
             &self.db,
             &self.rules.snapshot(),

@@ -23,6 +23,8 @@ use crate::{
         Caller, DomainError, DomainResult, Role,
         case::{self, Case, CaseStatus, NewEvent, Position, Routed, Source},
         directory::{Category, Directory, Region, Severity, Tier},
+        event::{Details, EventKind},
+        workflow::{self, Actor, Command},
     },
     geo::{self, CoordSystem},
     storage::{
@@ -46,16 +48,9 @@ pub struct PositionInput {
     pub accuracy_m: f64,
 }
 
+/// The request hash reads the system by its stored name.
 fn system_name<S: serde::Serializer>(s: &CoordSystem, ser: S) -> Result<S::Ok, S::Error> {
-    ser.serialize_str(coord_name(*s))
-}
-
-fn coord_name(s: CoordSystem) -> &'static str {
-    match s {
-        CoordSystem::Wgs84 => "wgs84",
-        CoordSystem::Gcj02 => "gcj02",
-        CoordSystem::Bd09 => "bd09",
-    }
+    ser.serialize_str(s.as_str())
 }
 
 /// `SubmitReport`, as the gRPC layer hands it over.
@@ -450,24 +445,33 @@ impl Intake {
             None => format!("no grid holds this position: triage at the center of {region_code}"),
         };
         let events = vec![
-            NewEvent::new("submitted", &d.caller.sub, d.caller.role, d.received_at)
-                .transition(None, CaseStatus::Submitted)
-                .details(&serde_json::json!({
-                    "source": d.source.as_str(),
-                    "client_report_id": d.client_report_id,
-                    "external_id": case.external_id,
-                })),
-            NewEvent::new("registered", &d.caller.sub, d.caller.role, d.received_at)
-                .transition(Some(CaseStatus::Submitted), CaseStatus::Registered)
-                .reason(reason)
-                .details(&serde_json::json!({
-                    "unit_code": unit.code,
-                    "tier": tier.as_str(),
-                    "region_code": region_code,
-                    "grid_code": grid.map(|g| g.code.clone()),
-                    "snapped": snapped.is_some(),
-                    "snap_distance_m": snapped,
-                })),
+            NewEvent::new(
+                EventKind::Submitted,
+                &d.caller.sub,
+                d.caller.role,
+                d.received_at,
+            )
+            .transition(None, CaseStatus::Submitted)
+            .details(Details::Submitted {
+                source: d.source,
+                client_report_id: d.client_report_id,
+                external_id: case.external_id.clone(),
+            }),
+            NewEvent::new(
+                EventKind::Registered,
+                &d.caller.sub,
+                d.caller.role,
+                d.received_at,
+            )
+            .transition(Some(CaseStatus::Submitted), CaseStatus::Registered)
+            .reason(reason)
+            .details(Details::Registered {
+                unit_code: unit.code.clone(),
+                tier,
+                region_code: region_code.clone(),
+                grid_code: grid.map(|g| g.code.clone()),
+                snap_distance_m: snapped,
+            }),
         ];
         Ok(Draft {
             case,
@@ -522,32 +526,29 @@ impl Intake {
             ));
         }
         self.check_attachments(caller, &attachment_ids).await?;
+        // No version comes with a supplement: read the case, apply, and store at the version
+        // read; a concurrent change in between is read again.
         for _ in 0..5 {
             let current = storage::cases::get(&self.db, case_id)
                 .await?
                 .filter(|c| c.reporter_sub == caller.sub)
                 .ok_or_else(|| DomainError::NotFound(format!("no case {case_id:?} of yours")))?;
-            if !current.status.is_open() {
-                return Err(DomainError::FailedPrecondition(format!(
-                    "case {} is {}; supplements go to open cases",
-                    current.code, current.status
-                )));
-            }
-            let now = self.time.now();
-            let mut updated = current.clone();
-            updated
-                .attachment_ids
-                .extend(attachment_ids.iter().cloned());
-            updated.updated_at = now;
-            let event = NewEvent::new("supplement", &caller.sub, caller.role, now)
-                .reason(text.clone())
-                .details(&serde_json::json!({ "attachment_ids": attachment_ids }));
+            let (updated, events) = workflow::apply(
+                &current,
+                Actor::Person(caller),
+                &self.directory.snapshot(),
+                Command::Supplement {
+                    text: text.clone(),
+                    attachment_ids: attachment_ids.clone(),
+                },
+                self.time.now(),
+            )?;
             if let Some((case, mut events)) = storage::cases::append(
                 &self.db,
                 &self.rules.snapshot(),
                 &updated,
                 current.version,
-                vec![event],
+                events,
             )
             .await?
                 && let Some(event) = events.pop()
@@ -606,7 +607,7 @@ fn convert(p: PositionInput) -> DomainResult<Position> {
     Ok(Position {
         reported_lat: p.lat,
         reported_lon: p.lon,
-        coord_system: coord_name(p.system),
+        coord_system: p.system,
         accuracy_m: p.accuracy_m,
         lat,
         lon,

@@ -1,15 +1,27 @@
 //! The supervisor: fires the SLA levels that have come (warning, 督办 notice, escalation, red
 //! card), on a tick from tokio-cron-scheduler, and catches up at start-up on whatever came while
 //! no replica was running. Which replica fires a level does not matter: the database lets
-//! exactly one of them (see `storage::sla`).
+//! exactly one of them (see `storage::sla::Scan`).
 
 use std::{sync::Arc, time::Duration};
 
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use super::{LiveDirectory, stats::StatsService, time::TimeSource};
-use crate::{domain::calendar::SHANGHAI, storage};
+use crate::{
+    domain::{
+        calendar::SHANGHAI,
+        case::Case,
+        event::NewEvent,
+        sla::{self, ClockMove},
+        workflow::{self, Actor, Command},
+    },
+    storage::{self, StorageError},
+};
 
 /// Clocks one scan transaction handles at most.
 pub const SCAN_BATCH: u64 = 500;
@@ -48,13 +60,11 @@ impl Supervisor {
 
     /// Fires every level due now, oldest first, batch after batch until none is left (or what
     /// is left is being fired by another replica). Returns the levels this call fired.
-    pub async fn run_due(&self) -> Result<usize, storage::StorageError> {
+    pub async fn run_due(&self) -> Result<usize, StorageError> {
         let _one_at_a_time = self.running.lock().await;
         let mut total = 0;
         loop {
-            let now = self.time.now();
-            let directory = self.directory.snapshot();
-            let fired = storage::sla::fire_due(&self.db, &directory, now, SCAN_BATCH).await?;
+            let fired = self.scan_once(self.time.now()).await?;
             total += fired.levels;
             if fired.levels > 0 {
                 tracing::info!(
@@ -70,6 +80,66 @@ impl Supervisor {
             }
         }
     }
+
+    /// One scan: at most [`SCAN_BATCH`] due clocks, each level that has come fired in one
+    /// transaction. Storage finds and locks the work and writes the outcome; the domain says
+    /// which levels have come ([`sla::due_levels`]) and what each does to its case
+    /// ([`workflow::apply`]).
+    pub async fn scan_once(&self, now: DateTime<Utc>) -> Result<Fired, StorageError> {
+        let Some((scan, due)) = storage::sla::begin_scan(&self.db, now, SCAN_BATCH).await? else {
+            return Ok(Fired::default());
+        };
+        let mut fired = Fired {
+            due: due.due,
+            skipped: due.skipped,
+            levels: 0,
+        };
+        let moves: Vec<ClockMove> = due
+            .clocks
+            .iter()
+            .filter(|c| due.cases.contains_key(&c.case_id))
+            .filter_map(|c| sla::due_levels(c, now))
+            .collect();
+        let moved = scan.move_clocks(&moves).await?;
+        let directory = self.directory.snapshot();
+        let mut changes: BTreeMap<String, (Case, Vec<NewEvent>)> = BTreeMap::new();
+        for m in moves.iter().filter(|m| moved.contains(&m.clock.id)) {
+            let Some(case) = due.cases.get(&m.clock.case_id) else {
+                continue;
+            };
+            let (case, events) = changes
+                .entry(case.id.clone())
+                .or_insert_with(|| (case.clone(), Vec::new()));
+            for &level in &m.levels {
+                let command = Command::SlaLevel {
+                    clock: Box::new(m.clock.clone()),
+                    level,
+                };
+                // The supervisor's own commands cannot be refused; one that is marks a bug,
+                // and the scan's transaction is dropped (nothing fired, tried again next tick).
+                let (next, more) =
+                    workflow::apply(case, Actor::Supervisor, &directory, command, now)
+                        .map_err(|e| StorageError::corrupt(format!("SLA level refused: {e}")))?;
+                *case = next;
+                events.extend(more);
+                fired.levels += 1;
+            }
+        }
+        scan.record(changes.into_values().collect()).await?;
+        scan.commit().await?;
+        Ok(fired)
+    }
+}
+
+/// What one scan did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Fired {
+    /// Levels fired (events appended for clocks).
+    pub levels: usize,
+    /// Clocks found due.
+    pub due: usize,
+    /// Due cases skipped because another replica holds them.
+    pub skipped: usize,
 }
 
 /// The scheduled work of one replica.

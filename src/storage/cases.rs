@@ -517,7 +517,7 @@ pub(crate) fn event_active(e: &Event) -> case_event::ActiveModel {
     sea_orm::IntoActiveModel::into_active_model(case_event::Model {
         seq: e.seq,
         case_id: e.case_id.clone(),
-        kind: e.event.kind.clone(),
+        kind: e.event.kind.as_str().to_owned(),
         actor_sub: e.event.actor_sub.clone(),
         actor_role: e.event.actor_role.clone(),
         at: e.event.at,
@@ -553,7 +553,7 @@ fn to_model(c: &Case) -> case::Model {
         geo_cell: p.map(|p| rules::geo_cell(p.lon, p.lat)),
         reported_lat: p.map(|p| p.reported_lat),
         reported_lon: p.map(|p| p.reported_lon),
-        reported_coord_system: p.map(|p| p.coord_system.to_owned()),
+        reported_coord_system: p.map(|p| p.coord_system.as_str().to_owned()),
         accuracy_m: p.map(|p| p.accuracy_m),
         snapped: c.snapped,
         snap_distance_m: c.snap_distance_m,
@@ -601,11 +601,12 @@ pub fn to_case(m: case::Model) -> Result<Case, String> {
         (Some(lat), Some(lon), Some(reported_lat), Some(reported_lon)) => Some(Position {
             reported_lat,
             reported_lon,
-            coord_system: match m.reported_coord_system.as_deref() {
-                Some("gcj02") => "gcj02",
-                Some("bd09") => "bd09",
-                _ => "wgs84",
-            },
+            coord_system: m
+                .reported_coord_system
+                .as_deref()
+                .unwrap_or("(none)")
+                .parse()
+                .map_err(|e| bad("reported_coord_system", e))?,
             accuracy_m: m.accuracy_m.unwrap_or(0.0),
             lat,
             lon,
@@ -1045,7 +1046,7 @@ pub fn event_from(m: case_event::Model) -> Result<Event, String> {
         prev_hash: m.prev_hash,
         hash: m.hash,
         event: NewEvent {
-            kind: m.kind,
+            kind: m.kind.parse()?,
             actor_sub: m.actor_sub,
             actor_role: m.actor_role,
             at: m.at,

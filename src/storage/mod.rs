@@ -451,20 +451,6 @@ pub(crate) fn sql(backend: DbBackend, text: &str, values: Vec<sea_orm::Value>) -
     Statement::from_sql_and_values(backend, text, values)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::chunked;
-
-    #[test]
-    fn chunks_are_powers_of_two_and_keep_every_row_in_order() {
-        let chunks = chunked((0..45).collect::<Vec<_>>(), 32);
-        let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
-        assert_eq!(sizes, [32, 8, 4, 1]);
-        assert_eq!(chunks.concat(), (0..45).collect::<Vec<_>>());
-        assert!(chunked(Vec::<u8>::new(), 32).is_empty());
-    }
-}
-
 /// The URL with any password replaced, for messages and logs.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -476,5 +462,19 @@ pub fn redact_url(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunked;
+
+    #[test]
+    fn chunks_are_powers_of_two_and_keep_every_row_in_order() {
+        let chunks = chunked((0..45).collect::<Vec<_>>(), 32);
+        let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [32, 8, 4, 1]);
+        assert_eq!(chunks.concat(), (0..45).collect::<Vec<_>>());
+        assert!(chunked(Vec::<u8>::new(), 32).is_empty());
     }
 }

@@ -1,0 +1,580 @@
+//! Events: what happened to a case, who did it and when, in a hash chain per case.
+//!
+//! Each kind of event is an [`EventKind`], and what it records beyond who, when and from what
+//! state to what is a typed [`Details`]. Its JSON text is the stored, hashed form: every
+//! producer builds a `Details`, every reader parses one, and the text of events stored before
+//! is never rewritten (the chain hashes it).
+
+use std::{fmt, str::FromStr};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{
+    Role,
+    case::{CaseStatus, Source},
+    directory::Tier,
+    sla::{ClockKind, Level},
+    workflow::Satisfaction,
+};
+
+/// The kinds of event. The strings are the contract (`CaseEvent.kind`) and part of every
+/// event's hash: they never change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    Submitted,
+    Registered,
+    Dispatched,
+    Accepted,
+    /// An assisting unit checking in after a whistle (报到).
+    CheckedIn,
+    Returned,
+    Progress,
+    Resolved,
+    Feedback,
+    Evaluated,
+    Reopened,
+    Closed,
+    Merged,
+    Cancelled,
+    Whistled,
+    /// A dispatcher's escalation by hand.
+    Escalated,
+    Supplement,
+    SlaWarning,
+    /// 督办: a clock ran out.
+    SlaBreach,
+    SlaEscalation,
+    RedCard,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 21] = [
+        EventKind::Submitted,
+        EventKind::Registered,
+        EventKind::Dispatched,
+        EventKind::Accepted,
+        EventKind::CheckedIn,
+        EventKind::Returned,
+        EventKind::Progress,
+        EventKind::Resolved,
+        EventKind::Feedback,
+        EventKind::Evaluated,
+        EventKind::Reopened,
+        EventKind::Closed,
+        EventKind::Merged,
+        EventKind::Cancelled,
+        EventKind::Whistled,
+        EventKind::Escalated,
+        EventKind::Supplement,
+        EventKind::SlaWarning,
+        EventKind::SlaBreach,
+        EventKind::SlaEscalation,
+        EventKind::RedCard,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Submitted => "submitted",
+            EventKind::Registered => "registered",
+            EventKind::Dispatched => "dispatched",
+            EventKind::Accepted => "accepted",
+            EventKind::CheckedIn => "checked_in",
+            EventKind::Returned => "returned",
+            EventKind::Progress => "progress",
+            EventKind::Resolved => "resolved",
+            EventKind::Feedback => "feedback",
+            EventKind::Evaluated => "evaluated",
+            EventKind::Reopened => "reopened",
+            EventKind::Closed => "closed",
+            EventKind::Merged => "merged",
+            EventKind::Cancelled => "cancelled",
+            EventKind::Whistled => "whistled",
+            EventKind::Escalated => "escalated",
+            EventKind::Supplement => "supplement",
+            EventKind::SlaWarning => "sla_warning",
+            EventKind::SlaBreach => "sla_breach",
+            EventKind::SlaEscalation => "sla_escalation",
+            EventKind::RedCard => "red_card",
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EventKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EventKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown event kind {s:?}"))
+    }
+}
+
+/// What an SLA level records: the clock, the level, when it was due and when the level came,
+/// whom it notifies (a warning: the unit; a 督办 notice: the unit and its center) or whose
+/// leader it flags for an interview (an escalation), and what an escalation moved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlaLevelDetails {
+    pub clock: ClockKind,
+    pub cycle: i32,
+    pub unit_code: String,
+    pub level: Level,
+    pub due_at: DateTime<Utc>,
+    pub level_at: DateTime<Utc>,
+    /// Warnings and notices: who is told.
+    pub notify: Vec<String>,
+    /// Escalations: what moved.
+    pub escalation: Option<SlaEscalation>,
+}
+
+/// An SLA escalation: the higher center takes over supervising the case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlaEscalation {
+    pub from_region: String,
+    pub to_region: String,
+    pub supervising_center: String,
+    pub escalation_level: i32,
+}
+
+/// What each kind of event records beyond who, when and from what state to what.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Details {
+    /// Accepted, returned, feedback, closed, cancelled: nothing more (`{}`).
+    None,
+    Submitted {
+        source: Source,
+        client_report_id: Option<String>,
+        external_id: Option<String>,
+    },
+    Registered {
+        unit_code: String,
+        tier: Tier,
+        region_code: String,
+        grid_code: Option<String>,
+        /// How far the position was snapped into its grid, if it was.
+        snap_distance_m: Option<f64>,
+    },
+    Dispatched {
+        unit_code: String,
+        tier: Tier,
+    },
+    CheckedIn {
+        unit_code: String,
+    },
+    /// Progress and supplements.
+    Attachments {
+        attachment_ids: Vec<String>,
+    },
+    Resolved {
+        attachment_ids: Vec<String>,
+        on_the_spot: bool,
+    },
+    Evaluated {
+        satisfaction: Satisfaction,
+    },
+    Reopened {
+        cycle: i32,
+        /// The higher center the case went to on its second reopen.
+        to_center: Option<String>,
+    },
+    Merged {
+        into_case_id: String,
+        into_case_code: String,
+    },
+    Whistled {
+        unit_codes: Vec<String>,
+    },
+    Escalated {
+        from_region: String,
+        to_region: String,
+        unit_code: String,
+        escalation_level: i32,
+    },
+    SlaLevel(SlaLevelDetails),
+    RedCard {
+        escalation_level: i32,
+        unit_code: String,
+    },
+}
+
+impl Details {
+    /// The stored, hashed form: a JSON object with its keys in order (serde_json's map is
+    /// sorted), exactly as gridcase has always written it.
+    pub fn to_json(&self) -> String {
+        use serde_json::json;
+        let value = match self {
+            Details::None => json!({}),
+            Details::Submitted {
+                source,
+                client_report_id,
+                external_id,
+            } => json!({
+                "source": source.as_str(),
+                "client_report_id": client_report_id,
+                "external_id": external_id,
+            }),
+            Details::Registered {
+                unit_code,
+                tier,
+                region_code,
+                grid_code,
+                snap_distance_m,
+            } => json!({
+                "unit_code": unit_code,
+                "tier": tier.as_str(),
+                "region_code": region_code,
+                "grid_code": grid_code,
+                "snapped": snap_distance_m.is_some(),
+                "snap_distance_m": snap_distance_m,
+            }),
+            Details::Dispatched { unit_code, tier } => {
+                json!({ "unit_code": unit_code, "tier": tier.as_str() })
+            }
+            Details::CheckedIn { unit_code } => json!({ "unit_code": unit_code }),
+            Details::Attachments { attachment_ids } => json!({ "attachment_ids": attachment_ids }),
+            Details::Resolved {
+                attachment_ids,
+                on_the_spot,
+            } => json!({ "attachment_ids": attachment_ids, "on_the_spot": on_the_spot }),
+            Details::Evaluated { satisfaction } => {
+                json!({ "satisfaction": satisfaction.as_str() })
+            }
+            Details::Reopened { cycle, to_center } => {
+                let mut value = json!({ "cycle": cycle });
+                if let Some(center) = to_center {
+                    value["to_center"] = json!(center);
+                }
+                value
+            }
+            Details::Merged {
+                into_case_id,
+                into_case_code,
+            } => json!({ "into_case_id": into_case_id, "into_case_code": into_case_code }),
+            Details::Whistled { unit_codes } => json!({ "unit_codes": unit_codes }),
+            Details::Escalated {
+                from_region,
+                to_region,
+                unit_code,
+                escalation_level,
+            } => json!({
+                "from_region": from_region,
+                "to_region": to_region,
+                "unit_code": unit_code,
+                "escalation_level": escalation_level,
+            }),
+            Details::SlaLevel(d) => {
+                let mut value = json!({
+                    "clock": d.clock.as_str(),
+                    "cycle": d.cycle,
+                    "unit_code": d.unit_code,
+                    "level": d.level.as_str(),
+                    "due_at": d.due_at.to_rfc3339(),
+                    "level_at": d.level_at.to_rfc3339(),
+                });
+                if d.level.is_escalation() {
+                    value["interview_unit"] = json!(d.unit_code);
+                } else {
+                    value["notify"] = json!(d.notify);
+                }
+                if let Some(e) = &d.escalation {
+                    value["from_region"] = json!(e.from_region);
+                    value["to_region"] = json!(e.to_region);
+                    value["supervising_center"] = json!(e.supervising_center);
+                    value["escalation_level"] = json!(e.escalation_level);
+                }
+                value
+            }
+            Details::RedCard {
+                escalation_level,
+                unit_code,
+            } => json!({ "escalation_level": escalation_level, "unit_code": unit_code }),
+        };
+        value.to_string()
+    }
+
+    /// The details of a stored event of `kind`. Keys this reader does not know (an older
+    /// event's `possible_duplicate_of`, say) are left aside; a key it needs that is missing
+    /// or of the wrong type is an error.
+    pub fn parse(kind: EventKind, text: &str) -> Result<Details, String> {
+        use EventKind as K;
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("{kind} details: {e}"))?;
+        let field = |key: &str| -> Result<&serde_json::Value, String> {
+            v.get(key)
+                .ok_or_else(|| format!("{kind} details lack {key:?}"))
+        };
+        let string = |key: &str| -> Result<String, String> {
+            field(key)?
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("{kind} details: {key:?} is not a string"))
+        };
+        let optional = |key: &str| -> Option<String> {
+            v.get(key).and_then(|x| x.as_str()).map(str::to_owned)
+        };
+        let strings = |key: &str| -> Result<Vec<String>, String> {
+            serde_json::from_value(field(key)?.clone())
+                .map_err(|e| format!("{kind} details: {key:?}: {e}"))
+        };
+        let int = |key: &str| -> Result<i32, String> {
+            field(key)?
+                .as_i64()
+                .and_then(|n| i32::try_from(n).ok())
+                .ok_or_else(|| format!("{kind} details: {key:?} is not a number"))
+        };
+        let time = |key: &str| -> Result<DateTime<Utc>, String> {
+            DateTime::parse_from_rfc3339(&string(key)?)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| format!("{kind} details: {key:?}: {e}"))
+        };
+        Ok(match kind {
+            K::Accepted | K::Returned | K::Feedback | K::Closed | K::Cancelled => Details::None,
+            K::Submitted => Details::Submitted {
+                source: string("source")?.parse()?,
+                client_report_id: optional("client_report_id"),
+                external_id: optional("external_id"),
+            },
+            K::Registered => Details::Registered {
+                unit_code: string("unit_code")?,
+                tier: string("tier")?.parse()?,
+                region_code: string("region_code")?,
+                grid_code: optional("grid_code"),
+                snap_distance_m: v.get("snap_distance_m").and_then(serde_json::Value::as_f64),
+            },
+            K::Dispatched => Details::Dispatched {
+                unit_code: string("unit_code")?,
+                tier: string("tier")?.parse()?,
+            },
+            K::CheckedIn => Details::CheckedIn {
+                unit_code: string("unit_code")?,
+            },
+            K::Progress | K::Supplement => Details::Attachments {
+                attachment_ids: strings("attachment_ids")?,
+            },
+            K::Resolved => Details::Resolved {
+                attachment_ids: strings("attachment_ids")?,
+                on_the_spot: field("on_the_spot")?.as_bool().unwrap_or(false),
+            },
+            K::Evaluated => Details::Evaluated {
+                satisfaction: string("satisfaction")?.parse()?,
+            },
+            K::Reopened => Details::Reopened {
+                cycle: int("cycle")?,
+                to_center: optional("to_center"),
+            },
+            K::Merged => Details::Merged {
+                into_case_id: string("into_case_id")?,
+                into_case_code: string("into_case_code")?,
+            },
+            K::Whistled => Details::Whistled {
+                unit_codes: strings("unit_codes")?,
+            },
+            K::Escalated => Details::Escalated {
+                from_region: string("from_region")?,
+                to_region: string("to_region")?,
+                unit_code: string("unit_code")?,
+                escalation_level: int("escalation_level")?,
+            },
+            K::SlaWarning | K::SlaBreach | K::SlaEscalation => {
+                let level: Level = string("level")?.parse()?;
+                Details::SlaLevel(SlaLevelDetails {
+                    clock: string("clock")?.parse()?,
+                    cycle: int("cycle")?,
+                    unit_code: string("unit_code")?,
+                    level,
+                    due_at: time("due_at")?,
+                    level_at: time("level_at")?,
+                    notify: if level.is_escalation() {
+                        Vec::new()
+                    } else {
+                        strings("notify")?
+                    },
+                    escalation: match (optional("from_region"), optional("to_region")) {
+                        (Some(from_region), Some(to_region)) => Some(SlaEscalation {
+                            from_region,
+                            to_region,
+                            supervising_center: string("supervising_center")?,
+                            escalation_level: int("escalation_level")?,
+                        }),
+                        _ => None,
+                    },
+                })
+            }
+            K::RedCard => Details::RedCard {
+                escalation_level: int("escalation_level")?,
+                unit_code: string("unit_code")?,
+            },
+        })
+    }
+}
+
+/// What happened to a case, before it is chained and stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub kind: EventKind,
+    pub actor_sub: String,
+    pub actor_role: String,
+    pub at: DateTime<Utc>,
+    pub from_status: Option<CaseStatus>,
+    pub to_status: Option<CaseStatus>,
+    pub reason: String,
+    /// The details' stored, hashed JSON text ([`Details::to_json`]); read it with
+    /// [`NewEvent::parsed_details`].
+    pub details: String,
+}
+
+impl NewEvent {
+    pub fn new(kind: EventKind, actor_sub: &str, actor_role: Role, at: DateTime<Utc>) -> NewEvent {
+        NewEvent {
+            kind,
+            actor_sub: actor_sub.to_owned(),
+            actor_role: actor_role.as_str().to_owned(),
+            at,
+            from_status: None,
+            to_status: None,
+            reason: String::new(),
+            details: Details::None.to_json(),
+        }
+    }
+
+    /// An event done by gridcase itself (the SLA scheduler), not by a member.
+    pub fn system(kind: EventKind, at: DateTime<Utc>) -> NewEvent {
+        NewEvent {
+            actor_sub: SYSTEM_SUB.to_owned(),
+            actor_role: SYSTEM_ROLE.to_owned(),
+            ..NewEvent::new(kind, SYSTEM_SUB, Role::Admin, at)
+        }
+    }
+
+    pub fn transition(mut self, from: Option<CaseStatus>, to: CaseStatus) -> Self {
+        self.from_status = from;
+        self.to_status = Some(to);
+        self
+    }
+
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = reason.into();
+        self
+    }
+
+    pub fn details(mut self, details: Details) -> Self {
+        self.details = details.to_json();
+        self
+    }
+
+    /// The typed details; an error names what in the stored text does not read.
+    pub fn parsed_details(&self) -> Result<Details, String> {
+        Details::parse(self.kind, &self.details)
+    }
+}
+
+/// One stored event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub seq: i64,
+    pub case_id: String,
+    pub event: NewEvent,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Who events done by gridcase itself are recorded as.
+pub const SYSTEM_SUB: &str = "gridcase-sla";
+pub const SYSTEM_ROLE: &str = "system";
+
+/// The hash of the chain's start, before a case's first event.
+pub const GENESIS: &str = "genesis";
+
+/// The hash of one event: sha256 over the previous hash and the event's fields in a fixed
+/// form, hex. Changing any field, reordering or dropping an event changes every hash after it.
+///
+/// The global `seq` is not hashed: it is a delivery position (what `WatchEvents` resumes
+/// from), numbered under a lock held to commit, and leaving it out lets a writer finish every
+/// hash before it takes that lock. Order within a case is the chain itself.
+pub fn event_hash(prev_hash: &str, case_id: &str, e: &NewEvent) -> String {
+    #[derive(Serialize)]
+    struct Canonical<'a> {
+        prev: &'a str,
+        case: &'a str,
+        kind: &'a str,
+        actor: &'a str,
+        role: &'a str,
+        at_us: i64,
+        from: Option<&'a str>,
+        to: Option<&'a str>,
+        reason: &'a str,
+        details: &'a str,
+    }
+    let canonical = Canonical {
+        prev: prev_hash,
+        case: case_id,
+        kind: e.kind.as_str(),
+        actor: &e.actor_sub,
+        role: &e.actor_role,
+        at_us: e.at.timestamp_micros(),
+        from: e.from_status.map(CaseStatus::as_str),
+        to: e.to_status.map(CaseStatus::as_str),
+        reason: &e.reason,
+        details: &e.details,
+    };
+    // Serialising plain strings and numbers cannot fail.
+    let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
+    hex::encode(Sha256::digest(&bytes))
+}
+
+/// Chains `events` after `prev_hash`, numbering them from `first_seq`.
+pub fn chain(case_id: &str, prev_hash: &str, first_seq: i64, events: Vec<NewEvent>) -> Vec<Event> {
+    let mut prev = prev_hash.to_owned();
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(k, event)| {
+            let seq = first_seq + i64::try_from(k).unwrap_or(i64::MAX);
+            let hash = event_hash(&prev, case_id, &event);
+            Event {
+                seq,
+                case_id: case_id.to_owned(),
+                event,
+                prev_hash: std::mem::replace(&mut prev, hash.clone()),
+                hash,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::case::now;
+
+    #[test]
+    fn a_chain_links_each_event_to_the_one_before() {
+        let at = now();
+        let events = chain(
+            "c1",
+            GENESIS,
+            10,
+            vec![
+                NewEvent::new(EventKind::Submitted, "gm-1", Role::GridMember, at),
+                NewEvent::new(EventKind::Registered, "gm-1", Role::GridMember, at),
+            ],
+        );
+        assert_eq!(events[0].prev_hash, GENESIS);
+        assert_eq!(events[1].prev_hash, events[0].hash);
+        assert_eq!(events[1].seq, 11);
+        assert_eq!(events[0].hash, event_hash(GENESIS, "c1", &events[0].event));
+        let mut tampered = events[0].event.clone();
+        tampered.reason = "edited".into();
+        assert_ne!(event_hash(GENESIS, "c1", &tampered), events[0].hash);
+        // The same events numbered elsewhere in the global sequence hash the same.
+        let renumbered = chain("c1", GENESIS, 99, vec![events[0].event.clone()]);
+        assert_eq!(renumbered[0].hash, events[0].hash);
+    }
+}
