@@ -50,7 +50,7 @@ pub struct Application {
     settings: Settings,
     listener: TcpListener,
     db: DatabaseConnection,
-    writers: storage::IntakeWriters,
+    writers: storage::intake::IntakeWriters,
     directory: Arc<LiveDirectory>,
     rules: Arc<LiveRules>,
     time: Arc<dyn TimeSource>,
@@ -73,7 +73,7 @@ impl Application {
         let verifier = Arc::new(Verifier::new(&settings.jwt, secret.as_ref())?);
         let db = storage::connect(&settings.database_url, settings.db_max_connections).await?;
         storage::migrate(&db).await?;
-        let writers = storage::IntakeWriters::connect(&settings.database_url, &db).await?;
+        let writers = storage::intake::IntakeWriters::connect(&settings.database_url, &db).await?;
         let directory = Arc::new(LiveDirectory::load(db.clone(), settings.max_bundle_bytes).await?);
         if options.demo && directory.snapshot().is_empty() {
             let report = directory

@@ -166,6 +166,16 @@ pub struct Category {
     pub severity: Severity,
 }
 
+/// Where [`Directory::locate`] found a point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Located<'a> {
+    pub grid: &'a Region,
+    /// No grid covers the point; it was snapped to this one.
+    pub snapped: bool,
+    /// Metres to the grid when snapped; 0 when covered.
+    pub distance_m: f64,
+}
+
 /// A region with what the snapshot knows about it.
 #[derive(Debug)]
 pub struct RegionEntry {
@@ -381,6 +391,17 @@ impl Directory {
 
     pub fn grids(&self) -> &GridIndex {
         &self.grids
+    }
+
+    /// The grid a WGS-84 point belongs to (DESIGN.md "Locating a point"): the active grid that
+    /// covers it (the smallest code on a shared edge), else the nearest within 50 m.
+    pub fn locate(&self, lon: f64, lat: f64) -> Option<Located<'_>> {
+        let hit = self.grids.locate(lon, lat)?;
+        Some(Located {
+            grid: self.region(hit.code)?,
+            snapped: hit.snapped,
+            distance_m: hit.distance_m,
+        })
     }
 
     /// The lowest active region whose shape covers a WGS-84 point, walking down from the roots.

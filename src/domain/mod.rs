@@ -8,6 +8,7 @@ pub mod directory;
 pub mod duplicates;
 pub mod error;
 pub mod event;
+pub mod intake;
 pub mod routing;
 pub mod rules;
 pub mod scope;

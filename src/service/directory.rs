@@ -133,19 +133,19 @@ impl LiveDirectory {
         check_position(lat, lon)?;
         let (wlon, wlat) = geo::to_wgs84(system, lon, lat);
         let directory = self.snapshot();
-        let hit = directory.grids().locate(wlon, wlat).ok_or_else(|| {
+        let hit = directory.locate(wlon, wlat).ok_or_else(|| {
             DomainError::NotFound(format!(
                 "no grid covers or lies within {} m of ({wlat:.6}, {wlon:.6}) (WGS-84)",
                 geo::SNAP_RADIUS_M
             ))
         })?;
-        let chain: Vec<Region> = directory.chain(hit.code).into_iter().cloned().collect();
-        let grid = chain.last().cloned().ok_or_else(|| {
-            DomainError::internal(anyhow::anyhow!("grid {} has no region", hit.code))
-        })?;
         Ok(Location {
-            grid,
-            chain,
+            grid: hit.grid.clone(),
+            chain: directory
+                .chain(&hit.grid.code)
+                .into_iter()
+                .cloned()
+                .collect(),
             snapped: hit.snapped,
             distance_m: hit.distance_m,
             wgs84: (wlon, wlat),

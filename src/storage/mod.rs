@@ -7,6 +7,7 @@ pub mod directory;
 pub mod entities;
 mod error;
 pub mod held;
+pub mod intake;
 pub mod rules;
 pub mod sla;
 pub mod stats;
@@ -20,98 +21,12 @@ use sea_orm::{
 };
 
 pub use error::StorageError;
+pub use intake::{IntakeWriters, WriterSession};
 
 /// Opens the pool. SQLite runs in WAL mode with full fsync so an acknowledged write survives a
 /// power cut; a busy timeout turns writer contention into waiting instead of errors.
 pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, StorageError> {
     open(options(url, max_connections), url).await
-}
-
-/// What the intake writer stores batches with ([`cases::insert_batch`]).
-///
-/// One writer stores every batch, on both databases. On PostgreSQL several overlapping
-/// writers were measured against one (BENCHMARKS.md "Seventh session"): they queue on the
-/// `events` sequence row anyway, and their smaller batches cost more per report in planning,
-/// lock waits and commits. One writer used about a third less PostgreSQL time per report;
-/// with the connections below it had the lower p50 at 50 and 1,200 reports/s in every
-/// alternating pair, while the most it sustains closed loop fell by 5–9 %.
-///
-/// On PostgreSQL the writer holds two connections of its own ([`WriterSession`]), outside
-/// every pool: a burst of reads (lists, statistics) never holds up a batch waiting for a
-/// connection, and no round trip is spent handing a connection back between statements. On
-/// SQLite the shared pool serves.
-#[derive(Debug, Clone)]
-pub enum IntakeWriters {
-    /// SQLite: the shared pool.
-    Shared(DatabaseConnection),
-    /// PostgreSQL: how to open the writer's own connections.
-    Postgres(Box<sea_orm::sqlx::postgres::PgConnectOptions>),
-}
-
-impl IntakeWriters {
-    pub async fn connect(url: &str, shared: &DatabaseConnection) -> Result<Self, StorageError> {
-        if shared.get_database_backend() != DbBackend::Postgres {
-            return Ok(IntakeWriters::Shared(shared.clone()));
-        }
-        let connect_error =
-            |source| StorageError::during(format!("cannot connect to {}", redact_url(url)), source);
-        let options = url
-            .parse::<sea_orm::sqlx::postgres::PgConnectOptions>()
-            .map_err(|e| {
-                connect_error(sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(
-                    std::sync::Arc::new(e),
-                )))
-            })?;
-        let writers = IntakeWriters::Postgres(Box::new(options));
-        // Refuse to start, as a pool does, when the writer cannot connect.
-        if let WriterSession::Postgres { reads, .. } = writers.session() {
-            let checked = reads.execute_unprepared("SELECT 1").await;
-            (*reads).close().await;
-            checked.map_err(connect_error)?;
-        }
-        Ok(writers)
-    }
-
-    /// What the writer stores with: on PostgreSQL, connections of its own, opened when first
-    /// used and held from batch to batch.
-    pub fn session(&self) -> WriterSession {
-        match self {
-            IntakeWriters::Shared(db) => WriterSession::Shared(db.clone()),
-            IntakeWriters::Postgres(options) => WriterSession::Postgres {
-                reads: Box::new(held::HeldConnection::new(
-                    options
-                        .clone()
-                        .options([("plan_cache_mode", "force_custom_plan")]),
-                )),
-                writes: Box::new(held::HeldConnection::new(
-                    options
-                        .clone()
-                        .options([("plan_cache_mode", "force_generic_plan")]),
-                )),
-            },
-        }
-    }
-}
-
-/// The intake writer's connections.
-#[derive(Debug)]
-pub enum WriterSession {
-    /// SQLite: the shared pool.
-    Shared(DatabaseConnection),
-    /// PostgreSQL: one connection for the batch's read, which plans every statement for the
-    /// tables as they are now (`plan_cache_mode = force_custom_plan`): a generic plan cached
-    /// while the cases table was nearly empty probed each reporter's `(reporter, received_at)`
-    /// index and filtered every case of theirs, instead of the unique key. Planning is most
-    /// of the read's time in PostgreSQL at low load.
-    ///
-    /// And one for the batch's write and case-code reservations, which plans each statement
-    /// once (`force_generic_plan`): an insert of `json_populate_recordset` rows and an upsert
-    /// of one counter row have one sensible plan whatever the tables hold, and planning the
-    /// write afresh cost about 0.6 ms of PostgreSQL time per batch.
-    Postgres {
-        reads: Box<held::HeldConnection>,
-        writes: Box<held::HeldConnection>,
-    },
 }
 
 fn options(url: &str, max_connections: u32) -> ConnectOptions {

@@ -58,7 +58,7 @@ pub fn to_clock(m: sla_clock::Model) -> Result<Clock, String> {
     })
 }
 
-fn new_row(c: &Clock) -> sla_clock::ActiveModel {
+pub(crate) fn new_row(c: &Clock) -> sla_clock::ActiveModel {
     sla_clock::ActiveModel {
         case_id: Set(c.case_id.clone()),
         kind: Set(c.kind.as_str().into()),
