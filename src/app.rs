@@ -20,6 +20,7 @@ use crate::{
         LiveDirectory,
         attachments::Attachments,
         cases::CaseQueries,
+        events::EventFeed,
         intake::Intake,
         rules::LiveRules,
         sla::{Scheduler, Supervisor},
@@ -279,7 +280,10 @@ impl Application {
                 )))
             )))
             .add_service(limited!(
-                pb::gateway_service_server::GatewayServiceServer::new(GatewayApi::new(intake))
+                pb::gateway_service_server::GatewayServiceServer::new(GatewayApi::new(
+                    intake,
+                    EventFeed::new(self.db.clone())
+                ))
             ))
             .add_service(limited!(pb::stats_service_server::StatsServiceServer::new(
                 StatsApi::new(self.stats.clone())

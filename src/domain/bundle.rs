@@ -33,6 +33,26 @@ fn bundle_error(reason: impl Into<String>) -> BundleError {
     }
 }
 
+/// What an import did, per kind of record.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    /// Active before, retired now: by `"retired": true` (also counted as updated) or for being
+    /// left out of a bundle for their subtree.
+    pub retired: usize,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ImportReport {
+    pub regions: Counts,
+    pub units: Counts,
+    pub members: Counts,
+    pub categories: Counts,
+    pub version: i64,
+}
+
 /// A validated region of the bundle, with its geometry in the canonical JSON it is stored as.
 #[derive(Debug, Clone)]
 pub struct BundleRegion {

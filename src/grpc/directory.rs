@@ -8,6 +8,7 @@ use super::convert::{coord_system, page_size, urgency};
 use crate::{
     domain::{
         DomainError,
+        bundle::Counts,
         calendar::{CalendarDay, DayKind, SlaDuration},
         directory::Tier,
         sla::{ClockKind, PolicyRule},
@@ -18,7 +19,6 @@ use crate::{
         rules::{CalendarFormat, LiveRules},
         time::TimeSource,
     },
-    storage::directory::Counts,
 };
 
 #[derive(Debug, Clone)]

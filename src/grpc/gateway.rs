@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
 use super::{
@@ -13,18 +12,21 @@ use super::{
 use crate::{
     domain::case::Source,
     proto::v1::{self as pb, gateway_service_server::GatewayService},
-    service::intake::{Intake, TicketInput},
-    storage,
+    service::{
+        events::EventFeed,
+        intake::{Intake, TicketInput},
+    },
 };
 
 #[derive(Debug, Clone)]
 pub struct GatewayApi {
     intake: Arc<Intake>,
+    events: EventFeed,
 }
 
 impl GatewayApi {
-    pub fn new(intake: Arc<Intake>) -> Self {
-        GatewayApi { intake }
+    pub fn new(intake: Arc<Intake>, events: EventFeed) -> Self {
+        GatewayApi { intake, events }
     }
 }
 
@@ -71,71 +73,22 @@ impl GatewayService for GatewayApi {
     }
 
     /// The events of the gateway's own cases, in sequence order from `after_sequence`, then
-    /// new ones as they commit (polled). Sequence numbers are assigned in commit order, so a
-    /// gateway that resumes after the last one it saw misses nothing.
+    /// new ones as they commit ([`EventFeed::follow`]).
     async fn watch_events(
         &self,
         request: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<EventStream>, Status> {
         let caller = caller(&request)?;
         let after = request.into_inner().after_sequence;
-        if after < 0 {
-            return Err(Status::invalid_argument(
-                "after_sequence: must be 0 (from the start) or a sequence seen before",
-            ));
-        }
-        let (tx, rx) = mpsc::channel(WATCH_BATCH);
-        let db = self.intake.db().clone();
-        tokio::spawn(async move {
-            let mut after = after;
-            loop {
-                let batch = match storage::cases::events_after(
-                    &db,
-                    &caller.sub,
-                    after,
-                    WATCH_BATCH as u64,
-                )
-                .await
-                {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "WatchEvents read failed; ending the stream");
-                        let _ = tx
-                            .send(Err(Status::unavailable(
-                                "event stream interrupted; resume after the last sequence seen",
-                            )))
-                            .await;
-                        return;
-                    }
-                };
-                let full = batch.len() == WATCH_BATCH;
-                for (event, code) in batch {
-                    after = event.seq;
-                    if tx
-                        .send(Ok(event_for_viewer(&event, &code, &caller)))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-                if !full {
-                    tokio::select! {
-                        () = tokio::time::sleep(WATCH_POLL) => {}
-                        () = tx.closed() => return,
-                    }
-                }
-            }
+        let feed = self.events.follow(caller.clone(), after)?;
+        let stream = ReceiverStream::new(feed).map(move |item| {
+            item.map(|(event, code)| event_for_viewer(&event, &code, &caller))
+                .map_err(Status::from)
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(stream)))
     }
 }
 
 type EventStream = std::pin::Pin<
     Box<dyn tokio_stream::Stream<Item = Result<pb::CaseEvent, Status>> + Send + 'static>,
 >;
-
-/// Events read and sent per query.
-const WATCH_BATCH: usize = 256;
-/// How often a caught-up stream looks for new events.
-const WATCH_POLL: std::time::Duration = std::time::Duration::from_millis(250);

@@ -11,14 +11,11 @@ use crate::{
     auth::layer::MemberRoles,
     domain::{
         DomainError, DomainResult, Role,
-        bundle::{self, BundleError},
+        bundle::{self, BundleError, ImportReport},
         directory::{Directory, Region},
     },
     geo::{self, CoordSystem},
-    storage::{
-        self,
-        directory::{ImportError, ImportReport},
-    },
+    storage::{self, directory::ImportError},
 };
 
 /// The shared, hot-swappable directory.

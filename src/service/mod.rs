@@ -5,6 +5,7 @@ pub mod attachments;
 pub mod audit;
 pub mod cases;
 pub mod directory;
+pub mod events;
 pub mod intake;
 pub mod paging;
 pub mod rules;

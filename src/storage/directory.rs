@@ -10,31 +10,11 @@ use super::{StorageError, entities::*};
 use crate::{
     domain::{
         Role,
-        bundle::Bundle,
+        bundle::{Bundle, Counts, ImportReport},
         directory::{Category, DirectoryParts, Member, Region, Unit},
     },
     geo::Shape,
 };
-
-/// What an import did, per kind of record.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Counts {
-    pub created: usize,
-    pub updated: usize,
-    pub unchanged: usize,
-    /// Active before, retired now: by `"retired": true` (also counted as updated) or for being
-    /// left out of a bundle for their subtree.
-    pub retired: usize,
-}
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct ImportReport {
-    pub regions: Counts,
-    pub units: Counts,
-    pub members: Counts,
-    pub categories: Counts,
-    pub version: i64,
-}
 
 /// The import was validated against a directory that changed before it could commit.
 #[derive(Debug, thiserror::Error)]

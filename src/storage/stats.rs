@@ -10,7 +10,7 @@ use sea_orm::{
 };
 
 use super::{StorageError, begin_write, cases::is_unique_violation, entities::*, sql};
-use crate::domain::{case::CaseStatus, directory::Tier, stats::CohortCase};
+use crate::domain::{case::CaseStatus, directory::Tier, event::EventKind, stats::CohortCase};
 
 /// Which cases a cohort is drawn from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,18 +110,25 @@ pub async fn cohort(
             &format!(
                 "SELECT e.case_id, e.kind, COUNT(*) FROM case_events e JOIN cases c \
                  ON c.id = e.case_id WHERE {cohort} \
-                 AND e.kind IN ('escalated', 'sla_escalation', 'returned') \
-                 GROUP BY e.case_id, e.kind"
+                 AND e.kind IN ('{escalated}', '{sla_escalation}', '{returned}') \
+                 GROUP BY e.case_id, e.kind",
+                // Constants of ours, never input.
+                escalated = EventKind::Escalated.as_str(),
+                sla_escalation = EventKind::SlaEscalation.as_str(),
+                returned = EventKind::Returned.as_str(),
             ),
             values(from, to, &code, None),
         ))
         .await?
     {
         let id: String = r.try_get_by_index(0)?;
-        let kind: String = r.try_get_by_index(1)?;
+        let kind: EventKind = r
+            .try_get_by_index::<String>(1)?
+            .parse()
+            .map_err(StorageError::Corrupt)?;
         let n: i64 = r.try_get_by_index(2)?;
         let entry = counts.entry(id).or_default();
-        if kind == "returned" {
+        if kind == EventKind::Returned {
             entry.1 += n;
         } else {
             entry.0 += n;
