@@ -410,3 +410,175 @@ fn flag_duplicates(drafts: &mut [Draft], new: &[usize], mut candidates: Vec<Cand
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        domain::{
+            Role,
+            fixtures::{self, *},
+            sla::ClockKind,
+        },
+        geo::CoordSystem,
+    };
+
+    fn report<'a>(caller: &'a Caller, category: &'a Category, id: &str, lat: f64) -> Report<'a> {
+        let position = Position {
+            reported_lat: lat,
+            reported_lon: 119.05,
+            coord_system: CoordSystem::Wgs84,
+            accuracy_m: 0.0,
+            lat,
+            lon: 119.05,
+        };
+        let directory = fixtures::directory();
+        let grid = directory
+            .locate(119.05, lat)
+            .expect("in grid 1")
+            .grid
+            .clone();
+        Report {
+            id: id.into(),
+            reporter: caller,
+            source: Source::Handset,
+            category,
+            urgency: None,
+            description: "邻里纠纷".into(),
+            place: Place::Grid {
+                grid,
+                position: Some(position),
+                snapped: None,
+            },
+            address: None,
+            phone: None,
+            name: None,
+            captured_at: None,
+            received_at: t0(),
+            attachment_ids: vec![],
+            client_report_id: Some(format!("client-{id}")),
+            external_id: None,
+            request_hash: format!("hash-{id}"),
+        }
+    }
+
+    fn draft(id: &str, lat: f64) -> Draft {
+        let directory = fixtures::directory();
+        let category = directory.category("dispute.neighbor").unwrap().clone();
+        let by = caller(REPORTER, Role::GridMember);
+        register(
+            &directory,
+            &Rules::build(Default::default()),
+            report(&by, &category, id, lat),
+        )
+        .expect("registers")
+    }
+
+    #[test]
+    fn a_report_is_registered_routed_and_its_clocks_started() {
+        let d = draft("c1", 35.1);
+        assert_eq!(d.case.status, CaseStatus::Registered);
+        assert_eq!(d.case.chain[4].as_deref(), Some(GRID1));
+        // dispute.neighbor: justice at community tier; none there, one at the township.
+        assert_eq!(d.case.unit_code, JUSTICE);
+        assert_eq!(d.case.tier, Tier::Township);
+        assert_eq!(d.case.region_code, TOWNSHIP);
+        assert_eq!(d.code_prefix, DISTRICT);
+        let kinds: Vec<EventKind> = d.events.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [EventKind::Submitted, EventKind::Registered]);
+        // The register clock, done at once, and the dispatch clock, running.
+        let clocks: Vec<(ClockKind, bool)> = d
+            .clocks
+            .iter()
+            .map(|c| (c.kind, c.stopped_at.is_some()))
+            .collect();
+        assert_eq!(
+            clocks,
+            [(ClockKind::Register, true), (ClockKind::Dispatch, false)]
+        );
+    }
+
+    #[test]
+    fn a_batch_creates_new_drafts_answers_retries_and_refuses_conflicts() {
+        let stored = draft("c1", 35.1).case;
+        let mut retry = draft("c1-again", 35.1);
+        retry.case.client_report_id = stored.client_report_id.clone();
+        retry.case.request_hash = stored.request_hash.clone();
+        let mut conflict = draft("c1-changed", 35.1);
+        conflict.case.client_report_id = stored.client_report_id.clone();
+        let fresh = draft("c2", 35.15);
+        let mut twice = draft("c2-again", 35.15);
+        twice.case.client_report_id = fresh.case.client_report_id.clone();
+        twice.case.request_hash = fresh.case.request_hash.clone();
+        let mut drafts = vec![retry, conflict, fresh, twice];
+        let mut found = Found::default();
+        found
+            .stored
+            .insert(Key::of(&stored).unwrap(), stored.clone());
+        let mut plan = Plan::of(&mut drafts, found);
+        assert_eq!(plan.new, [2], "only the fresh draft is created");
+        plan.created(2, drafts[2].case.clone());
+        let outcomes = plan.finish(&drafts);
+        assert!(matches!(&outcomes[0], Outcome::Existing(c) if c.id == stored.id));
+        assert!(
+            matches!(&outcomes[1], Outcome::Conflict(m) if m.contains(&stored.code)),
+            "{:?}",
+            outcomes[1]
+        );
+        assert!(matches!(&outcomes[2], Outcome::Created(c) if c.id == "c2"));
+        assert!(
+            matches!(&outcomes[3], Outcome::Existing(c) if c.id == "c2"),
+            "a repeat within the batch is a retry of its first: {:?}",
+            outcomes[3]
+        );
+    }
+
+    #[test]
+    fn tickets_are_keyed_per_gateway() {
+        let mut a = draft("t1", 35.1).case;
+        a.client_report_id = None;
+        a.external_source = Some("hotline_12345".into());
+        a.external_id = Some("T-1".into());
+        a.reporter_sub = "gw-a".into();
+        let mut b = a.clone();
+        b.reporter_sub = "gw-b".into();
+        assert_ne!(Key::of(&a), Key::of(&b));
+        assert_eq!(
+            Key::of(&a).unwrap().parts(),
+            ["gw-a", "hotline_12345", "T-1"]
+        );
+    }
+
+    #[test]
+    fn possible_duplicates_are_the_nearest_open_case_of_the_item_stored_or_in_the_batch() {
+        let metres = 6_371_008.8 * std::f64::consts::PI / 180.0;
+        let mut drafts = vec![
+            draft("near-stored", 35.1 + 50.0 / metres),
+            draft("far", 35.1 + 500.0 / metres),
+            draft("near-far", 35.1 + 530.0 / metres),
+        ];
+        let found = Found {
+            stored: HashMap::new(),
+            candidates: vec![
+                Candidate {
+                    id: "stored".into(),
+                    category_code: "dispute.neighbor".into(),
+                    lon: 119.05,
+                    lat: 35.1,
+                },
+                Candidate {
+                    id: "other-item".into(),
+                    category_code: "city.litter".into(),
+                    lon: 119.05,
+                    lat: 35.1 + 500.0 / metres,
+                },
+            ],
+        };
+        Plan::of(&mut drafts, found);
+        let flags: Vec<Option<&str>> = drafts
+            .iter()
+            .map(|d| d.case.possible_duplicate_of.as_deref())
+            .collect();
+        assert_eq!(flags, [Some("stored"), None, Some("far")]);
+    }
+}

@@ -8,6 +8,8 @@ pub mod directory;
 pub mod duplicates;
 pub mod error;
 pub mod event;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod intake;
 pub mod routing;
 pub mod rules;

@@ -81,3 +81,102 @@ impl Scope {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{
+        case::{Assist, CaseStatus},
+        fixtures::{self, *},
+    };
+
+    fn scope_of(sub: &str, role: Role) -> Scope {
+        Scope::of(&caller(sub, role), &fixtures::directory()).expect("a scope")
+    }
+
+    #[test]
+    fn each_scope_reaches_exactly_its_cases() {
+        let case = fixtures::case(CaseStatus::Dispatched); // grid 1, led by the justice office
+        let mut elsewhere = case.clone();
+        elsewhere.chain = [Some(CITY.into()), Some("371103".into()), None, None, None];
+        elsewhere.unit_code = "371103.center".into();
+        elsewhere.reporter_sub = "someone-else".into();
+        let mut assisted = elsewhere.clone();
+        assisted.assisting = vec![Assist {
+            unit_code: POLICE.into(),
+            summoned_at: t0(),
+            checked_in_at: None,
+        }];
+        let mut reported_elsewhere = elsewhere.clone();
+        reported_elsewhere.reporter_sub = REPORTER.into();
+        let mut of_gateway = elsewhere.clone();
+        of_gateway.reporter_sub = GATEWAY.into();
+        let cases = [
+            ("grid 1", &case),
+            ("another district", &elsewhere),
+            ("assisted by the police", &assisted),
+            ("reported elsewhere by gm-1", &reported_elsewhere),
+            ("brought in by the gateway", &of_gateway),
+        ];
+        let table: [(&str, Scope, [bool; 5]); 7] = [
+            (
+                "the reporter: their grid and their own reports",
+                scope_of(REPORTER, Role::GridMember),
+                [true, false, false, true, false],
+            ),
+            (
+                "another grid's member",
+                scope_of(OTHER_GRID_MEMBER, Role::GridMember),
+                [false, false, false, false, false],
+            ),
+            (
+                "the lead unit",
+                scope_of(JUSTICE_STAFF, Role::UnitStaff),
+                [true, false, false, false, false],
+            ),
+            (
+                "an assisting unit",
+                scope_of(POLICE_STAFF, Role::UnitStaff),
+                [false, false, true, false, false],
+            ),
+            (
+                "the district's dispatcher",
+                scope_of(DISPATCHER, Role::Dispatcher),
+                [true, false, false, false, false],
+            ),
+            (
+                "the city's supervisor",
+                scope_of(SUPERVISOR, Role::Supervisor),
+                [true, true, true, true, true],
+            ),
+            (
+                "a gateway: what it brought in",
+                scope_of(GATEWAY, Role::Gateway),
+                [false, false, false, false, true],
+            ),
+        ];
+        for (who, scope, reaches) in table {
+            for ((what, case), want) in cases.iter().zip(reaches) {
+                assert_eq!(scope.reaches(case), want, "{who} / {what}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_person_without_a_record_of_the_role_has_no_scope_and_admins_have_none_of_cases() {
+        let directory = fixtures::directory();
+        for c in [
+            caller(REPORTER, Role::Dispatcher),
+            caller("nobody", Role::GridMember),
+            caller("ops-admin", Role::Admin),
+        ] {
+            assert!(
+                matches!(
+                    Scope::of(&c, &directory),
+                    Err(DomainError::PermissionDenied(_))
+                ),
+                "{c:?}"
+            );
+        }
+    }
+}

@@ -723,3 +723,110 @@ mod tests {
         assert!("soon".parse::<ClockKind>().is_err());
     }
 }
+
+#[cfg(test)]
+mod decisions {
+    use super::*;
+    use crate::domain::{
+        case::CaseStatus,
+        fixtures::{self, t0},
+    };
+
+    fn policy_and_calendar() -> (Policy, Calendar) {
+        (Policy::default(), Calendar::builtin())
+    }
+
+    #[test]
+    fn clocks_start_once_stop_when_told_and_count_their_attempts() {
+        let (policy, calendar) = policy_and_calendar();
+        let case = fixtures::case(CaseStatus::Dispatched);
+        let at = t0();
+        let start = |kind| ClockOp::Start {
+            kind,
+            unit_code: String::new(),
+            at,
+        };
+        let first = clock_changes(
+            &case,
+            &[],
+            &[start(ClockKind::Dispatch), start(ClockKind::Dispatch)],
+            &policy,
+            &calendar,
+        );
+        assert_eq!(
+            first.started.len(),
+            1,
+            "a running clock is not started twice"
+        );
+        let dispatch = Clock {
+            id: 11,
+            ..first.started[0].clone()
+        };
+        assert_eq!(dispatch.schedule.due_at, at + chrono::Duration::hours(24));
+        assert_eq!(dispatch.next_at, Some(dispatch.schedule.warn_at));
+        // Stopping it, then starting it again in the same cycle: a second attempt.
+        let stop = ClockOp::Stop {
+            kind: Some(ClockKind::Dispatch),
+            unit_code: None,
+            at,
+        };
+        let again = clock_changes(
+            &case,
+            std::slice::from_ref(&dispatch),
+            &[stop, start(ClockKind::Dispatch)],
+            &policy,
+            &calendar,
+        );
+        assert_eq!(again.stopped, [(11, at)]);
+        assert_eq!(again.started.len(), 1);
+        assert_eq!(again.started[0].attempt, 1);
+        // No rule, no clock: on-site runs for urgent cases only.
+        let none = clock_changes(&case, &[], &[start(ClockKind::OnSite)], &policy, &calendar);
+        assert!(none.started.is_empty());
+    }
+
+    #[test]
+    fn levels_fire_in_order_each_once_and_several_at_a_time_after_downtime() {
+        let (policy, calendar) = policy_and_calendar();
+        let case = fixtures::case(CaseStatus::Registered);
+        let clock = clock_changes(
+            &case,
+            &[],
+            &[ClockOp::Start {
+                kind: ClockKind::Dispatch,
+                unit_code: String::new(),
+                at: t0(),
+            }],
+            &policy,
+            &calendar,
+        )
+        .started
+        .remove(0);
+        let s = clock.schedule;
+        assert_eq!(
+            due_levels(&clock, s.warn_at - chrono::Duration::seconds(1)),
+            None
+        );
+        let warned = due_levels(&clock, s.warn_at).expect("the warning has come");
+        assert_eq!(warned.levels, [Level::Warning]);
+        assert_eq!((warned.from_stage, warned.stage), (0, 1));
+        assert_eq!(warned.next_at, Some(s.due_at));
+        assert_eq!(warned.warned_at, Some(s.warn_at));
+        // After the warning fired, only later levels come.
+        let after = Clock {
+            stage: warned.stage,
+            warned_at: warned.warned_at,
+            next_at: warned.next_at,
+            ..clock.clone()
+        };
+        assert_eq!(due_levels(&after, s.warn_at), None);
+        // Down across every deadline: every level at once, in order.
+        let late = s.red_card_at + chrono::Duration::hours(1);
+        let all = due_levels(&clock, late).expect("all have come");
+        assert_eq!(all.levels, Level::ALL);
+        assert_eq!(all.stage, 4);
+        assert_eq!(all.next_at, None);
+        assert_eq!(all.escalations, 2);
+        assert_eq!(all.escalated_at, Some(late));
+    }
+}

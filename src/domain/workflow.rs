@@ -699,3 +699,385 @@ fn by_person(
     };
     Ok((next, events))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{
+        case::Assist,
+        fixtures::{self, *},
+        sla::{ClockKind, Schedule},
+    };
+
+    /// What a command should come to, by the rules of DESIGN.md "Case lifecycle".
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Expect {
+        /// Applied; the case is then in this state.
+        To(CaseStatus),
+        /// PERMISSION_DENIED: this caller may not give it (whatever the state).
+        Denied,
+        /// FAILED_PRECONDITION: not in this state.
+        NotNow,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Who {
+        Reporter,
+        OtherGridMember,
+        LeadStaff,
+        AssistingStaff,
+        Dispatcher,
+        Supervisor,
+        Gateway,
+    }
+
+    const EVERYONE: [Who; 7] = [
+        Who::Reporter,
+        Who::OtherGridMember,
+        Who::LeadStaff,
+        Who::AssistingStaff,
+        Who::Dispatcher,
+        Who::Supervisor,
+        Who::Gateway,
+    ];
+
+    fn caller_of(who: Who) -> Caller {
+        match who {
+            Who::Reporter => caller(REPORTER, Role::GridMember),
+            Who::OtherGridMember => caller(OTHER_GRID_MEMBER, Role::GridMember),
+            Who::LeadStaff => caller(JUSTICE_STAFF, Role::UnitStaff),
+            Who::AssistingStaff => caller(POLICE_STAFF, Role::UnitStaff),
+            Who::Dispatcher => caller(DISPATCHER, Role::Dispatcher),
+            Who::Supervisor => caller(SUPERVISOR, Role::Supervisor),
+            Who::Gateway => caller(GATEWAY, Role::Gateway),
+        }
+    }
+
+    fn commands() -> Vec<(&'static str, Command)> {
+        let mut other = fixtures::case(CaseStatus::Registered);
+        other.id = "case-2".into();
+        vec![
+            (
+                "dispatch",
+                Command::Dispatch {
+                    unit_code: None,
+                    reason: "分流".into(),
+                },
+            ),
+            ("accept", Command::Accept),
+            (
+                "return",
+                Command::Return {
+                    reason: "不属于本单位".into(),
+                },
+            ),
+            (
+                "progress",
+                Command::Progress {
+                    note: "处理中".into(),
+                    attachment_ids: vec![],
+                },
+            ),
+            (
+                "resolve",
+                Command::Resolve {
+                    result: "已化解".into(),
+                    attachment_ids: vec![],
+                },
+            ),
+            (
+                "feedback",
+                Command::Feedback {
+                    note: "已告知".into(),
+                },
+            ),
+            (
+                "evaluate satisfied",
+                Command::Evaluate {
+                    satisfaction: Satisfaction::Satisfied,
+                    comment: String::new(),
+                },
+            ),
+            (
+                "evaluate dissatisfied",
+                Command::Evaluate {
+                    satisfaction: Satisfaction::Dissatisfied,
+                    comment: String::new(),
+                },
+            ),
+            (
+                "close",
+                Command::Close {
+                    reason: String::new(),
+                },
+            ),
+            (
+                "merge",
+                Command::Merge {
+                    into: Box::new(other),
+                    reason: "重复".into(),
+                },
+            ),
+            (
+                "cancel",
+                Command::Cancel {
+                    reason: "撤回".into(),
+                },
+            ),
+            (
+                "escalate",
+                Command::Escalate {
+                    reason: "跨街道".into(),
+                },
+            ),
+            (
+                "whistle",
+                Command::Whistle {
+                    unit_codes: vec!["371102.center".into()],
+                    reason: "吹哨".into(),
+                },
+            ),
+            (
+                "supplement",
+                Command::Supplement {
+                    text: "补充".into(),
+                    attachment_ids: vec![],
+                },
+            ),
+        ]
+    }
+
+    /// The rules, written down once more as a table: who may give each command (beyond the
+    /// role table of the auth layer, which `apply` does not repeat), in which states, and the
+    /// state it leaves. Who is checked before the state.
+    fn expect(command: &str, status: CaseStatus, who: Who) -> Expect {
+        use CaseStatus::*;
+        use Expect::*;
+        let open = status.is_open();
+        let to = |allowed: &[CaseStatus], next: CaseStatus| {
+            if allowed.contains(&status) {
+                To(next)
+            } else {
+                NotNow
+            }
+        };
+        match command {
+            "dispatch" => to(&[Registered, Returned, Dispatched], Dispatched),
+            // An assisting unit checks in whatever the case's state; the lead unit accepts.
+            "accept" => match who {
+                Who::AssistingStaff => To(status),
+                Who::LeadStaff => to(&[Dispatched], Accepted),
+                _ => Denied,
+            },
+            "return" if who == Who::LeadStaff => to(&[Dispatched, Accepted], Returned),
+            "progress" if who == Who::LeadStaff => to(&[Accepted, InProgress], InProgress),
+            // Grid members resolve only grid-tier cases: this one is the township's.
+            "resolve" if who == Who::LeadStaff => to(&[Accepted, InProgress], Resolved),
+            "return" | "progress" | "resolve" => Denied,
+            "feedback" if who == Who::AssistingStaff => Denied,
+            "feedback" => to(&[Resolved], status),
+            "evaluate satisfied" if who == Who::Reporter => to(&[Resolved], Resolved),
+            "evaluate dissatisfied" if who == Who::Reporter => to(&[Resolved], Dispatched),
+            "evaluate satisfied" | "evaluate dissatisfied" => Denied,
+            "close" => to(&[Resolved], Closed),
+            "merge" if open => To(Merged),
+            "cancel" if open => To(Cancelled),
+            "merge" | "cancel" => NotNow,
+            "escalate" => to(
+                &[Registered, Returned, Dispatched, Accepted, InProgress],
+                Dispatched,
+            ),
+            "whistle" => to(&[Dispatched, Accepted, InProgress], status),
+            "supplement" if who != Who::Reporter => Denied,
+            "supplement" if open => To(status),
+            "supplement" => NotNow,
+            other => panic!("no rule for {other}"),
+        }
+    }
+
+    #[test]
+    fn every_command_in_every_state_by_everyone_follows_the_lifecycle() {
+        let directory = fixtures::directory();
+        let mut checked = 0;
+        for status in CaseStatus::ALL {
+            let mut case = fixtures::case(status);
+            case.assisting = vec![Assist {
+                unit_code: POLICE.into(),
+                summoned_at: t0(),
+                checked_in_at: None,
+            }];
+            for who in EVERYONE {
+                let by = caller_of(who);
+                for (name, command) in commands() {
+                    let got = apply(&case, Actor::Person(&by), &directory, command, t0());
+                    let want = expect(name, status, who);
+                    let what = format!("{name} by {who:?} when {status}");
+                    match (want, got) {
+                        (Expect::To(next), Ok((after, events))) => {
+                            assert_eq!(after.status, next, "{what}");
+                            assert!(!events.is_empty(), "{what}: no event");
+                            assert!(
+                                events.iter().all(|e| e.actor_sub == by.sub),
+                                "{what}: events by someone else"
+                            );
+                            // A change of state is an event saying so.
+                            if next != status {
+                                assert!(
+                                    events.iter().any(|e| e.to_status == Some(next)
+                                        && e.from_status == Some(status)),
+                                    "{what}: no transition event"
+                                );
+                            }
+                        }
+                        (Expect::Denied, Err(DomainError::PermissionDenied(_)))
+                        | (Expect::NotNow, Err(DomainError::FailedPrecondition(_))) => {}
+                        (want, got) => panic!("{what}: wanted {want:?}, got {got:?}"),
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 10 * 7 * 14);
+    }
+
+    #[test]
+    fn sla_levels_are_the_supervisors_alone_and_people_commands_are_not_its() {
+        let directory = fixtures::directory();
+        let case = fixtures::case(CaseStatus::Accepted);
+        let clock = resolve_clock(&case);
+        let level = Command::SlaLevel {
+            clock: Box::new(clock),
+            level: Level::Warning,
+        };
+        let dispatcher = caller(DISPATCHER, Role::Dispatcher);
+        assert!(matches!(
+            apply(&case, Actor::Person(&dispatcher), &directory, level, t0()),
+            Err(DomainError::PermissionDenied(_))
+        ));
+        assert!(matches!(
+            apply(&case, Actor::Supervisor, &directory, Command::Accept, t0()),
+            Err(DomainError::Internal(_))
+        ));
+    }
+
+    fn resolve_clock(case: &Case) -> Clock {
+        let schedule = Schedule {
+            warn_at: t0() + chrono::Duration::hours(8),
+            due_at: t0() + chrono::Duration::hours(10),
+            escalate_at: t0() + chrono::Duration::hours(15),
+            red_card_at: t0() + chrono::Duration::hours(20),
+        };
+        Clock {
+            id: 7,
+            case_id: case.id.clone(),
+            kind: ClockKind::Resolve,
+            cycle: 1,
+            unit_code: String::new(),
+            attempt: 0,
+            duration: crate::domain::calendar::SlaDuration::Minutes(600),
+            started_at: t0(),
+            schedule,
+            next_at: Some(schedule.warn_at),
+            stage: 0,
+            warned_at: None,
+            breached_at: None,
+            escalated_at: None,
+            escalations: 0,
+            stopped_at: None,
+        }
+    }
+
+    fn fire(case: &Case, level: Level) -> (Case, Vec<NewEvent>) {
+        let clock = resolve_clock(case);
+        apply(
+            case,
+            Actor::Supervisor,
+            &fixtures::directory(),
+            Command::SlaLevel {
+                clock: Box::new(clock),
+                level,
+            },
+            t0() + chrono::Duration::hours(30),
+        )
+        .expect("the supervisor's level applies")
+    }
+
+    #[test]
+    fn a_warning_tells_the_unit_and_a_notice_its_center_too_and_neither_moves_the_case() {
+        let case = fixtures::case(CaseStatus::Accepted);
+        let (after, events) = fire(&case, Level::Warning);
+        assert_eq!(after, case, "a warning changes nothing of the case");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].kind, EventKind::SlaWarning);
+        assert_eq!(events[0].actor_sub, crate::domain::event::SYSTEM_SUB);
+        let Ok(Details::SlaLevel(d)) = events[0].parsed_details() else {
+            panic!("{:?}", events[0]);
+        };
+        assert_eq!(d.notify, [JUSTICE]);
+        assert!(!moves_case(&events));
+
+        let (after, events) = fire(&case, Level::Breach);
+        assert_eq!(after, case);
+        let Ok(Details::SlaLevel(d)) = events[0].parsed_details() else {
+            panic!("{:?}", events[0]);
+        };
+        assert_eq!(d.notify, [JUSTICE, "371102001.center"]);
+        assert_eq!(d.due_at, t0() + chrono::Duration::hours(10));
+        assert!(!moves_case(&events));
+    }
+
+    #[test]
+    fn an_escalation_hands_supervision_up_a_tier_and_the_second_is_a_red_card() {
+        let case = fixtures::case(CaseStatus::Accepted);
+        let (once, events) = fire(&case, Level::Escalation);
+        // One meaning of region_code: the region whose center holds (supervises) the case.
+        // The lead unit and the handling tier stay: the unit still does the work.
+        assert_eq!(once.region_code, DISTRICT);
+        assert_eq!(once.unit_code, JUSTICE);
+        assert_eq!(once.tier, Tier::Township);
+        assert_eq!(once.status, CaseStatus::Accepted);
+        assert_eq!(once.escalation_level, 1);
+        assert!(!once.red_card);
+        assert!(moves_case(&events));
+        let Ok(Details::SlaLevel(d)) = events[0].parsed_details() else {
+            panic!("{:?}", events[0]);
+        };
+        let escalation = d.escalation.expect("what the escalation moved");
+        assert_eq!(
+            (
+                escalation.from_region.as_str(),
+                escalation.to_region.as_str()
+            ),
+            (TOWNSHIP, DISTRICT)
+        );
+        assert_eq!(escalation.supervising_center, "371102.center");
+        let (twice, events) = fire(&once, Level::SecondEscalation);
+        assert_eq!(twice.region_code, CITY);
+        assert!(twice.red_card);
+        let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [EventKind::SlaEscalation, EventKind::RedCard]);
+    }
+
+    #[test]
+    fn a_manual_escalation_hands_the_case_itself_to_the_center_above() {
+        let directory = fixtures::directory();
+        let case = fixtures::case(CaseStatus::Accepted);
+        let dispatcher = caller(DISPATCHER, Role::Dispatcher);
+        let (after, _) = apply(
+            &case,
+            Actor::Person(&dispatcher),
+            &directory,
+            Command::Escalate {
+                reason: "跨街道".into(),
+            },
+            t0(),
+        )
+        .unwrap();
+        // The holding region moves as with an SLA escalation; the work moves with it.
+        assert_eq!(after.region_code, DISTRICT);
+        assert_eq!(after.unit_code, "371102.center");
+        assert_eq!(after.tier, Tier::District);
+        assert_eq!(after.status, CaseStatus::Dispatched);
+        assert_eq!(after.escalation_level, 1);
+    }
+}
