@@ -49,7 +49,7 @@ for i in $(seq "$runs"); do
   # Pages left dirty before the run (a build, the import) are written back now, not during it;
   # SYNC=0 leaves them to the kernel, as the eighth session's writeback stalls did.
   [ "${SYNC:-1}" = 0 ] || sync
-  RUST_LOG=${RUST_LOG:-warn},gridcase::service::intake=debug GRIDCASE_DATABASE_URL="$base/$db" \
+  RUST_LOG=${RUST_LOG:-warn},gridcase::storage::intake=debug GRIDCASE_DATABASE_URL="$base/$db" \
     GRIDCASE_LISTEN="127.0.0.1:$port" "$bin/gridcase" serve >"$work/server.$i.log" 2>&1 &
   pid=$!
   for _ in $(seq 50); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done
