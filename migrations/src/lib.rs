@@ -9,6 +9,7 @@ mod m20261123_000002_create_cases;
 mod m20261123_000003_create_sla;
 mod m20261130_000001_key_tickets_per_gateway;
 mod m20261130_000002_retire_directory_records;
+mod m20261130_000003_event_audience;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_create_sla::Migration),
             Box::new(m20261130_000001_key_tickets_per_gateway::Migration),
             Box::new(m20261130_000002_retire_directory_records::Migration),
+            Box::new(m20261130_000003_event_audience::Migration),
         ]
     }
 }

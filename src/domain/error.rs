@@ -30,6 +30,10 @@ pub enum DomainError {
     /// Storage is unreachable right now; the client may retry.
     #[error("service unavailable, retry later")]
     Unavailable(#[source] anyhow::Error),
+    /// A stream was cut off (the server stopping, a reader too far behind); the message says
+    /// how the client goes on.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl DomainError {

@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 
 use super::{
     Role,
-    case::{CaseStatus, Source},
-    directory::Tier,
+    case::{Case, CaseStatus, Source},
+    directory::{Tier, center_code},
     sla::{ClockKind, Level},
     workflow::Satisfaction,
 };
@@ -415,6 +415,80 @@ impl Details {
     }
 }
 
+/// Who an event reaches beyond its case's place and reporter, and whom it asks to act. Decided
+/// when the event is made (from the case before and after it), stored beside the event, never
+/// hashed: it says who is told, not what happened.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Audience {
+    /// The units whose scope reaches the case at this event: its lead and assisting units before
+    /// and after it. A unit a case moves away from sees the event that moves it; one it moves
+    /// to sees it from that event on.
+    pub units: Vec<String>,
+    /// Units asked to act (a region's center is the unit `{region}.center`).
+    pub notify_units: Vec<String>,
+    /// Members (subjects) asked to act or told: the reporter, of the result.
+    pub notify_members: Vec<String>,
+}
+
+/// Fills in each event's [`Audience`], from the case before the change that made the events and
+/// after it. Whom each kind of event asks to act (ARCHITECTURE.md "Addressees"):
+///
+/// | event | asks |
+/// | --- | --- |
+/// | registered, returned | the holding center, to dispatch |
+/// | dispatched, reopened, supplement | the lead unit |
+/// | whistled | each summoned unit |
+/// | sla_warning | the clock's unit |
+/// | sla_breach (督办) | the unit and its region's center |
+/// | sla_escalation, escalated, red_card | the higher center, now holding the case |
+/// | resolved, feedback, closed, merged, cancelled | the reporter, told |
+pub fn address(events: &mut [NewEvent], before: &Case, after: &Case) {
+    let mut units: Vec<String> = [&before.unit_code, &after.unit_code]
+        .into_iter()
+        .chain(before.assisting.iter().map(|a| &a.unit_code))
+        .chain(after.assisting.iter().map(|a| &a.unit_code))
+        .cloned()
+        .collect();
+    units.sort();
+    units.dedup();
+    let holder = center_code(&after.region_code);
+    for e in events {
+        let details = e.parsed_details().unwrap_or(Details::None);
+        let (notify_units, notify_members): (Vec<String>, Vec<String>) = match e.kind {
+            EventKind::Registered | EventKind::Returned => (vec![holder.clone()], vec![]),
+            EventKind::Dispatched | EventKind::Reopened | EventKind::Supplement => {
+                (vec![after.unit_code.clone()], vec![])
+            }
+            EventKind::Whistled => match details {
+                Details::Whistled { unit_codes } => (unit_codes, vec![]),
+                _ => (vec![], vec![]),
+            },
+            EventKind::SlaWarning | EventKind::SlaBreach => match details {
+                Details::SlaLevel(d) => (d.notify, vec![]),
+                _ => (vec![], vec![]),
+            },
+            EventKind::SlaEscalation | EventKind::Escalated | EventKind::RedCard => {
+                (vec![holder.clone()], vec![])
+            }
+            EventKind::Resolved
+            | EventKind::Feedback
+            | EventKind::Closed
+            | EventKind::Merged
+            | EventKind::Cancelled => (vec![], vec![after.reporter_sub.clone()]),
+            EventKind::Submitted
+            | EventKind::Accepted
+            | EventKind::CheckedIn
+            | EventKind::Progress
+            | EventKind::Evaluated => (vec![], vec![]),
+        };
+        e.audience = Some(Audience {
+            units: units.clone(),
+            notify_units,
+            notify_members,
+        });
+    }
+}
+
 /// What happened to a case, before it is chained and stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
@@ -428,6 +502,9 @@ pub struct NewEvent {
     /// The details' stored, hashed JSON text ([`Details::to_json`]); read it with
     /// [`NewEvent::parsed_details`].
     pub details: String,
+    /// Who the event reaches and asks to act ([`address`]); `None` for events stored before
+    /// audiences were.
+    pub audience: Option<Audience>,
 }
 
 impl NewEvent {
@@ -441,6 +518,7 @@ impl NewEvent {
             to_status: None,
             reason: String::new(),
             details: Details::None.to_json(),
+            audience: None,
         }
     }
 
@@ -483,6 +561,28 @@ pub struct Event {
     pub event: NewEvent,
     pub prev_hash: String,
     pub hash: String,
+}
+
+/// A stored event with what a follower of the event stream needs of its case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedEvent {
+    pub event: Event,
+    pub case_code: String,
+    pub chain: [Option<String>; 5],
+    pub reporter_sub: String,
+    /// The units that may see the event: its audience's, or for an event stored before
+    /// audiences were, the case's lead and assisting units now.
+    pub units: Vec<String>,
+}
+
+impl FeedEvent {
+    pub fn place(&self) -> super::scope::EventPlace<'_> {
+        super::scope::EventPlace {
+            chain: &self.chain,
+            reporter_sub: &self.reporter_sub,
+            units: &self.units,
+        }
+    }
 }
 
 /// Who events done by gridcase itself are recorded as.
@@ -576,5 +676,151 @@ mod tests {
         // The same events numbered elsewhere in the global sequence hash the same.
         let renumbered = chain("c1", GENESIS, 99, vec![events[0].event.clone()]);
         assert_eq!(renumbered[0].hash, events[0].hash);
+    }
+}
+
+#[cfg(test)]
+mod addressees {
+    use super::*;
+    use crate::domain::{
+        case::Assist,
+        fixtures::{self, *},
+    };
+    use crate::domain::{
+        case::CaseStatus,
+        sla::{ClockKind, Level},
+    };
+
+    fn addressed(kind: EventKind, details: Details, before: &Case, after: &Case) -> Audience {
+        let mut events = vec![NewEvent::new(kind, "x", Role::Dispatcher, t0()).details(details)];
+        address(&mut events, before, after);
+        events.remove(0).audience.expect("addressed")
+    }
+
+    /// The table of ARCHITECTURE.md "Addressees", kind by kind.
+    #[test]
+    fn each_event_that_asks_someone_to_act_names_them() {
+        let before = fixtures::case(CaseStatus::Registered);
+        let mut after = before.clone();
+        after.unit_code = POLICE.into();
+        let center = "371102001.center".to_owned();
+        let reporter = vec![REPORTER.to_owned()];
+        let level = |level: Level, notify: Vec<String>| {
+            Details::SlaLevel(SlaLevelDetails {
+                clock: ClockKind::Resolve,
+                cycle: 1,
+                unit_code: JUSTICE.into(),
+                level,
+                due_at: t0(),
+                level_at: t0(),
+                notify,
+                escalation: None,
+            })
+        };
+        let table: Vec<(EventKind, Details, Vec<String>, Vec<String>)> = vec![
+            (EventKind::Submitted, Details::None, vec![], vec![]),
+            (
+                EventKind::Registered,
+                Details::None,
+                vec![center.clone()],
+                vec![],
+            ),
+            (
+                EventKind::Dispatched,
+                Details::None,
+                vec![POLICE.into()],
+                vec![],
+            ),
+            (EventKind::Accepted, Details::None, vec![], vec![]),
+            (
+                EventKind::Returned,
+                Details::None,
+                vec![center.clone()],
+                vec![],
+            ),
+            (
+                EventKind::Whistled,
+                Details::Whistled {
+                    unit_codes: vec!["a".into(), "b".into()],
+                },
+                vec!["a".into(), "b".into()],
+                vec![],
+            ),
+            (
+                EventKind::SlaWarning,
+                level(Level::Warning, vec![JUSTICE.into()]),
+                vec![JUSTICE.into()],
+                vec![],
+            ),
+            (
+                EventKind::SlaBreach,
+                level(Level::Breach, vec![JUSTICE.into(), center.clone()]),
+                vec![JUSTICE.into(), center.clone()],
+                vec![],
+            ),
+            (
+                EventKind::SlaEscalation,
+                level(Level::Escalation, vec![]),
+                vec![center.clone()],
+                vec![],
+            ),
+            (
+                EventKind::Escalated,
+                Details::None,
+                vec![center.clone()],
+                vec![],
+            ),
+            (
+                EventKind::RedCard,
+                Details::None,
+                vec![center.clone()],
+                vec![],
+            ),
+            (EventKind::Resolved, Details::None, vec![], reporter.clone()),
+            (EventKind::Feedback, Details::None, vec![], reporter.clone()),
+            (EventKind::Closed, Details::None, vec![], reporter.clone()),
+            (EventKind::Merged, Details::None, vec![], reporter.clone()),
+            (
+                EventKind::Cancelled,
+                Details::None,
+                vec![],
+                reporter.clone(),
+            ),
+            (
+                EventKind::Reopened,
+                Details::None,
+                vec![POLICE.into()],
+                vec![],
+            ),
+            (
+                EventKind::Supplement,
+                Details::None,
+                vec![POLICE.into()],
+                vec![],
+            ),
+            (EventKind::Evaluated, Details::None, vec![], vec![]),
+            (EventKind::Progress, Details::None, vec![], vec![]),
+            (EventKind::CheckedIn, Details::None, vec![], vec![]),
+        ];
+        assert_eq!(table.len(), EventKind::ALL.len(), "every kind has its row");
+        for (kind, details, units, members) in table {
+            let a = addressed(kind, details, &before, &after);
+            assert_eq!(a.notify_units, units, "{kind}");
+            assert_eq!(a.notify_members, members, "{kind}");
+        }
+    }
+
+    #[test]
+    fn an_event_reaches_the_units_the_case_leaves_and_the_ones_it_goes_to() {
+        let mut before = fixtures::case(CaseStatus::Dispatched);
+        before.assisting = vec![Assist {
+            unit_code: "371102.center".into(),
+            summoned_at: t0(),
+            checked_in_at: None,
+        }];
+        let mut after = before.clone();
+        after.unit_code = POLICE.into();
+        let a = addressed(EventKind::Dispatched, Details::None, &before, &after);
+        assert_eq!(a.units, ["371102.center", POLICE, JUSTICE]);
     }
 }

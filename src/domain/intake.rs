@@ -213,6 +213,8 @@ pub fn register(directory: &Directory, rules: &Rules, r: Report<'_>) -> DomainRe
                 snap_distance_m: snapped,
             }),
     ];
+    let mut events = events;
+    super::event::address(&mut events, &case, &case);
     let ops = sla::plan(&case, &events);
     let clocks = sla::clock_changes(&case, &[], &ops, &rules.policy, &rules.calendar).started;
     Ok(Draft {

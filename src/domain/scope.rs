@@ -21,6 +21,25 @@ pub enum Scope {
     Region { code: String, tier: Tier },
     /// A gateway: the cases it brought in.
     Reporter(String),
+    /// Every case: an admin following the event stream.
+    All,
+}
+
+/// What a follower of the event stream needs to know of an event's case to decide whether it
+/// sees the event: where the case is, who reported it, and which units it reached at that event
+/// ([`super::event::Audience::units`]).
+#[derive(Debug, Clone, Copy)]
+pub struct EventPlace<'a> {
+    pub chain: &'a [Option<String>; 5],
+    pub reporter_sub: &'a str,
+    pub units: &'a [String],
+}
+
+impl EventPlace<'_> {
+    fn at(&self, tier: Tier) -> Option<&str> {
+        let i = Tier::ALL.iter().position(|t| *t == tier)?;
+        self.chain[i].as_deref()
+    }
 }
 
 impl Scope {
@@ -64,6 +83,32 @@ impl Scope {
         }
     }
 
+    /// The events a caller follows: those of the cases it may see, by the same rule as
+    /// [`Scope::of`]; an admin follows every case's.
+    pub fn of_follower(caller: &Caller, directory: &Directory) -> DomainResult<Scope> {
+        match caller.role {
+            Role::Admin => Ok(Scope::All),
+            _ => Scope::of(caller, directory),
+        }
+    }
+
+    /// Whether the scope reaches an event of a case at `place` (what [`Scope::reaches`] says
+    /// of the case as it was at that event).
+    pub fn sees(&self, place: &EventPlace<'_>) -> bool {
+        match self {
+            Scope::Grids { grids, reporter } => {
+                place.reporter_sub == reporter
+                    || place
+                        .at(Tier::Grid)
+                        .is_some_and(|g| grids.iter().any(|x| x == g))
+            }
+            Scope::Unit(unit) => place.units.iter().any(|u| u == unit),
+            Scope::Region { code, tier } => place.at(*tier) == Some(code.as_str()),
+            Scope::Reporter(sub) => place.reporter_sub == sub,
+            Scope::All => true,
+        }
+    }
+
     /// Whether the scope reaches `case`.
     pub fn reaches(&self, case: &Case) -> bool {
         match self {
@@ -78,6 +123,7 @@ impl Scope {
             }
             Scope::Region { code, tier } => case.region_at(*tier) == Some(code.as_str()),
             Scope::Reporter(sub) => case.reporter_sub == *sub,
+            Scope::All => true,
         }
     }
 }

@@ -7,7 +7,7 @@ use super::{
     Caller, DomainError, DomainResult, Role,
     case::{Assist, Case, CaseStatus, NewEvent},
     directory::{Directory, Tier, center_code},
-    event::{Details, EventKind, SlaEscalation, SlaLevelDetails},
+    event::{self, Details, EventKind, SlaEscalation, SlaLevelDetails},
     sla::{Clock, Level, clock_unit},
 };
 
@@ -185,20 +185,26 @@ pub fn apply(
     command: Command,
     now: DateTime<Utc>,
 ) -> DomainResult<(Case, Vec<NewEvent>)> {
-    match (actor, command) {
+    let (after, mut events) = match (actor, command) {
         (Actor::Supervisor, Command::SlaLevel { clock, level }) => {
-            Ok(sla_level(case, &clock, level, directory, now))
+            sla_level(case, &clock, level, directory, now)
         }
-        (Actor::Supervisor, other) => Err(DomainError::internal(anyhow::anyhow!(
-            "the SLA supervisor cannot {} case {}",
-            other.name(),
-            case.code
-        ))),
-        (Actor::Person(_), Command::SlaLevel { .. }) => Err(DomainError::PermissionDenied(
-            "SLA levels are fired by gridcase's supervisor only".into(),
-        )),
-        (Actor::Person(caller), command) => by_person(case, caller, directory, command, now),
-    }
+        (Actor::Supervisor, other) => {
+            return Err(DomainError::internal(anyhow::anyhow!(
+                "the SLA supervisor cannot {} case {}",
+                other.name(),
+                case.code
+            )));
+        }
+        (Actor::Person(_), Command::SlaLevel { .. }) => {
+            return Err(DomainError::PermissionDenied(
+                "SLA levels are fired by gridcase's supervisor only".into(),
+            ));
+        }
+        (Actor::Person(caller), command) => by_person(case, caller, directory, command, now)?,
+    };
+    event::address(&mut events, case, &after);
+    Ok((after, events))
 }
 
 /// Whether the change moves the case: every change does but the SLA warnings and notices,

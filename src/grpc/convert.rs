@@ -508,6 +508,18 @@ mod cases {
             details_json: e.event.details.clone(),
             prev_hash: e.prev_hash.clone(),
             hash: e.hash.clone(),
+            notify_units: e
+                .event
+                .audience
+                .as_ref()
+                .map(|a| a.notify_units.clone())
+                .unwrap_or_default(),
+            notify_members: e
+                .event
+                .audience
+                .as_ref()
+                .map(|a| a.notify_members.clone())
+                .unwrap_or_default(),
         }
     }
 }

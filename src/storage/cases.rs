@@ -12,6 +12,7 @@ use super::{StorageError, begin_write, entities::*, sql};
 use crate::domain::{
     case::{self as rules, Case, CaseStatus, Event, NewEvent, Position},
     directory::Tier,
+    event::FeedEvent,
     rules::Rules,
     scope::Scope,
     sla as sla_rules,
@@ -63,6 +64,11 @@ pub(crate) fn event_active(e: &Event) -> case_event::ActiveModel {
         details: e.event.details.clone(),
         prev_hash: e.prev_hash.clone(),
         hash: e.hash.clone(),
+        audience: e
+            .event
+            .audience
+            .as_ref()
+            .and_then(|a| serde_json::to_string(a).ok()),
     })
 }
 
@@ -317,6 +323,9 @@ pub async fn append(
     case_event::Entity::insert_many(chained.iter().map(event_active).collect::<Vec<_>>())
         .exec(&txn)
         .await?;
+    if let Some(last) = chained.last() {
+        notify_events(&txn, last.seq).await?;
+    }
     if case.assisting != current.assisting {
         case_assist::Entity::delete_many()
             .filter(case_assist::Column::CaseId.eq(case.id.as_str()))
@@ -375,6 +384,12 @@ pub fn event_from(m: case_event::Model) -> Result<Event, String> {
             to_status: status(m.to_status)?,
             reason: m.reason,
             details: m.details,
+            audience: m
+                .audience
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| format!("event {} audience: {e}", m.seq))?,
         },
     })
 }
@@ -487,6 +502,7 @@ fn scope_condition(scope: &Scope) -> Condition {
             ),
         Scope::Region { code, tier } => Condition::all().add(tier_column(*tier).eq(code.as_str())),
         Scope::Reporter(sub) => Condition::all().add(case::Column::ReporterSub.eq(sub.as_str())),
+        Scope::All => Condition::all(),
     }
 }
 
@@ -550,29 +566,66 @@ pub async fn list(
     Ok(cases)
 }
 
-/// Events after `after` of the cases `reporter_sub` brought in, in sequence order, with each
-/// event's case code: what `WatchEvents` streams to a gateway.
-pub async fn events_after(
-    db: &DatabaseConnection,
-    reporter_sub: &str,
+/// The channel every replica listens on (PostgreSQL): each transaction that appends events
+/// notifies it with the last sequence it took, delivered at commit, in commit order.
+pub const EVENTS_CHANNEL: &str = "gridcase_events";
+
+/// Tells every replica's event feed that events up to `last_seq` are committed once the
+/// transaction commits (PostgreSQL; SQLite's feed is woken in-process).
+pub(crate) async fn notify_events(
+    txn: &impl ConnectionTrait,
+    last_seq: i64,
+) -> Result<(), StorageError> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.execute_raw(sql(
+            DbBackend::Postgres,
+            &format!("SELECT pg_notify('{EVENTS_CHANNEL}', $1)"),
+            vec![last_seq.to_string().into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// The last sequence number committed events hold (0 before any).
+pub async fn last_event_seq(db: &impl ConnectionTrait) -> Result<i64, StorageError> {
+    let row = db
+        .query_one_raw(sql(
+            db.get_database_backend(),
+            "SELECT value FROM sequences WHERE name = 'events'",
+            vec![],
+        ))
+        .await?;
+    Ok(match row {
+        Some(r) => r.try_get_by_index(0)?,
+        None => 0,
+    })
+}
+
+/// Every event after `after`, in sequence order, at most `limit`, with what a follower needs of
+/// its case: what the event feed reads and filters by scope.
+pub async fn feed_after(
+    db: &impl ConnectionTrait,
     after: i64,
     limit: u64,
-) -> Result<Vec<(Event, String)>, StorageError> {
+) -> Result<Vec<FeedEvent>, StorageError> {
     let rows = db
         .query_all_raw(sql(
             db.get_database_backend(),
             "SELECT e.seq, e.case_id, e.kind, e.actor_sub, e.actor_role, e.at, e.from_status, \
-             e.to_status, e.reason, e.details, e.prev_hash, e.hash, c.code \
+             e.to_status, e.reason, e.details, e.prev_hash, e.hash, e.audience, c.code, \
+             c.city_code, c.district_code, c.township_code, c.community_code, c.grid_code, \
+             c.reporter_sub, c.unit_code \
              FROM case_events e JOIN cases c ON c.id = e.case_id \
-             WHERE e.seq > $1 AND c.reporter_sub = $2 ORDER BY e.seq LIMIT $3",
+             WHERE e.seq > $1 ORDER BY e.seq LIMIT $2",
             vec![
                 after.into(),
-                reporter_sub.into(),
                 i64::try_from(limit).unwrap_or(i64::MAX).into(),
             ],
         ))
         .await?;
     let mut out = Vec::with_capacity(rows.len());
+    let mut legacy: Vec<String> = Vec::new();
     for r in rows {
         let m = case_event::Model {
             seq: r.try_get_by_index(0)?,
@@ -587,9 +640,46 @@ pub async fn events_after(
             details: r.try_get_by_index(9)?,
             prev_hash: r.try_get_by_index(10)?,
             hash: r.try_get_by_index(11)?,
+            audience: r.try_get_by_index(12)?,
         };
-        let code: String = r.try_get_by_index(12)?;
-        out.push((event_from(m).map_err(corrupt)?, code));
+        let event = event_from(m).map_err(corrupt)?;
+        let units = match &event.event.audience {
+            Some(a) => a.units.clone(),
+            None => {
+                legacy.push(event.case_id.clone());
+                vec![r.try_get_by_index::<String>(20)?]
+            }
+        };
+        out.push(FeedEvent {
+            case_code: r.try_get_by_index(13)?,
+            chain: [
+                r.try_get_by_index(14)?,
+                r.try_get_by_index(15)?,
+                r.try_get_by_index(16)?,
+                r.try_get_by_index(17)?,
+                r.try_get_by_index(18)?,
+            ],
+            reporter_sub: r.try_get_by_index(19)?,
+            units,
+            event,
+        });
+    }
+    // Events stored before audiences were: the case's assisting units now stand in.
+    if !legacy.is_empty() {
+        legacy.sort();
+        legacy.dedup();
+        for row in case_assist::Entity::find()
+            .filter(case_assist::Column::CaseId.is_in(legacy))
+            .all(db)
+            .await?
+        {
+            for f in out
+                .iter_mut()
+                .filter(|f| f.event.case_id == row.case_id && f.event.event.audience.is_none())
+            {
+                f.units.push(row.unit_code.clone());
+            }
+        }
     }
     Ok(out)
 }

@@ -185,6 +185,9 @@ pub mod case_event {
         pub details: String,
         pub prev_hash: String,
         pub hash: String,
+        /// JSON `domain::event::Audience`; NULL for events stored before audiences were.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub audience: Option<String>,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

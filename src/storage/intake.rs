@@ -74,6 +74,15 @@ impl IntakeWriters {
         Ok(writers)
     }
 
+    /// PostgreSQL: how to connect, for others who hold a connection of their own (the event
+    /// feed's listener).
+    pub fn postgres_options(&self) -> Option<sea_orm::sqlx::postgres::PgConnectOptions> {
+        match self {
+            IntakeWriters::Shared(_) => None,
+            IntakeWriters::Postgres(options) => Some((**options).clone()),
+        }
+    }
+
     /// What the writer stores with: on PostgreSQL, connections of its own, opened when first
     /// used and held from batch to batch.
     pub fn session(&self) -> WriterSession {

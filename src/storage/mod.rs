@@ -267,7 +267,11 @@ pub(crate) async fn insert_json(
             let count_value = i64::try_from(e.count).unwrap_or(i64::MAX);
             values.push(e.rows_text().into());
             values.push(count_value.into());
-            "SELECT first FROM s".to_owned()
+            // Every replica's event feed hears of the batch's last event at commit.
+            format!(
+                "SELECT pg_notify('{}', (first + ${count} - 1)::text) FROM s",
+                cases::EVENTS_CHANNEL
+            )
         }
     };
     if parts.is_empty() {

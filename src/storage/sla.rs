@@ -337,11 +337,13 @@ impl Scan {
                 ))
                 .await?;
         }
+        let last = seq - 1;
         for chunk in rows.chunks(64) {
             case_event::Entity::insert_many(chunk.to_vec())
                 .exec(&self.txn)
                 .await?;
         }
+        super::cases::notify_events(&self.txn, last).await?;
         Ok(())
     }
 
