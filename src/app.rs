@@ -20,7 +20,7 @@ use crate::{
         LiveDirectory,
         attachments::Attachments,
         cases::CaseQueries,
-        events::EventFeed,
+        events::{EventHub, Wake},
         intake::Intake,
         rules::LiveRules,
         sla::{Scheduler, Supervisor},
@@ -58,6 +58,11 @@ pub struct Application {
     supervisor: Arc<Supervisor>,
     stats: Arc<StatsService>,
     verifier: Arc<Verifier>,
+    /// Wakes the event feed after commits through this process.
+    wake: Wake,
+    events: Arc<EventHub>,
+    /// Turns true when the server begins to stop: background tasks and event streams end.
+    stop: (watch::Sender<bool>, watch::Receiver<bool>),
 }
 
 impl std::fmt::Debug for Application {
@@ -98,13 +103,26 @@ impl Application {
                  load the State Council's schedule with ImportCalendar"
             );
         }
-        let supervisor = Arc::new(Supervisor::new(db.clone(), directory.clone(), time.clone()));
+        let wake = Wake::default();
+        let supervisor = Arc::new(
+            Supervisor::new(db.clone(), directory.clone(), time.clone()).with_wake(wake.clone()),
+        );
         let stats = Arc::new(StatsService::new(
             db.clone(),
             directory.clone(),
             rules.clone(),
             time.clone(),
         ));
+        let stop = watch::channel(false);
+        let events = EventHub::start(
+            db.clone(),
+            directory.clone(),
+            writers.postgres_options(),
+            wake.clone(),
+            stop.1.clone(),
+            crate::service::events::BUFFER,
+        )
+        .await?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -127,12 +145,20 @@ impl Application {
             supervisor,
             stats,
             verifier,
+            wake,
+            events,
+            stop,
         })
     }
 
     /// The SLA supervisor, for tests that fire levels at a time of their choosing.
     pub fn supervisor(&self) -> Arc<Supervisor> {
         self.supervisor.clone()
+    }
+
+    /// The event hub, for tests that watch what it reads.
+    pub fn events(&self) -> Arc<EventHub> {
+        self.events.clone()
     }
 
     /// The statistics service, for tests that run the monthly job by hand.
@@ -154,7 +180,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let (stop_tx, stop_rx) = self.stop.clone();
         let watcher = tokio::spawn(
             self.directory
                 .clone()
@@ -231,7 +257,9 @@ impl Application {
             self.directory.clone(),
             self.rules.clone(),
             self.time.clone(),
+            self.wake.clone(),
         ));
+        let events = self.events.clone();
         let attachments = Arc::new(Attachments::new(
             self.db.clone(),
             &self.settings.data_dir,
@@ -252,6 +280,10 @@ impl Application {
             }
         };
         let server = Server::builder()
+            // Long-lived streams (WatchEvents) stay open through proxies and mobile networks:
+            // a ping after this much quiet, and a dead peer noticed by its missing answer.
+            .http2_keepalive_interval(Some(self.settings.keepalive))
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
             .accept_http1(true)
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(auth)
@@ -277,12 +309,12 @@ impl Application {
                     self.directory.clone(),
                     self.rules.clone(),
                     self.time.clone(),
+                    self.wake.clone(),
                 )))
             )))
             .add_service(limited!(
                 pb::gateway_service_server::GatewayServiceServer::new(GatewayApi::new(
-                    intake,
-                    EventFeed::new(self.db.clone())
+                    intake, events
                 ))
             ))
             .add_service(limited!(pb::stats_service_server::StatsServiceServer::new(

@@ -39,6 +39,11 @@ pub struct Settings {
     /// How often each replica scans for SLA levels that have come.
     #[serde(with = "humantime_serde")]
     pub sla_tick: Duration,
+    /// After this much quiet on a connection the server sends an HTTP/2 ping, so that long-lived
+    /// streams (WatchEvents) survive proxies and mobile networks that drop idle connections,
+    /// and a peer that is gone is noticed (no answer within 20 s closes the connection).
+    #[serde(with = "humantime_serde")]
+    pub keepalive: Duration,
     pub jwt: JwtSettings,
 }
 
@@ -87,6 +92,7 @@ impl Default for Settings {
             max_bundle_bytes: 64 * 1024 * 1024,
             max_attachment_bytes: 20 * 1024 * 1024,
             sla_tick: Duration::from_secs(5),
+            keepalive: Duration::from_secs(30),
             jwt: JwtSettings::default(),
         }
     }
@@ -187,6 +193,11 @@ impl Settings {
             self.sla_tick = humantime::parse_duration(&v)
                 .map_err(|e| ConfigError::new(format!("GRIDCASE_SLA_TICK={v:?}: {e} (e.g. 5s)")))?;
         }
+        if let Some(v) = env("GRIDCASE_KEEPALIVE") {
+            self.keepalive = humantime::parse_duration(&v).map_err(|e| {
+                ConfigError::new(format!("GRIDCASE_KEEPALIVE={v:?}: {e} (e.g. 30s)"))
+            })?;
+        }
         if let Some(v) = env("GRIDCASE_JWT_SECRET") {
             self.jwt.secret = Some(SecretString::from(v));
         }
@@ -234,6 +245,11 @@ impl Settings {
         {
             return Err(ConfigError::new(
                 "sla_tick must be whole seconds from 1s to 1h (how often SLA levels are looked for)",
+            ));
+        }
+        if self.keepalive < Duration::from_secs(1) || self.keepalive > Duration::from_secs(3600) {
+            return Err(ConfigError::new(
+                "keepalive must be from 1s to 1h (the quiet after which a connection is pinged)",
             ));
         }
         let jwt = &self.jwt;

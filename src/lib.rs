@@ -14,6 +14,7 @@
 //! - [`geo`]: shapes, the grid index behind `Locate`, coordinate-system conversion.
 //! - [`storage`]: sea-orm connection, migrations, tables.
 //! - [`app`]: wiring: `Application::build` and `run_until_stopped`.
+//! - [`watch`]: `gridcase watch`, the reference client of the event stream.
 //! - [`demo`]: the shipped Rizhao directory.
 
 pub mod app;
@@ -27,3 +28,4 @@ pub mod proto;
 pub mod service;
 pub mod storage;
 pub mod telemetry;
+pub mod watch;

@@ -1,4 +1,4 @@
-//! The `gridcase` command: serve, migrate, import a directory, mint a token.
+//! The `gridcase` command: serve, migrate, import a directory, follow events, mint a token.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -60,6 +60,28 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Follow WatchEvents: one JSON object a line; resumes after a dropped connection from the
+    /// last sequence printed.
+    Watch {
+        /// The token to follow with.
+        #[arg(long, env = "GRIDCASE_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Any replica, e.g. http://127.0.0.1:50051 (default: the configured listen address).
+        #[arg(long)]
+        target: Option<String>,
+        /// Resume after this sequence (0: from the start).
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// Only events of this kind (repeatable).
+        #[arg(long = "kind")]
+        kinds: Vec<String>,
+        /// Only cases in this region's subtree.
+        #[arg(long, default_value = "")]
+        region: String,
+        /// Stop after this many events.
+        #[arg(long)]
+        limit: Option<u64>,
     },
     /// Mint a token with the configured key, for operators and tests.
     Token {
@@ -265,6 +287,25 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 }
                 Some(broken) => anyhow::bail!("broken chain: {broken}"),
             }
+        }
+        Command::Watch {
+            token,
+            target,
+            after,
+            kinds,
+            region,
+            limit,
+        } => {
+            let watch = gridcase::watch::Watch {
+                target: target.unwrap_or_else(|| format!("http://{}", settings.listen)),
+                token,
+                after,
+                kinds,
+                region_code: region,
+                limit,
+            };
+            gridcase::watch::run(watch, &mut std::io::stdout().lock()).await?;
+            Ok(())
         }
         Command::Token { sub, role, ttl } => {
             let secret = auth::resolve_secret(&settings.jwt, &settings.data_dir)?;

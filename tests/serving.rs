@@ -357,3 +357,114 @@ async fn losing_the_database_answers_unavailable_and_recovers() {
     );
     app.stop().await.expect("clean stop");
 }
+
+/// `gridcase watch` prints each event as a JSON line, and after the server is killed and
+/// started again resumes after the last sequence it printed: every event once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_command_follows_events_across_a_server_restart() {
+    use std::io::BufRead;
+    let db = TestDb::new(&Backend::Sqlite).await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = ServerProcess::start(&db.url, port, data_dir.path());
+    let channel = connect(port).await;
+    let settings = test_settings(&db.url, data_dir.path().to_owned());
+    let minter = gridcase::auth::Minter::new(&settings.jwt, settings.jwt.secret.as_ref()).unwrap();
+    let token = |sub: &str, role| {
+        minter
+            .mint(sub, role, std::time::Duration::from_secs(600))
+            .unwrap()
+    };
+    let report = |channel: tonic::transport::Channel, token: String| async move {
+        use gridcase::proto::v1::{
+            CoordSystem, Location, SubmitReportRequest, report_service_client::ReportServiceClient,
+        };
+        ReportServiceClient::new(channel)
+            .submit_report(authed(
+                SubmitReportRequest {
+                    client_report_id: uuid::Uuid::new_v4().to_string(),
+                    category_code: "dispute.neighbor".into(),
+                    description: "测试".into(),
+                    location: Some(Location {
+                        lat: 35.1,
+                        lon: 119.05,
+                        coord_system: CoordSystem::Wgs84.into(),
+                        accuracy_m: 0.0,
+                    }),
+                    ..SubmitReportRequest::default()
+                },
+                &token,
+            ))
+            .await
+            .expect("stored");
+    };
+    gridcase::proto::v1::directory_service_client::DirectoryServiceClient::new(channel.clone())
+        .import_directory(authed(
+            gridcase::proto::v1::ImportDirectoryRequest {
+                bundle: serde_json::to_vec(&small_bundle()).unwrap(),
+                ..Default::default()
+            },
+            &token("ops-admin", Role::Admin),
+        ))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        report(channel.clone(), token(GRID_MEMBER, Role::GridMember)).await;
+    }
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_gridcase"))
+        .env("GRIDCASE_TOKEN", token(DISPATCHER, Role::Dispatcher))
+        .args([
+            "watch",
+            "--target",
+            &format!("http://127.0.0.1:{port}"),
+            "--limit",
+            "10",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if lines_tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    async fn read(
+        lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+        got: &mut Vec<serde_json::Value>,
+        n: usize,
+    ) {
+        while got.len() < n {
+            let line = tokio::time::timeout(std::time::Duration::from_secs(15), lines.recv())
+                .await
+                .expect("a line")
+                .expect("the watcher runs");
+            got.push(serde_json::from_str(&line).expect("one JSON object a line"));
+        }
+    }
+    let mut got: Vec<serde_json::Value> = Vec::new();
+    read(&mut lines, &mut got, 6).await;
+    // The server dies; another starts on the same database and port.
+    drop(server);
+    let _server = ServerProcess::start(&db.url, port, data_dir.path());
+    let channel = connect(port).await;
+    for _ in 0..2 {
+        report(channel.clone(), token(GRID_MEMBER, Role::GridMember)).await;
+    }
+    read(&mut lines, &mut got, 10).await;
+    assert!(watch.wait().unwrap().success(), "stops after --limit");
+    let sequences: Vec<i64> = got
+        .iter()
+        .map(|e| e["sequence"].as_i64().unwrap())
+        .collect();
+    assert_eq!(sequences, (1..=10).collect::<Vec<i64>>());
+    assert_eq!(got[0]["kind"], "submitted");
+    assert_eq!(got[1]["kind"], "registered");
+    assert_eq!(got[1]["notify_units"][0], "371102001.center");
+    assert_eq!(got[1]["details"]["unit_code"], "371102001.justice");
+    assert_eq!(got[1]["to_status"], "registered");
+}

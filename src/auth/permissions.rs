@@ -77,7 +77,8 @@ pub const RPC_ROLES: &[(&str, &[Role])] = &[
     ("/gridcase.v1.CaseService/WhistleCase", &[Dispatcher]),
     ("/gridcase.v1.CaseService/EscalateCase", &[Dispatcher]),
     ("/gridcase.v1.GatewayService/IngestTicket", &[Gateway]),
-    ("/gridcase.v1.GatewayService/WatchEvents", &[Gateway]),
+    // Everyone follows what they may see (the scope rule of ListCases; admins all).
+    ("/gridcase.v1.GatewayService/WatchEvents", EVERYONE),
     (
         "/gridcase.v1.StatsService/GetStats",
         &[Supervisor, Dispatcher],

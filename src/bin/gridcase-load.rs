@@ -14,6 +14,12 @@
 //!   reports per second, whatever the server's answers. A report's latency runs from the time
 //!   the schedule meant it to be sent, so a handset held up by a slow answer counts the delay
 //!   against the reports queued behind it (no coordinated omission).
+//!
+//! `--watchers N` also follows `WatchEvents` on N streams (each on a connection of its own, as
+//! an admin, who sees every case) and reports how long each report's `registered` event took
+//! from the report's acknowledgement (its commit) to each stream: the push latency. With
+//! `--concurrency 0` the streams only sit idle for the duration, for measuring what idle
+//! streams cost the server.
 
 use std::{
     path::PathBuf,
@@ -57,6 +63,72 @@ struct Args {
     /// A directory bundle whose grid members are the handsets; default the shipped Rizhao one.
     #[arg(long)]
     bundle: Option<PathBuf>,
+    /// Streams following WatchEvents while the handsets report.
+    #[arg(long, default_value_t = 0)]
+    watchers: usize,
+}
+
+/// When each report was acknowledged, by case id, and when each stream saw its `registered`
+/// event before the acknowledgement arrived (an event may beat its own answer).
+#[derive(Default)]
+struct Pushes {
+    acked: std::collections::HashMap<String, Instant>,
+    early: std::collections::HashMap<String, Vec<Instant>>,
+    latencies: Vec<Duration>,
+    received: u64,
+}
+
+type SharedPushes = Arc<std::sync::Mutex<Pushes>>;
+
+fn acked(pushes: &SharedPushes, case_id: String, at: Instant) {
+    let Ok(mut p) = pushes.lock() else { return };
+    if let Some(seen) = p.early.remove(&case_id) {
+        let n = seen.len();
+        p.latencies.extend(std::iter::repeat_n(Duration::ZERO, n));
+    }
+    p.acked.insert(case_id, at);
+}
+
+async fn watch(
+    target: String,
+    token: String,
+    pushes: SharedPushes,
+    measure_from: Instant,
+    stop_at: Instant,
+) -> anyhow::Result<()> {
+    use gridcase::proto::v1::{WatchEventsRequest, gateway_service_client::GatewayServiceClient};
+    use tokio_stream::StreamExt;
+    let channel = Channel::from_shared(target)?.connect().await?;
+    // Every event, as the busiest follower takes them; each report's `registered` is timed.
+    let mut request = tonic::Request::new(WatchEventsRequest {
+        after_sequence: 0,
+        kinds: Vec::new(),
+        region_code: String::new(),
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
+    let mut stream = GatewayServiceClient::new(channel)
+        .watch_events(request)
+        .await?
+        .into_inner();
+    loop {
+        let next = tokio::time::timeout_at(stop_at.into(), stream.next()).await;
+        let Ok(Some(item)) = next else { return Ok(()) };
+        let event = item?;
+        let now = Instant::now();
+        if now < measure_from || event.kind != "registered" {
+            continue;
+        }
+        let Ok(mut p) = pushes.lock() else {
+            continue;
+        };
+        p.received += 1;
+        match p.acked.get(&event.case_id).copied() {
+            Some(at) => p.latencies.push(now.saturating_duration_since(at)),
+            None => p.early.entry(event.case_id).or_default().push(now),
+        }
+    }
 }
 
 struct Handset {
@@ -115,6 +187,7 @@ async fn main() -> anyhow::Result<()> {
         .filter(|r| r.region.tier == Tier::Grid)
         .collect();
     anyhow::ensure!(!grids.is_empty(), "the bundle has no grids");
+    let admin = minter.mint("gridcase-load", Role::Admin, Duration::from_secs(3600))?;
     let mut handsets = Vec::with_capacity(args.concurrency);
     for k in 0..args.concurrency {
         // Spread the handsets over the city.
@@ -163,9 +236,25 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let measure_from = started + args.warmup;
     let stop_at = measure_from + args.duration;
+    let pushes: SharedPushes = Arc::default();
+    let mut watchers = Vec::with_capacity(args.watchers);
+    for _ in 0..args.watchers {
+        watchers.push(tokio::spawn(watch(
+            args.target.clone(),
+            admin.clone(),
+            pushes.clone(),
+            measure_from,
+            stop_at,
+        )));
+    }
+    if args.watchers > 0 {
+        println!("gridcase-load: {} streams following", args.watchers);
+    }
     let mut tasks = Vec::new();
     for (k, (handset, channel)) in handsets.into_iter().zip(channels).enumerate() {
         let categories = categories.clone();
+        let pushes = pushes.clone();
+        let watched = args.watchers > 0;
         tasks.push(tokio::spawn(async move {
             let mut client = ReportServiceClient::new(channel);
             let mut latencies = Vec::new();
@@ -206,6 +295,12 @@ async fn main() -> anyhow::Result<()> {
                 }
                 let result = client.submit_report(request).await;
                 let done = Instant::now();
+                if watched
+                    && let Ok(answer) = &result
+                    && let Some(case) = &answer.get_ref().case
+                {
+                    acked(&pushes, case.id.clone(), done);
+                }
                 // Closed loop counts what was answered within the window; open loop counts every
                 // report scheduled within it, however late its answer.
                 let counted = intended >= measure_from && (interval.is_some() || done <= stop_at);
@@ -238,6 +333,35 @@ async fn main() -> anyhow::Result<()> {
             .map_or(0.0, |d| d.as_secs_f64() * 1e3)
     };
     let rate = latencies.len() as f64 / args.duration.as_secs_f64();
+    if args.watchers > 0 {
+        if args.concurrency == 0 {
+            tokio::time::sleep_until(stop_at.into()).await;
+        }
+        for w in watchers {
+            if let Err(e) = w.await? {
+                eprintln!("watcher: {e:#}");
+            }
+        }
+        let mut p = pushes
+            .lock()
+            .map_err(|_| anyhow::anyhow!("a watcher panicked"))?;
+        let received = p.received;
+        let pushed = &mut p.latencies;
+        pushed.sort();
+        let at = |q: f64| {
+            pushed
+                .get(((pushed.len() as f64 * q) as usize).min(pushed.len().saturating_sub(1)))
+                .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+        };
+        println!(
+            "streams={} events_received={received} push_p50_ms={:.2} push_p90_ms={:.2} push_p99_ms={:.2} push_max_ms={:.2}",
+            args.watchers,
+            at(0.50),
+            at(0.90),
+            at(0.99),
+            pushed.last().map_or(0.0, |d| d.as_secs_f64() * 1e3)
+        );
+    }
     println!(
         "acknowledged={} errors={errors} reports_per_s={rate:.0} offered_per_s={} p50_ms={:.2} p90_ms={:.2} p99_ms={:.2} max_ms={:.2}",
         latencies.len(),

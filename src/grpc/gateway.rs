@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tokio_stream::{StreamExt, wrappers::ReceiverStream};
+use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
 use super::{
@@ -13,7 +13,7 @@ use crate::{
     domain::case::Source,
     proto::v1::{self as pb, gateway_service_server::GatewayService},
     service::{
-        events::EventFeed,
+        events::{EventHub, Follow},
         intake::{Intake, TicketInput},
     },
 };
@@ -21,11 +21,11 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct GatewayApi {
     intake: Arc<Intake>,
-    events: EventFeed,
+    events: Arc<EventHub>,
 }
 
 impl GatewayApi {
-    pub fn new(intake: Arc<Intake>, events: EventFeed) -> Self {
+    pub fn new(intake: Arc<Intake>, events: Arc<EventHub>) -> Self {
         GatewayApi { intake, events }
     }
 }
@@ -72,17 +72,22 @@ impl GatewayService for GatewayApi {
         }))
     }
 
-    /// The events of the gateway's own cases, in sequence order from `after_sequence`, then
-    /// new ones as they commit ([`EventFeed::follow`]).
+    /// The events of the cases the caller may see, in sequence order after `after_sequence`,
+    /// then pushed as they commit ([`EventHub::follow`]).
     async fn watch_events(
         &self,
         request: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<EventStream>, Status> {
         let caller = caller(&request)?;
-        let after = request.into_inner().after_sequence;
-        let feed = self.events.follow(caller.clone(), after)?;
-        let stream = ReceiverStream::new(feed).map(move |item| {
-            item.map(|(event, code)| event_for_viewer(&event, &code, &caller))
+        let r = request.into_inner();
+        let follow = Follow {
+            after: r.after_sequence,
+            kinds: r.kinds,
+            region_code: r.region_code,
+        };
+        let feed = self.events.follow(&caller, follow)?;
+        let stream = feed.map(move |item| {
+            item.map(|e| event_for_viewer(&e.event, &e.case_code, &caller))
                 .map_err(Status::from)
         });
         Ok(Response::new(Box::pin(stream)))

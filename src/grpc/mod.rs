@@ -30,6 +30,7 @@ pub fn status_of(error: DomainError) -> Status {
             tracing::error!(error = format!("{cause:#}"), "internal error");
             Status::internal("internal error; it has been logged")
         }
+        DomainError::Interrupted(m) => Status::unavailable(m),
         DomainError::Unavailable(cause) => {
             tracing::warn!(error = format!("{cause:#}"), "storage unavailable");
             Status::unavailable("service unavailable, retry later")

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
-use super::{LiveDirectory, paging, rules::LiveRules, time::TimeSource};
+use super::{LiveDirectory, events::Wake, paging, rules::LiveRules, time::TimeSource};
 use crate::{
     domain::{
         Caller, DomainError, DomainResult,
@@ -39,6 +39,7 @@ pub struct CaseQueries {
     directory: Arc<LiveDirectory>,
     rules: Arc<LiveRules>,
     time: Arc<dyn TimeSource>,
+    wake: Wake,
 }
 
 impl CaseQueries {
@@ -47,12 +48,14 @@ impl CaseQueries {
         directory: Arc<LiveDirectory>,
         rules: Arc<LiveRules>,
         time: Arc<dyn TimeSource>,
+        wake: Wake,
     ) -> Self {
         CaseQueries {
             db,
             directory,
             rules,
             time,
+            wake,
         }
     }
 
@@ -167,7 +170,10 @@ impl CaseQueries {
         )
         .await?
         {
-            Some((case, _)) => Ok(case),
+            Some((case, _)) => {
+                self.wake.events_committed();
+                Ok(case)
+            }
             None => {
                 let now = storage::cases::get(&self.db, case_id)
                     .await?

@@ -1,78 +1,391 @@
-//! Following cases' events: what `WatchEvents` streams, in sequence order from a position the
-//! caller has seen, then as they commit.
+//! The event feed behind `WatchEvents`: every caller follows the events of exactly the cases it
+//! may see, pushed as they commit, resumable from any sequence it has seen.
+//!
+//! One hub per process reads new events once and hands them to every follower:
+//!
+//! - **Woken, not polling.** A commit through this process wakes the hub directly ([`Wake`]);
+//!   on PostgreSQL every replica also listens on [`storage::cases::EVENTS_CHANNEL`], which each
+//!   event-writing transaction notifies at commit, so an event committed through one replica
+//!   reaches streams held by another. A slow safety read (every [`SAFETY_READ`], only while
+//!   someone follows) covers a notification lost with a listener's connection. An idle stream
+//!   costs no query at all: it waits on the hub's broadcast.
+//! - **No gap, no duplicate.** A follower subscribes to the broadcast first, then reads its
+//!   backlog from the database (after its `after_sequence`), then takes the broadcast, skipping
+//!   what it has passed. Sequence order is commit order (a row lock held to commit numbers the
+//!   events), so the hub reading `seq > tail` never skips a late committer.
+//! - **Bounded.** The broadcast keeps [`BUFFER`] batches; a follower that falls further behind
+//!   is ended with UNAVAILABLE and told to resume after the last sequence it received. A stream
+//!   is pulled, so a slow reader's backlog never grows memory.
+//! - **Shutdown** ends every stream at once with UNAVAILABLE, so clients resume elsewhere.
 
-use sea_orm::DatabaseConnection;
-use tokio::sync::mpsc;
-
-use crate::{
-    domain::{Caller, DomainError, DomainResult, case::Event},
-    storage,
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
 };
 
-/// Events read per query.
-const BATCH: usize = 256;
-/// How often a caught-up stream looks for new events.
-const POLL: std::time::Duration = std::time::Duration::from_millis(250);
+use futures_util::Stream;
+use sea_orm::DatabaseConnection;
+use tokio::sync::{Notify, broadcast, watch};
 
-/// The events a caller follows.
-#[derive(Debug, Clone)]
-pub struct EventFeed {
-    db: DatabaseConnection,
+use super::LiveDirectory;
+use crate::{
+    domain::{
+        Caller, DomainError, DomainResult,
+        directory::Tier,
+        event::{EventKind, FeedEvent},
+        scope::Scope,
+    },
+    storage::{self, StorageError},
+};
+
+/// Events read per query, by the hub and by a follower's backlog.
+const PAGE: u64 = 500;
+/// Batches the broadcast keeps for followers that are behind.
+pub const BUFFER: usize = 1024;
+/// How often the hub reads anyway while someone follows: a notification can be lost when the
+/// listener's connection is.
+pub const SAFETY_READ: Duration = Duration::from_secs(10);
+
+/// What a follower asks for.
+#[derive(Debug, Clone, Default)]
+pub struct Follow {
+    /// Resume after this sequence; 0 from the start.
+    pub after: i64,
+    /// Only these kinds (their contract names); empty for all.
+    pub kinds: Vec<String>,
+    /// Only cases in this region's subtree.
+    pub region_code: String,
 }
 
-/// One event for a follower, with its case's code.
-pub type FeedItem = DomainResult<(Event, String)>;
+/// Wakes the hub after a commit that appended events.
+#[derive(Debug, Clone, Default)]
+pub struct Wake(Arc<Notify>);
 
-impl EventFeed {
-    pub fn new(db: DatabaseConnection) -> EventFeed {
-        EventFeed { db }
+impl Wake {
+    pub fn events_committed(&self) {
+        self.0.notify_one();
+    }
+}
+
+type Batch = Arc<[FeedEvent]>;
+
+/// The process's event hub.
+#[derive(Debug)]
+pub struct EventHub {
+    db: DatabaseConnection,
+    directory: Arc<LiveDirectory>,
+    bus: broadcast::Sender<Batch>,
+    wake: Wake,
+    stop: watch::Receiver<bool>,
+    /// Reads of the event table, by the hub and by followers' backlogs.
+    reads: Arc<AtomicU64>,
+}
+
+impl EventHub {
+    /// How many times this hub and its followers have read the event table: what shows that
+    /// idle streams cost no queries.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
-    /// The events of the cases `caller` brought in, after sequence `after`, in sequence order,
-    /// and then each as it commits (polled). Sequence numbers are assigned in commit order, so
-    /// a caller that resumes after the last one it saw misses nothing. The stream ends when
-    /// the receiver is dropped, or with UNAVAILABLE when storage fails.
-    pub fn follow(&self, caller: Caller, after: i64) -> DomainResult<mpsc::Receiver<FeedItem>> {
-        if after < 0 {
+    /// Streams following now.
+    pub fn followers(&self) -> usize {
+        self.bus.receiver_count()
+    }
+
+    /// Starts the hub's reader (and, on PostgreSQL, its listener) until `stop` turns true.
+    /// `buffer`: the batches kept for followers that are behind ([`BUFFER`] in service).
+    pub async fn start(
+        db: DatabaseConnection,
+        directory: Arc<LiveDirectory>,
+        listen: Option<sea_orm::sqlx::postgres::PgConnectOptions>,
+        wake: Wake,
+        stop: watch::Receiver<bool>,
+        buffer: usize,
+    ) -> Result<Arc<EventHub>, StorageError> {
+        let tail = storage::cases::last_event_seq(&db).await?;
+        let (bus, _) = broadcast::channel(buffer.max(1));
+        let hub = Arc::new(EventHub {
+            db,
+            directory,
+            bus,
+            wake,
+            stop,
+            reads: Arc::new(AtomicU64::new(0)),
+        });
+        tokio::spawn(hub.clone().read_forever(tail));
+        if let Some(options) = listen {
+            tokio::spawn(listen_forever(options, hub.wake.clone(), hub.stop.clone()));
+        }
+        Ok(hub)
+    }
+
+    /// Reads what has committed since `tail` whenever woken, and broadcasts it.
+    async fn read_forever(self: Arc<Self>, mut tail: i64) {
+        let mut stop = self.stop.clone();
+        let mut safety = tokio::time::interval(SAFETY_READ);
+        safety.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                () = stopped(&mut stop) => return,
+                () = self.wake.0.notified() => {}
+                _ = safety.tick() => {
+                    if self.bus.receiver_count() == 0 {
+                        // Nobody follows: keep the tail current without reading events.
+                        match storage::cases::last_event_seq(&self.db).await {
+                            Ok(last) => tail = tail.max(last),
+                            Err(e) => tracing::warn!(error = %e, "event hub: reading the head failed"),
+                        }
+                        continue;
+                    }
+                }
+            }
+            loop {
+                self.reads.fetch_add(1, Ordering::Relaxed);
+                match storage::cases::feed_after(&self.db, tail, PAGE).await {
+                    Ok(page) if page.is_empty() => break,
+                    Ok(page) => {
+                        let full = page.len() as u64 == PAGE;
+                        if let Some(last) = page.last() {
+                            tail = last.event.seq;
+                        }
+                        // No one listening is fine: followers read their backlog themselves.
+                        let _ = self.bus.send(page.into());
+                        if !full {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event hub: read failed; retrying on the next wake");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The events `caller` may see, after `follow.after`, then as they commit. Refused at once
+    /// for a bad request; the stream itself ends with UNAVAILABLE on shutdown, on a storage
+    /// failure, or when the caller falls [`BUFFER`] batches behind.
+    pub fn follow(
+        &self,
+        caller: &Caller,
+        follow: Follow,
+    ) -> DomainResult<impl Stream<Item = DomainResult<FeedEvent>> + Send + 'static> {
+        if follow.after < 0 {
             return Err(DomainError::invalid(
                 "after_sequence",
                 "must be 0 (from the start) or a sequence seen before",
             ));
         }
-        let (tx, rx) = mpsc::channel(BATCH);
-        let db = self.db.clone();
-        tokio::spawn(async move {
-            let mut after = after;
-            loop {
-                let batch =
-                    match storage::cases::events_after(&db, &caller.sub, after, BATCH as u64).await
-                    {
-                        Ok(b) => b,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "event feed read failed; ending the stream");
-                            let _ = tx
-                            .send(Err(DomainError::Unavailable(anyhow::anyhow!(
-                                "event stream interrupted; resume after the last sequence seen: {e}"
-                            ))))
-                            .await;
-                            return;
-                        }
-                    };
-                let full = batch.len() == BATCH;
-                for item in batch {
-                    after = item.0.seq;
-                    if tx.send(Ok(item)).await.is_err() {
-                        return;
+        let mut kinds = Vec::with_capacity(follow.kinds.len());
+        for (i, k) in follow.kinds.iter().enumerate() {
+            kinds.push(
+                k.parse::<EventKind>()
+                    .map_err(|e| DomainError::invalid(format!("kinds[{i}]"), e))?,
+            );
+        }
+        let directory = self.directory.snapshot();
+        let scope = Scope::of_follower(caller, &directory)?;
+        let region = if follow.region_code.is_empty() {
+            None
+        } else {
+            let r = directory.region(&follow.region_code).ok_or_else(|| {
+                DomainError::invalid(
+                    "region_code",
+                    format!("unknown region {:?}", follow.region_code),
+                )
+            })?;
+            Some((r.tier, r.code.clone()))
+        };
+        let follower = Follower {
+            db: self.db.clone(),
+            reads: self.reads.clone(),
+            rx: self.bus.subscribe(),
+            stop: self.stop.clone(),
+            scope,
+            kinds,
+            region,
+            cursor: follow.after,
+            sent: follow.after,
+            live: false,
+            took_live: false,
+            pending: VecDeque::new(),
+            done: false,
+        };
+        Ok(futures_util::stream::unfold(follower, |mut f| async move {
+            let item = f.next().await?;
+            Some((item, f))
+        }))
+    }
+}
+
+/// One stream's state: its filters, how far it has got, and what it has to send.
+struct Follower {
+    db: DatabaseConnection,
+    reads: Arc<AtomicU64>,
+    rx: broadcast::Receiver<Batch>,
+    stop: watch::Receiver<bool>,
+    scope: Scope,
+    kinds: Vec<EventKind>,
+    region: Option<(Tier, String)>,
+    /// The last sequence passed (sent or filtered out).
+    cursor: i64,
+    /// The last sequence sent: where the client resumes.
+    sent: i64,
+    /// Caught up with the database: now taking the broadcast.
+    live: bool,
+    /// Has taken at least one batch from the broadcast: from then on, lagging behind it means
+    /// reading too slowly (before, it only means the backlog took a while).
+    took_live: bool,
+    pending: VecDeque<FeedEvent>,
+    done: bool,
+}
+
+impl Follower {
+    fn wants(&self, e: &FeedEvent) -> bool {
+        let place = e.place();
+        self.scope.sees(&place)
+            && (self.kinds.is_empty() || self.kinds.contains(&e.event.event.kind))
+            && self.region.as_ref().is_none_or(|(tier, code)| {
+                let i = Tier::ALL.iter().position(|t| t == tier).unwrap_or(0);
+                e.chain[i].as_deref() == Some(code.as_str())
+            })
+    }
+
+    /// Takes what is newer than the cursor and wanted.
+    fn take(&mut self, events: impl IntoIterator<Item = FeedEvent>) {
+        for e in events {
+            if e.event.seq <= self.cursor {
+                continue;
+            }
+            self.cursor = e.event.seq;
+            if self.wants(&e) {
+                self.pending.push_back(e);
+            }
+        }
+    }
+
+    fn end(&mut self, why: &str) -> Option<DomainResult<FeedEvent>> {
+        self.done = true;
+        Some(Err(DomainError::Interrupted(format!(
+            "{why}; resume after the last sequence received ({})",
+            self.sent
+        ))))
+    }
+
+    async fn next(&mut self) -> Option<DomainResult<FeedEvent>> {
+        loop {
+            if self.done {
+                return None;
+            }
+            if *self.stop.borrow() {
+                return self.end("the server is shutting down");
+            }
+            if let Some(e) = self.pending.pop_front() {
+                self.sent = e.event.seq;
+                return Some(Ok(e));
+            }
+            if !self.live {
+                self.reads.fetch_add(1, Ordering::Relaxed);
+                match storage::cases::feed_after(&self.db, self.cursor, PAGE).await {
+                    Ok(page) if page.is_empty() => self.live = true,
+                    Ok(page) => self.take(page),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event stream: backlog read failed");
+                        return self.end("the event stream was interrupted");
                     }
                 }
-                if !full {
-                    tokio::select! {
-                        () = tokio::time::sleep(POLL) => {}
-                        () = tx.closed() => return,
-                    }
+                continue;
+            }
+            let received = tokio::select! {
+                biased;
+                () = stopped(&mut self.stop) => continue,
+                batch = self.rx.recv() => batch,
+            };
+            match received {
+                Ok(batch) => {
+                    self.took_live = true;
+                    self.take(batch.iter().cloned());
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) if self.took_live => {
+                    return self.end("this stream fell too far behind");
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Still catching up: read the rest from the database, then listen again.
+                    self.rx = self.rx.resubscribe();
+                    self.live = false;
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    return self.end("the event feed stopped");
                 }
             }
-        });
-        Ok(rx)
+        }
+    }
+}
+
+/// Resolves once the server is stopping.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        // The sender is gone: the server has stopped.
+    }
+}
+
+/// PostgreSQL: LISTEN on the events channel and wake the hub for every notification, and after
+/// every reconnection (notifications sent meanwhile are lost; the hub's read covers them).
+async fn listen_forever(
+    options: sea_orm::sqlx::postgres::PgConnectOptions,
+    wake: Wake,
+    mut stop: watch::Receiver<bool>,
+) {
+    use sea_orm::sqlx::postgres::{PgListener, PgPoolOptions};
+    loop {
+        // A private pool of one: the listener holds its connection for good.
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(options.clone());
+        let listener = async {
+            let mut l = PgListener::connect_with(&pool).await?;
+            l.ignore_pool_close_event(true);
+            l.listen(storage::cases::EVENTS_CHANNEL).await?;
+            Ok::<_, sea_orm::sqlx::Error>(l)
+        };
+        let connected = tokio::select! {
+            () = stopped(&mut stop) => return,
+            l = listener => l,
+        };
+        let mut listener = match connected {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "event listener cannot connect; trying again in 1 s");
+                tokio::select! {
+                    () = stopped(&mut stop) => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        // Listening now: whatever committed before is read.
+        wake.events_committed();
+        loop {
+            let heard = tokio::select! {
+                () = stopped(&mut stop) => return,
+                n = listener.try_recv() => n,
+            };
+            match heard {
+                Ok(_) => wake.events_committed(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "event listener lost its connection; reconnecting");
+                    break;
+                }
+            }
+        }
     }
 }

@@ -13,7 +13,7 @@ use sea_orm::DatabaseConnection;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{LiveDirectory, rules::LiveRules, time::TimeSource};
+use super::{LiveDirectory, events::Wake, rules::LiveRules, time::TimeSource};
 use crate::{
     domain::{
         Caller, DomainError, DomainResult, Role,
@@ -88,6 +88,7 @@ pub struct Intake {
     rules: Arc<LiveRules>,
     time: Arc<dyn TimeSource>,
     writer: Writer,
+    wake: Wake,
 }
 
 impl Intake {
@@ -98,6 +99,7 @@ impl Intake {
         directory: Arc<LiveDirectory>,
         rules: Arc<LiveRules>,
         time: Arc<dyn TimeSource>,
+        wake: Wake,
     ) -> Intake {
         Intake {
             db,
@@ -105,6 +107,7 @@ impl Intake {
             rules,
             time,
             writer: Writer::start(writers),
+            wake,
         }
     }
 
@@ -291,7 +294,10 @@ impl Intake {
     async fn store(&self, directory: &Directory, report: Report<'_>) -> DomainResult<(Case, bool)> {
         let draft = intake::register(directory, &self.rules.snapshot(), report)?;
         match self.writer.store(draft).await? {
-            Outcome::Created(c) => Ok((c, true)),
+            Outcome::Created(c) => {
+                self.wake.events_committed();
+                Ok((c, true))
+            }
             Outcome::Existing(c) => Ok((c, false)),
             Outcome::Conflict(message) => Err(DomainError::AlreadyExists(message)),
         }
@@ -353,6 +359,7 @@ impl Intake {
             .await?
                 && let Some(event) = events.pop()
             {
+                self.wake.events_committed();
                 return Ok((case, event));
             }
         }

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
-use super::{LiveDirectory, stats::StatsService, time::TimeSource};
+use super::{LiveDirectory, events::Wake, stats::StatsService, time::TimeSource};
 use crate::{
     domain::{
         calendar::SHANGHAI,
@@ -35,6 +35,8 @@ pub struct Supervisor {
     running: tokio::sync::Mutex<()>,
     /// Set once the start-up catch-up has run.
     caught_up: tokio::sync::watch::Sender<bool>,
+    /// Tells the event feed about the levels fired.
+    wake: Wake,
 }
 
 impl Supervisor {
@@ -49,7 +51,14 @@ impl Supervisor {
             time,
             running: tokio::sync::Mutex::new(()),
             caught_up: tokio::sync::watch::Sender::new(false),
+            wake: Wake::default(),
         }
+    }
+
+    /// The supervisor, waking `wake` after each scan that fired something.
+    pub fn with_wake(mut self, wake: Wake) -> Supervisor {
+        self.wake = wake;
+        self
     }
 
     /// Waits until the start-up catch-up (SLA levels and the monthly statistics) has run.
@@ -127,6 +136,9 @@ impl Supervisor {
         }
         scan.record(changes.into_values().collect()).await?;
         scan.commit().await?;
+        if fired.levels > 0 {
+            self.wake.events_committed();
+        }
         Ok(fired)
     }
 }

@@ -184,6 +184,7 @@ pub struct TestApp {
     /// The SLA supervisor and statistics of this server, for tests that drive them by hand.
     pub supervisor: Arc<Supervisor>,
     pub stats: Arc<StatsService>,
+    pub events: Arc<gridcase::service::events::EventHub>,
     _data_dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
@@ -223,6 +224,7 @@ impl TestApp {
             .expect("application builds");
         let supervisor = app.supervisor();
         let stats = app.stats();
+        let events = app.events();
         let addr = app.local_addr().expect("bound");
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(app.run_until_stopped(async move {
@@ -246,6 +248,7 @@ impl TestApp {
             settings,
             supervisor,
             stats,
+            events,
             _data_dir: data_dir,
             stop: Some(stop),
             handle: Some(handle),
