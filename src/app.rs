@@ -11,6 +11,7 @@ use tonic::transport::{Server, server::TcpIncoming};
 use crate::{
     auth::{self, AuthLayer, Verifier},
     config::Settings,
+    console::{ConsoleConfig, ConsoleLayer},
     grpc::{
         case::CaseApi, directory::DirectoryApi, gateway::GatewayApi, report::ReportApi,
         stats::StatsApi,
@@ -285,6 +286,10 @@ impl Application {
             .http2_keepalive_interval(Some(self.settings.keepalive))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)))
             .accept_http1(true)
+            // Outermost: the console's page and assets are plain GETs, before gRPC-Web and auth.
+            .layer(ConsoleLayer::new(ConsoleConfig {
+                tile_url: self.settings.console_tile_url.clone(),
+            }))
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(auth)
             .add_service(health_service)

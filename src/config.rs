@@ -44,6 +44,9 @@ pub struct Settings {
     /// and a peer that is gone is noticed (no answer within 20 s closes the connection).
     #[serde(with = "humantime_serde")]
     pub keepalive: Duration,
+    /// A tile server on the deployment's own network (`https://tiles.example/{z}/{x}/{y}.png`)
+    /// the console draws under the directory's shapes; none by default (fully offline).
+    pub console_tile_url: Option<String>,
     pub jwt: JwtSettings,
 }
 
@@ -93,6 +96,7 @@ impl Default for Settings {
             max_attachment_bytes: 20 * 1024 * 1024,
             sla_tick: Duration::from_secs(5),
             keepalive: Duration::from_secs(30),
+            console_tile_url: None,
             jwt: JwtSettings::default(),
         }
     }
@@ -198,6 +202,9 @@ impl Settings {
                 ConfigError::new(format!("GRIDCASE_KEEPALIVE={v:?}: {e} (e.g. 30s)"))
             })?;
         }
+        if let Some(v) = env("GRIDCASE_CONSOLE_TILE_URL") {
+            self.console_tile_url = Some(v).filter(|v| !v.is_empty());
+        }
         if let Some(v) = env("GRIDCASE_JWT_SECRET") {
             self.jwt.secret = Some(SecretString::from(v));
         }
@@ -250,6 +257,13 @@ impl Settings {
         if self.keepalive < Duration::from_secs(1) || self.keepalive > Duration::from_secs(3600) {
             return Err(ConfigError::new(
                 "keepalive must be from 1s to 1h (the quiet after which a connection is pinged)",
+            ));
+        }
+        if let Some(url) = &self.console_tile_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::new(
+                "console_tile_url must be an http:// or https:// URL with {z}, {x} and {y}",
             ));
         }
         let jwt = &self.jwt;

@@ -5,6 +5,7 @@
 //! # Layout
 //!
 //! - [`config`]: typed settings: defaults, then a TOML file, then `GRIDCASE_*` variables.
+//! - [`console`]: the web console's embedded assets, served on the gRPC port.
 //! - [`telemetry`]: tracing subscriber, text or JSON.
 //! - [`proto`]: the generated `gridcase.v1` contract.
 //! - [`auth`]: JWT verification and minting, the role table, the tower layer in front of all RPCs.
@@ -20,6 +21,7 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod domain;
 pub mod geo;

@@ -15,6 +15,7 @@ pub const RPC_ROLES: &[(&str, &[Role])] = &[
     ("/gridcase.v1.DirectoryService/Locate", EVERYONE),
     ("/gridcase.v1.DirectoryService/GetRegion", EVERYONE),
     ("/gridcase.v1.DirectoryService/ListRegions", EVERYONE),
+    ("/gridcase.v1.DirectoryService/GetRegionShapes", EVERYONE),
     // Handsets and gateways need the taxonomy to report at all.
     ("/gridcase.v1.DirectoryService/ListCategories", EVERYONE),
     ("/gridcase.v1.DirectoryService/ImportDirectory", &[Admin]),
@@ -23,7 +24,11 @@ pub const RPC_ROLES: &[(&str, &[Role])] = &[
         "/gridcase.v1.DirectoryService/ListUnits",
         &[Dispatcher, Supervisor, Admin],
     ),
-    ("/gridcase.v1.DirectoryService/ListMembers", &[Admin]),
+    // Dispatchers see whom they dispatch to; supervisors whom they supervise.
+    (
+        "/gridcase.v1.DirectoryService/ListMembers",
+        &[Dispatcher, Supervisor, Admin],
+    ),
     ("/gridcase.v1.DirectoryService/ImportCalendar", &[Admin]),
     ("/gridcase.v1.DirectoryService/SetCalendarDay", &[Admin]),
     (
@@ -53,6 +58,7 @@ pub const RPC_ROLES: &[(&str, &[Role])] = &[
     // Cases: everyone with a scope reads within it.
     ("/gridcase.v1.CaseService/GetCase", PEOPLE_AND_GATEWAYS),
     ("/gridcase.v1.CaseService/ListCases", PEOPLE_AND_GATEWAYS),
+    ("/gridcase.v1.CaseService/ListCasePins", PEOPLE_AND_GATEWAYS),
     ("/gridcase.v1.CaseService/DispatchCase", &[Dispatcher]),
     ("/gridcase.v1.CaseService/AcceptCase", &[UnitStaff]),
     ("/gridcase.v1.CaseService/ReturnCase", &[UnitStaff]),

@@ -212,6 +212,22 @@ impl Case {
     }
 }
 
+/// A case as a pin on the map.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pin {
+    pub id: String,
+    pub code: String,
+    pub status: CaseStatus,
+    pub lat: f64,
+    pub lon: f64,
+    pub category_code: String,
+    pub unit_code: String,
+    pub severity: Severity,
+    pub grid_code: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub sla: super::sla::SlaState,
+}
+
 /// 统一编码: `{district code}{yyyymmdd}{6-digit sequence}`.
 pub fn case_code(district_code: &str, day: chrono::NaiveDate, sequence: i64) -> String {
     format!("{district_code}{}{sequence:06}", day.format("%Y%m%d"))

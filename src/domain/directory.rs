@@ -50,6 +50,17 @@ impl Tier {
         }
     }
 
+    /// The tier below this one; `None` for grids.
+    pub fn below(self) -> Option<Tier> {
+        match self {
+            Tier::City => Some(Tier::District),
+            Tier::District => Some(Tier::Township),
+            Tier::Township => Some(Tier::Community),
+            Tier::Community => Some(Tier::Grid),
+            Tier::Grid => None,
+        }
+    }
+
     /// How many digits a code of this tier has (DESIGN.md "Directory").
     pub fn code_len(self) -> usize {
         match self {

@@ -620,6 +620,62 @@ pub fn due_levels(clock: &Clock, now: DateTime<Utc>) -> Option<ClockMove> {
     })
 }
 
+/// How late a case's running clocks are now: 2 when one is past due, 1 when one is past its
+/// warning, 0 otherwise.
+pub fn lateness(clocks: &[Clock], now: DateTime<Utc>) -> u8 {
+    clocks
+        .iter()
+        .filter(|c| c.stopped_at.is_none())
+        .map(|c| {
+            if c.schedule.due_at <= now {
+                2
+            } else if c.schedule.warn_at <= now {
+                1
+            } else {
+                0
+            }
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// How a case stands against its clocks, worst first (what the console colours it by).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SlaState {
+    OnTime,
+    Warned,
+    Breached,
+    Escalated,
+    RedCard,
+}
+
+impl SlaState {
+    /// From a case's red card, its escalations and its running clocks' [`lateness`].
+    pub fn of(red_card: bool, escalation_level: i32, lateness: u8) -> SlaState {
+        if red_card {
+            SlaState::RedCard
+        } else if escalation_level > 0 {
+            SlaState::Escalated
+        } else if lateness >= 2 {
+            SlaState::Breached
+        } else if lateness == 1 {
+            SlaState::Warned
+        } else {
+            SlaState::OnTime
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlaState::OnTime => "on_time",
+            SlaState::Warned => "warned",
+            SlaState::Breached => "breached",
+            SlaState::Escalated => "escalated",
+            SlaState::RedCard => "red_card",
+        }
+    }
+}
+
 /// How a case's tier counts for 就地化解: settled at township tier or below.
 pub fn local_tier(tier: Tier) -> bool {
     matches!(tier, Tier::Township | Tier::Community | Tier::Grid)

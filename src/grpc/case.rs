@@ -7,12 +7,13 @@ use tonic::{Request, Response, Status};
 
 use super::{
     caller,
-    convert::{case_for, clock_for, event_for_viewer, page_size, time_of},
+    convert::{case_for, clock_for, event_for_viewer, page_size, pin_for, time_of},
 };
 use crate::{
     domain::{
         Caller,
         case::{Case, CaseStatus},
+        sla::{self, SlaState},
         workflow::{Command, Satisfaction},
     },
     proto::v1::{self as pb, case_service_server::CaseService},
@@ -95,6 +96,12 @@ impl CaseService for CaseApi {
         let clocks = self.cases.clocks(&case.id).await?;
         let mut pb_case = case_for(&case, &caller, &directory);
         pb_case.clocks = clocks.iter().map(clock_for).collect();
+        let state = SlaState::of(
+            case.red_card,
+            case.escalation_level,
+            sla::lateness(&clocks, self.cases.now()),
+        );
+        pb_case.sla_state = pb::SlaState::from(state).into();
         Ok(Response::new(pb::GetCaseResponse {
             events: events
                 .iter()
@@ -126,13 +133,36 @@ impl CaseService for CaseApi {
             page_token: r.page.map(|p| p.page_token).unwrap_or_default(),
         };
         let (cases, next_page_token) = self.cases.list(&caller, list).await?;
+        let states = self.cases.sla_states(&cases).await?;
         let directory = self.cases.directory().snapshot();
         Ok(Response::new(pb::ListCasesResponse {
             cases: cases
                 .iter()
-                .map(|c| case_for(c, &caller, &directory))
+                .map(|c| {
+                    let mut view = case_for(c, &caller, &directory);
+                    if let Some(state) = states.get(&c.id) {
+                        view.sla_state = pb::SlaState::from(*state).into();
+                    }
+                    view
+                })
                 .collect(),
             next_page_token,
+        }))
+    }
+
+    async fn list_case_pins(
+        &self,
+        request: Request<pb::ListCasePinsRequest>,
+    ) -> Result<Response<pb::ListCasePinsResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let (pins, truncated) = self
+            .cases
+            .pins(&caller, &r.region_code, r.include_closed)
+            .await?;
+        Ok(Response::new(pb::ListCasePinsResponse {
+            pins: pins.iter().map(pin_for).collect(),
+            truncated,
         }))
     }
 

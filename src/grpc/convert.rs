@@ -270,9 +270,9 @@ mod cases {
     use crate::{
         domain::{
             Caller, Role,
-            case::{Case, CaseStatus, Event, Source},
+            case::{Case, CaseStatus, Event, Pin, Source},
             directory::{Directory, center_code},
-            sla::{Clock, ClockKind, local_tier},
+            sla::{Clock, ClockKind, SlaState, local_tier},
             workflow::Satisfaction,
         },
         geo::CoordSystem,
@@ -368,6 +368,35 @@ mod cases {
             // No state of the lifecycle waits on the reporter, so no clock pauses yet.
             paused_at: None,
             escalations: c.escalations,
+        }
+    }
+
+    impl From<SlaState> for pb::SlaState {
+        fn from(s: SlaState) -> Self {
+            match s {
+                SlaState::OnTime => pb::SlaState::OnTime,
+                SlaState::Warned => pb::SlaState::Warned,
+                SlaState::Breached => pb::SlaState::Breached,
+                SlaState::Escalated => pb::SlaState::Escalated,
+                SlaState::RedCard => pb::SlaState::RedCard,
+            }
+        }
+    }
+
+    /// A case as a map pin.
+    pub fn pin_for(p: &Pin) -> pb::CasePin {
+        pb::CasePin {
+            id: p.id.clone(),
+            code: p.code.clone(),
+            status: pb::CaseStatus::from(p.status).into(),
+            lat: p.lat,
+            lon: p.lon,
+            sla_state: pb::SlaState::from(p.sla).into(),
+            category_code: p.category_code.clone(),
+            unit_code: p.unit_code.clone(),
+            severity: pb::Severity::from(p.severity).into(),
+            grid_code: p.grid_code.clone().unwrap_or_default(),
+            received_at: Some(timestamp(p.received_at)),
         }
     }
 
@@ -474,6 +503,8 @@ mod cases {
             }),
             clocks: Vec::new(),
             external_id: case.external_id.clone().unwrap_or_default(),
+            // Filled in where the case's clocks are read (GetCase, ListCases).
+            sla_state: pb::SlaState::Unspecified.into(),
             resolved_locally: matches!(case.status, CaseStatus::Resolved | CaseStatus::Closed)
                 && local_tier(case.tier)
                 && case.escalation_level == 0,
@@ -524,7 +555,9 @@ mod cases {
     }
 }
 
-pub use cases::{case_for, clock_for, event_for, event_for_viewer, is_holding_center, timestamp};
+pub use cases::{
+    case_for, clock_for, event_for, event_for_viewer, is_holding_center, pin_for, timestamp,
+};
 
 /// A protobuf timestamp to a time; out of range is INVALID_ARGUMENT naming the field.
 pub fn time_of(

@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::convert::{coord_system, page_size, urgency};
+use super::{
+    caller,
+    convert::{coord_system, mask_phone, page_size, urgency},
+};
 use crate::{
     domain::{
         DomainError,
@@ -65,6 +68,21 @@ fn clock_kind(value: i32) -> Result<ClockKind, Status> {
         Ok(pb::ClockKind::Feedback) => Ok(ClockKind::Feedback),
         _ => Err(DomainError::invalid("clock", format!("{value} is not a clock")).into()),
     }
+}
+
+/// A request's tier; unspecified is `None`, an unknown value INVALID_ARGUMENT.
+fn optional_tier(value: i32) -> Result<Option<Tier>, Status> {
+    Ok(match pb::Tier::try_from(value) {
+        Ok(pb::Tier::Unspecified) => None,
+        Ok(pb::Tier::City) => Some(Tier::City),
+        Ok(pb::Tier::District) => Some(Tier::District),
+        Ok(pb::Tier::Township) => Some(Tier::Township),
+        Ok(pb::Tier::Community) => Some(Tier::Community),
+        Ok(pb::Tier::Grid) => Some(Tier::Grid),
+        Err(_) => {
+            return Err(DomainError::invalid("tier", format!("{value} is not a tier")).into());
+        }
+    })
 }
 
 fn counts(c: Counts) -> pb::ImportCounts {
@@ -196,21 +214,14 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::ListUnitsRequest>,
     ) -> Result<Response<pb::ListUnitsResponse>, Status> {
+        let caller = caller(&request)?;
         let r = request.into_inner();
         let size = page_size(r.page.as_ref())?;
         let token = r.page.map(|p| p.page_token).unwrap_or_default();
-        let directory = self.directory.snapshot();
-        if !r.region_code.is_empty() && directory.region(&r.region_code).is_none() {
-            return Err(DomainError::NotFound(format!("no region {:?}", r.region_code)).into());
-        }
-        let items = directory
-            .units()
-            .filter(|u| r.include_retired || !u.retired)
-            .filter(|u| r.kind.is_empty() || u.kind == r.kind)
-            .filter(|u| {
-                r.region_code.is_empty() || directory.is_within(&u.region_code, &r.region_code)
-            })
-            .map(|u| (u.code.as_str(), pb::Unit::from(u)));
+        let units =
+            self.directory
+                .units_for(&caller, &r.region_code, &r.kind, r.include_retired)?;
+        let items = units.iter().map(|u| (u.code.as_str(), pb::Unit::from(u)));
         let (units, next_page_token) = page(items, &token, size);
         Ok(Response::new(pb::ListUnitsResponse {
             units,
@@ -222,35 +233,40 @@ impl DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::ListMembersRequest>,
     ) -> Result<Response<pb::ListMembersResponse>, Status> {
+        let caller = caller(&request)?;
         let r = request.into_inner();
         let size = page_size(r.page.as_ref())?;
         let token = r.page.map(|p| p.page_token).unwrap_or_default();
-        let directory = self.directory.snapshot();
-        let mut members: Vec<_> = directory
-            .members()
-            .filter(|m| r.include_retired || !m.retired)
-            .filter(|m| r.unit_code.is_empty() || m.unit_code.as_deref() == Some(&r.unit_code))
-            .filter(|m| {
-                r.region_code.is_empty()
-                    || m.region_code
-                        .iter()
-                        .chain(m.grid_codes.iter())
-                        .any(|c| directory.is_within(c, &r.region_code))
-                    || m.unit_code.as_ref().is_some_and(|u| {
-                        directory
-                            .unit(u)
-                            .is_some_and(|u| directory.is_within(&u.region_code, &r.region_code))
-                    })
-            })
-            .collect();
-        members.sort_by(|a, b| a.sub.cmp(&b.sub));
-        let items = members
-            .into_iter()
-            .map(|m| (m.sub.as_str(), pb::Member::from(m)));
+        let members =
+            self.directory
+                .members_for(&caller, &r.region_code, &r.unit_code, r.include_retired)?;
+        let items = members.iter().map(|(m, mask)| {
+            let mut view = pb::Member::from(m);
+            if *mask {
+                view.phone = mask_phone(&view.phone);
+            }
+            (m.sub.as_str(), view)
+        });
         let (members, next_page_token) = page(items, &token, size);
         Ok(Response::new(pb::ListMembersResponse {
             members,
             next_page_token,
+        }))
+    }
+
+    async fn get_region_shapes(
+        &self,
+        request: Request<pb::GetRegionShapesRequest>,
+    ) -> Result<Response<pb::GetRegionShapesResponse>, Status> {
+        let r = request.into_inner();
+        let tier = optional_tier(r.tier)?;
+        let shapes = self
+            .directory
+            .shapes(&r.region_code, tier, r.zoom, r.include_retired)?;
+        Ok(Response::new(pb::GetRegionShapesResponse {
+            geojson: shapes.geojson,
+            count: i32::try_from(shapes.count).unwrap_or(i32::MAX),
+            directory_version: shapes.version,
         }))
     }
 
@@ -348,19 +364,7 @@ impl DirectoryService for DirectoryApi {
         } else {
             Some(r.category_code)
         };
-        let tier = match pb::Tier::try_from(r.tier) {
-            Ok(pb::Tier::Unspecified) => None,
-            Ok(pb::Tier::City) => Some(Tier::City),
-            Ok(pb::Tier::District) => Some(Tier::District),
-            Ok(pb::Tier::Township) => Some(Tier::Township),
-            Ok(pb::Tier::Community) => Some(Tier::Community),
-            Ok(pb::Tier::Grid) => Some(Tier::Grid),
-            Err(_) => {
-                return Err(
-                    DomainError::invalid("tier", format!("{} is not a tier", r.tier)).into(),
-                );
-            }
-        };
+        let tier = optional_tier(r.tier)?;
         let severity = urgency(r.severity).map_err(|_| {
             DomainError::invalid("severity", format!("{} is not a severity", r.severity))
         })?;

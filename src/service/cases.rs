@@ -2,7 +2,7 @@
 //! through the lifecycle, each change appended to the case's event chain under optimistic
 //! concurrency on the case's version.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use sea_orm::DatabaseConnection;
 
@@ -10,9 +10,9 @@ use super::{LiveDirectory, events::Wake, paging, rules::LiveRules, time::TimeSou
 use crate::{
     domain::{
         Caller, DomainError, DomainResult,
-        case::{Case, Event},
+        case::{Case, Event, Pin},
         scope::Scope,
-        sla::Clock,
+        sla::{Clock, SlaState},
         workflow::{self, Actor, Command},
     },
     storage::{self, cases::CaseFilter},
@@ -99,34 +99,88 @@ impl CaseQueries {
         Ok((case, events))
     }
 
-    /// `ListCases`: newest first, within the caller's scope; cases outside it are simply absent.
-    pub async fn list(&self, caller: &Caller, r: ListRequest) -> DomainResult<(Vec<Case>, String)> {
+    /// The caller's scope narrowed to `region_code` (empty: all of it), as `ListCases` reads it.
+    fn narrowed(&self, caller: &Caller, region_code: &str) -> DomainResult<CaseFilter> {
         let directory = self.directory.snapshot();
         let scope = Scope::of(caller, &directory)?;
-        let region = if r.region_code.is_empty() {
+        let region = if region_code.is_empty() {
             None
         } else {
-            let region = directory.region(&r.region_code).ok_or_else(|| {
-                DomainError::invalid("region_code", format!("unknown region {:?}", r.region_code))
+            let region = directory.region(region_code).ok_or_else(|| {
+                DomainError::invalid("region_code", format!("unknown region {region_code:?}"))
             })?;
             Some((region.tier, region.code.clone()))
         };
-        let filter = CaseFilter {
+        Ok(CaseFilter {
             scope,
-            statuses: r.statuses,
+            statuses: Vec::new(),
             region,
+            unit_code: None,
+            category_code: None,
+            received_from: None,
+            received_to: None,
+            overdue_at: None,
+        })
+    }
+
+    /// `ListCases`: newest first, within the caller's scope; cases outside it are simply absent.
+    pub async fn list(&self, caller: &Caller, r: ListRequest) -> DomainResult<(Vec<Case>, String)> {
+        let filter = CaseFilter {
+            statuses: r.statuses,
             unit_code: (!r.unit_code.is_empty()).then_some(r.unit_code),
             category_code: (!r.category_code.is_empty()).then_some(r.category_code),
             received_from: r.received_from,
             received_to: r.received_to,
             overdue_at: r.overdue_only.then(|| self.time.now()),
+            ..self.narrowed(caller, &r.region_code)?
         };
         let after = paging::cursor(&r.page_token)?;
         let limit = u64::try_from(r.page_size).unwrap_or(50) + 1;
         let cases = storage::cases::list(&self.db, &filter, after, limit).await?;
         Ok(paging::page(cases, r.page_size))
     }
+
+    /// How each of `cases` stands against its clocks now.
+    pub async fn sla_states(&self, cases: &[Case]) -> DomainResult<HashMap<String, SlaState>> {
+        let ids: Vec<String> = cases.iter().map(|c| c.id.clone()).collect();
+        let late = storage::cases::lateness_of(&self.db, &ids, self.time.now()).await?;
+        Ok(cases
+            .iter()
+            .map(|c| {
+                let lateness = late.get(&c.id).copied().unwrap_or(0);
+                (
+                    c.id.clone(),
+                    SlaState::of(c.red_card, c.escalation_level, lateness),
+                )
+            })
+            .collect())
+    }
+
+    /// `ListCasePins`: every case of the caller's scope (narrowed to a region) that has a
+    /// position, newest first, at most [`MAX_PINS`]; `true` when there were more.
+    pub async fn pins(
+        &self,
+        caller: &Caller,
+        region_code: &str,
+        include_closed: bool,
+    ) -> DomainResult<(Vec<Pin>, bool)> {
+        let filter = self.narrowed(caller, region_code)?;
+        let mut pins = storage::cases::pins(
+            &self.db,
+            &filter,
+            !include_closed,
+            self.time.now(),
+            MAX_PINS + 1,
+        )
+        .await?;
+        let truncated = pins.len() as u64 > MAX_PINS;
+        pins.truncate(usize::try_from(MAX_PINS).unwrap_or(usize::MAX));
+        Ok((pins, truncated))
+    }
 }
+
+/// The most pins one answer carries.
+pub const MAX_PINS: u64 = 50_000;
 
 impl CaseQueries {
     /// Gives `command` to the case at `expected_version`. A stale version is ABORTED and changes

@@ -10,9 +10,9 @@ use tokio::sync::watch;
 use crate::{
     auth::layer::MemberRoles,
     domain::{
-        DomainError, DomainResult, Role,
+        Caller, DomainError, DomainResult, Role,
         bundle::{self, BundleError, ImportReport},
-        directory::{Directory, Region},
+        directory::{Directory, Member, Region, Tier, Unit},
     },
     geo::{self, CoordSystem},
     storage::{self, directory::ImportError},
@@ -193,6 +193,204 @@ impl LiveDirectory {
         Err(DomainError::Aborted(
             "the directory kept changing during the import; try again".into(),
         ))
+    }
+}
+
+/// `GetRegionShapes`: the shapes of one tier in a subtree, as GeoJSON.
+#[derive(Debug, Clone)]
+pub struct Shapes {
+    pub geojson: String,
+    pub count: usize,
+    pub version: i64,
+}
+
+/// The metres a web-map pixel spans at the equator at zoom 0 (256-pixel tiles).
+const METRES_PER_PIXEL_AT_ZOOM_0: f64 = 156_543.033_928;
+
+/// The finest detail worth keeping at `zoom`, in degrees: half a pixel there.
+fn tolerance_deg(zoom: f64) -> f64 {
+    METRES_PER_PIXEL_AT_ZOOM_0 / 2f64.powf(zoom) / 2.0 / 111_320.0
+}
+
+impl LiveDirectory {
+    /// `GetRegionShapes`: the regions of `tier` in the subtree of `region_code` (empty: the
+    /// root), or its children when no tier is given; simplified for `zoom` (0: full detail).
+    pub fn shapes(
+        &self,
+        region_code: &str,
+        tier: Option<Tier>,
+        zoom: f64,
+        include_retired: bool,
+    ) -> DomainResult<Shapes> {
+        use ::geo::Simplify;
+        if !zoom.is_finite() || !(0.0..=24.0).contains(&zoom) {
+            return Err(DomainError::invalid("zoom", "must be from 0 to 24"));
+        }
+        let directory = self.snapshot();
+        let top = if region_code.is_empty() {
+            directory.roots().first().cloned().ok_or_else(|| {
+                DomainError::NotFound("the directory is empty: import one first".into())
+            })?
+        } else {
+            region_code.to_owned()
+        };
+        let top_region = directory
+            .region(&top)
+            .ok_or_else(|| DomainError::NotFound(format!("no region {top:?}")))?;
+        let tier = match tier {
+            Some(t) if t < top_region.tier => {
+                return Err(DomainError::invalid(
+                    "tier",
+                    format!("{t} lies above region {top} ({})", top_region.tier),
+                ));
+            }
+            Some(t) => t,
+            None => top_region.tier.below().ok_or_else(|| {
+                DomainError::invalid(
+                    "tier",
+                    format!("region {top} is a grid: it has no children"),
+                )
+            })?,
+        };
+        // Down the tree to the tier wanted; a region's tier fixes its depth.
+        let mut level = vec![top];
+        while let Some(first) = level.first().and_then(|c| directory.region(c))
+            && first.tier < tier
+        {
+            level = level
+                .iter()
+                .filter_map(|c| directory.entry(c))
+                .flat_map(|e| e.children.iter().cloned())
+                .collect();
+        }
+        let epsilon = (zoom > 0.0).then(|| tolerance_deg(zoom));
+        let mut features = Vec::with_capacity(level.len());
+        for code in &level {
+            let Some(entry) = directory.entry(code) else {
+                continue;
+            };
+            if entry.region.retired && !include_retired {
+                continue;
+            }
+            let polygons = match epsilon {
+                Some(e) => entry.shape.polygons().simplify(e),
+                None => entry.shape.polygons().clone(),
+            };
+            let mut properties = serde_json::Map::new();
+            properties.insert("code".into(), entry.region.code.clone().into());
+            properties.insert("name".into(), entry.region.name.clone().into());
+            properties.insert("tier".into(), entry.region.tier.as_str().into());
+            properties.insert(
+                "parent".into(),
+                entry
+                    .region
+                    .parent_code
+                    .clone()
+                    .map_or(serde_json::Value::Null, Into::into),
+            );
+            properties.insert("retired".into(), entry.region.retired.into());
+            features.push(geojson::Feature {
+                bbox: None,
+                geometry: Some(geojson::Geometry::from(&polygons)),
+                id: None,
+                properties: Some(properties),
+                foreign_members: None,
+            });
+        }
+        let count = features.len();
+        let collection = geojson::FeatureCollection {
+            bbox: None,
+            features,
+            foreign_members: None,
+        };
+        Ok(Shapes {
+            geojson: collection.to_string(),
+            count,
+            version: directory.version,
+        })
+    }
+
+    /// The region a dispatcher's or supervisor's directory reads are confined to: their own,
+    /// or one inside it; an admin reads everything (`None`).
+    fn reach(&self, caller: &Caller, region_code: &str) -> DomainResult<Option<String>> {
+        let directory = self.snapshot();
+        if !region_code.is_empty() && directory.region(region_code).is_none() {
+            return Err(DomainError::NotFound(format!("no region {region_code:?}")));
+        }
+        if caller.role == Role::Admin {
+            return Ok(Some(region_code.to_owned()).filter(|c| !c.is_empty()));
+        }
+        let own = directory
+            .member(&caller.sub)
+            .and_then(|m| m.region_code.clone())
+            .ok_or_else(|| DomainError::PermissionDenied("no region on record".into()))?;
+        if region_code.is_empty() {
+            return Ok(Some(own));
+        }
+        if !directory.is_within(region_code, &own) {
+            return Err(DomainError::PermissionDenied(format!(
+                "region {region_code} lies outside your region {own}"
+            )));
+        }
+        Ok(Some(region_code.to_owned()))
+    }
+
+    /// `ListUnits`: units whose jurisdiction lies in the region (and the caller's reach), by
+    /// code.
+    pub fn units_for(
+        &self,
+        caller: &Caller,
+        region_code: &str,
+        kind: &str,
+        include_retired: bool,
+    ) -> DomainResult<Vec<Unit>> {
+        let within = self.reach(caller, region_code)?;
+        let directory = self.snapshot();
+        Ok(directory
+            .units()
+            .filter(|u| include_retired || !u.retired)
+            .filter(|u| kind.is_empty() || u.kind == kind)
+            .filter(|u| {
+                within
+                    .as_deref()
+                    .is_none_or(|r| directory.is_within(&u.region_code, r))
+            })
+            .cloned()
+            .collect())
+    }
+
+    /// `ListMembers`: members whose scope lies in the region (and the caller's reach), or of a
+    /// unit, by subject; phones masked for all but admins (`true` with a member to mask).
+    pub fn members_for(
+        &self,
+        caller: &Caller,
+        region_code: &str,
+        unit_code: &str,
+        include_retired: bool,
+    ) -> DomainResult<Vec<(Member, bool)>> {
+        let within = self.reach(caller, region_code)?;
+        let directory = self.snapshot();
+        let in_region = |m: &Member, region: &str| {
+            m.region_code
+                .iter()
+                .chain(m.grid_codes.iter())
+                .any(|c| directory.is_within(c, region))
+                || m.unit_code.as_ref().is_some_and(|u| {
+                    directory
+                        .unit(u)
+                        .is_some_and(|u| directory.is_within(&u.region_code, region))
+                })
+        };
+        let mask = caller.role != Role::Admin;
+        let mut members: Vec<(Member, bool)> = directory
+            .members()
+            .filter(|m| include_retired || !m.retired)
+            .filter(|m| unit_code.is_empty() || m.unit_code.as_deref() == Some(unit_code))
+            .filter(|m| within.as_deref().is_none_or(|r| in_region(m, r)))
+            .map(|m| (m.clone(), mask))
+            .collect();
+        members.sort_by(|a, b| a.0.sub.cmp(&b.0.sub));
+        Ok(members)
     }
 }
 

@@ -10,7 +10,7 @@ use sea_orm::{
 
 use super::{StorageError, begin_write, entities::*, sql};
 use crate::domain::{
-    case::{self as rules, Case, CaseStatus, Event, NewEvent, Position},
+    case::{self as rules, Case, CaseStatus, Event, NewEvent, Pin, Position},
     directory::Tier,
     event::FeedEvent,
     rules::Rules,
@@ -506,13 +506,8 @@ fn scope_condition(scope: &Scope) -> Condition {
     }
 }
 
-/// Cases matching `filter`, newest first, after the `(received_at, id)` cursor.
-pub async fn list(
-    db: &impl ConnectionTrait,
-    filter: &CaseFilter,
-    after: Option<(DateTime<Utc>, String)>,
-    limit: u64,
-) -> Result<Vec<Case>, StorageError> {
+/// The query for the cases matching `filter`.
+fn filtered(filter: &CaseFilter) -> sea_orm::Select<case::Entity> {
     let mut query = case::Entity::find().filter(scope_condition(&filter.scope));
     if let Some(now) = filter.overdue_at {
         query = query.filter(super::sla::overdue_condition(now));
@@ -543,6 +538,17 @@ pub async fn list(
     if let Some(to) = filter.received_to {
         query = query.filter(case::Column::ReceivedAt.lt(to));
     }
+    query
+}
+
+/// Cases matching `filter`, newest first, after the `(received_at, id)` cursor.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    filter: &CaseFilter,
+    after: Option<(DateTime<Utc>, String)>,
+    limit: u64,
+) -> Result<Vec<Case>, StorageError> {
+    let mut query = filtered(filter);
     if let Some((at, id)) = after {
         query = query.filter(
             Condition::any().add(case::Column::ReceivedAt.lt(at)).add(
@@ -564,6 +570,123 @@ pub async fn list(
         .map_err(corrupt)?;
     attach_assists(db, &mut cases).await?;
     Ok(cases)
+}
+
+/// How late each case's running clocks are at `now` ([`sla_rules::lateness`], by the database):
+/// for the cases of a page of a list.
+pub async fn lateness_of(
+    db: &impl ConnectionTrait,
+    ids: &[String],
+    now: DateTime<Utc>,
+) -> Result<std::collections::HashMap<String, u8>, StorageError> {
+    let mut out = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let mut values: Vec<sea_orm::Value> = vec![now.into()];
+        values.extend(chunk.iter().map(|id| id.as_str().into()));
+        let rows = db
+            .query_all_raw(sql(
+                db.get_database_backend(),
+                &format!(
+                    "SELECT case_id, MAX(CASE WHEN due_at <= $1 THEN 2 WHEN warn_at <= $1 THEN 1 \
+                     ELSE 0 END) FROM sla_clocks WHERE stopped_at IS NULL AND case_id IN ({}) \
+                     GROUP BY case_id",
+                    placeholders.join(", ")
+                ),
+                values,
+            ))
+            .await?;
+        for r in rows {
+            let id: String = r.try_get_by_index(0)?;
+            let late: i32 = r.try_get_by_index(1)?;
+            out.insert(id, u8::try_from(late).unwrap_or(0));
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Debug, sea_orm::FromQueryResult)]
+struct PinRow {
+    id: String,
+    code: String,
+    status: String,
+    lat: Option<f64>,
+    lon: Option<f64>,
+    category_code: String,
+    unit_code: String,
+    severity: String,
+    grid_code: Option<String>,
+    received_at: DateTime<Utc>,
+    escalation_level: i32,
+    red_card: bool,
+}
+
+/// The cases matching `filter` that have a position, newest first, at most `limit`, as pins.
+pub async fn pins(
+    db: &impl ConnectionTrait,
+    filter: &CaseFilter,
+    open_only: bool,
+    now: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<Pin>, StorageError> {
+    let mut query = filtered(filter).filter(case::Column::Lat.is_not_null());
+    if open_only {
+        query = query.filter(
+            case::Column::Status.is_in(
+                CaseStatus::ALL
+                    .into_iter()
+                    .filter(|s| s.is_open())
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+        );
+    }
+    let rows: Vec<PinRow> = query
+        .select_only()
+        .columns([
+            case::Column::Id,
+            case::Column::Code,
+            case::Column::Status,
+            case::Column::Lat,
+            case::Column::Lon,
+            case::Column::CategoryCode,
+            case::Column::UnitCode,
+            case::Column::Severity,
+            case::Column::GridCode,
+            case::Column::ReceivedAt,
+            case::Column::EscalationLevel,
+            case::Column::RedCard,
+        ])
+        .order_by_desc(case::Column::ReceivedAt)
+        .order_by_desc(case::Column::Id)
+        .limit(limit)
+        .into_model::<PinRow>()
+        .all(db)
+        .await?;
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let late = lateness_of(db, &ids, now).await?;
+    rows.into_iter()
+        .map(|r| {
+            let bad = |what: &str, e: String| corrupt(format!("case {} {what}: {e}", r.id));
+            Ok(Pin {
+                status: r.status.parse().map_err(|e| bad("status", e))?,
+                severity: r.severity.parse().map_err(|e| bad("severity", e))?,
+                lat: r.lat.unwrap_or_default(),
+                lon: r.lon.unwrap_or_default(),
+                sla: sla_rules::SlaState::of(
+                    r.red_card,
+                    r.escalation_level,
+                    late.get(&r.id).copied().unwrap_or(0),
+                ),
+                id: r.id,
+                code: r.code,
+                category_code: r.category_code,
+                unit_code: r.unit_code,
+                grid_code: r.grid_code,
+                received_at: r.received_at,
+            })
+        })
+        .collect()
 }
 
 /// The channel every replica listens on (PostgreSQL): each transaction that appends events
