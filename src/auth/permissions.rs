@@ -16,6 +16,7 @@ pub const RPC_ROLES: &[(&str, &[Role])] = &[
     ("/gridcase.v1.DirectoryService/GetRegion", EVERYONE),
     ("/gridcase.v1.DirectoryService/ListRegions", EVERYONE),
     ("/gridcase.v1.DirectoryService/GetRegionShapes", EVERYONE),
+    ("/gridcase.v1.DirectoryService/WhoAmI", EVERYONE),
     // Handsets and gateways need the taxonomy to report at all.
     ("/gridcase.v1.DirectoryService/ListCategories", EVERYONE),
     ("/gridcase.v1.DirectoryService/ImportDirectory", &[Admin]),

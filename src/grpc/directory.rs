@@ -254,6 +254,21 @@ impl DirectoryService for DirectoryApi {
         }))
     }
 
+    async fn who_am_i(
+        &self,
+        request: Request<pb::WhoAmIRequest>,
+    ) -> Result<Response<pb::WhoAmIResponse>, Status> {
+        let caller = caller(&request)?;
+        let (member, home, scope) = self.directory.who(&caller)?;
+        Ok(Response::new(pb::WhoAmIResponse {
+            sub: caller.sub.clone(),
+            role: pb::Role::from(caller.role).into(),
+            member: member.as_ref().map(pb::Member::from),
+            home: home.as_ref().map(pb::Region::from),
+            scope,
+        }))
+    }
+
     async fn get_region_shapes(
         &self,
         request: Request<pb::GetRegionShapesRequest>,

@@ -310,6 +310,60 @@ impl LiveDirectory {
         })
     }
 
+    /// `WhoAmI`: the caller's record, the region their view centres on, and their scope in
+    /// words.
+    pub fn who(&self, caller: &Caller) -> DomainResult<(Option<Member>, Option<Region>, String)> {
+        let directory = self.snapshot();
+        let member = directory.member(&caller.sub).cloned();
+        let root = || {
+            directory
+                .roots()
+                .first()
+                .and_then(|c| directory.region(c))
+                .cloned()
+        };
+        let (home, scope) = match (caller.role, &member) {
+            (Role::Dispatcher | Role::Supervisor, Some(m)) => {
+                let region = m.region_code.as_deref().and_then(|c| directory.region(c));
+                (
+                    region.cloned(),
+                    format!(
+                        "region {} and below",
+                        m.region_code.as_deref().unwrap_or_default()
+                    ),
+                )
+            }
+            (Role::UnitStaff, Some(m)) => {
+                let unit = m.unit_code.as_deref().and_then(|u| directory.unit(u));
+                (
+                    unit.as_ref()
+                        .and_then(|u| directory.region(&u.region_code))
+                        .cloned(),
+                    format!(
+                        "cases unit {} leads or assists",
+                        m.unit_code.as_deref().unwrap_or_default()
+                    ),
+                )
+            }
+            (Role::GridMember, Some(m)) => (
+                m.grid_codes
+                    .first()
+                    .and_then(|g| directory.region(g))
+                    .cloned(),
+                format!("grids {} and own reports", m.grid_codes.join(", ")),
+            ),
+            (Role::Gateway, _) => (root(), "the cases it brought in".to_owned()),
+            (Role::Admin, _) => (root(), "the directory and configuration".to_owned()),
+            (role, None) => {
+                return Err(DomainError::PermissionDenied(format!(
+                    "{} has no {role} member record",
+                    caller.sub
+                )));
+            }
+        };
+        Ok((member, home, scope))
+    }
+
     /// The region a dispatcher's or supervisor's directory reads are confined to: their own,
     /// or one inside it; an admin reads everything (`None`).
     fn reach(&self, caller: &Caller, region_code: &str) -> DomainResult<Option<String>> {
