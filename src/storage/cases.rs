@@ -581,14 +581,15 @@ pub async fn lateness_of(
 ) -> Result<std::collections::HashMap<String, u8>, StorageError> {
     let mut out = std::collections::HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
-        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-        let mut values: Vec<sea_orm::Value> = vec![now.into()];
+        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+        // Each placeholder once, in order (SQLite's are positional): `now` twice.
+        let mut values: Vec<sea_orm::Value> = vec![now.into(), now.into()];
         values.extend(chunk.iter().map(|id| id.as_str().into()));
         let rows = db
             .query_all_raw(sql(
                 db.get_database_backend(),
                 &format!(
-                    "SELECT case_id, MAX(CASE WHEN due_at <= $1 THEN 2 WHEN warn_at <= $1 THEN 1 \
+                    "SELECT case_id, MAX(CASE WHEN due_at <= $1 THEN 2 WHEN warn_at <= $2 THEN 1 \
                      ELSE 0 END) FROM sla_clocks WHERE stopped_at IS NULL AND case_id IN ({}) \
                      GROUP BY case_id",
                     placeholders.join(", ")
