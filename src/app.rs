@@ -9,13 +9,14 @@ use tokio::{net::TcpListener, sync::watch};
 use tonic::transport::{Server, server::TcpIncoming};
 
 use crate::{
-    auth::{self, AuthLayer, Verifier},
+    auth::{self, AuthLayer, Verifier, layer::AccessPolicy, limits::Limits},
     config::Settings,
     console::{ConsoleConfig, ConsoleLayer},
     grpc::{
         case::CaseApi, directory::DirectoryApi, gateway::GatewayApi, report::ReportApi,
         stats::StatsApi,
     },
+    monitoring,
     proto::{self, v1 as pb},
     service::{
         LiveDirectory,
@@ -62,6 +63,7 @@ pub struct Application {
     /// Wakes the event feed after commits through this process.
     wake: Wake,
     events: Arc<EventHub>,
+    limits: Arc<Limits>,
     /// Turns true when the server begins to stop: background tasks and event streams end.
     stop: (watch::Sender<bool>, watch::Receiver<bool>),
 }
@@ -114,6 +116,7 @@ impl Application {
             rules.clone(),
             time.clone(),
         ));
+        let limits = Arc::new(Limits::new(&settings.limits));
         let stop = watch::channel(false);
         let events = EventHub::start(
             db.clone(),
@@ -148,6 +151,7 @@ impl Application {
             verifier,
             wake,
             events,
+            limits,
             stop,
         })
     }
@@ -196,19 +200,21 @@ impl Application {
         .await?;
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        health
-            .set_serving::<pb::directory_service_server::DirectoryServiceServer<DirectoryApi>>()
-            .await;
-        for name in [
-            "gridcase.v1.ReportService",
-            "gridcase.v1.CaseService",
-            "gridcase.v1.GatewayService",
-            "gridcase.v1.StatsService",
-        ] {
-            health
-                .set_service_status(name, tonic_health::ServingStatus::Serving)
-                .await;
-        }
+        set_health(&health, tonic_health::ServingStatus::Serving).await;
+        let metrics = match self.settings.metrics_listen {
+            Some(listen) => {
+                let listener = monitoring::bind(listen).await?;
+                tracing::info!(listen = %listener.local_addr()?, "metrics on /metrics");
+                let handle = monitoring::install()
+                    .ok_or_else(|| anyhow::anyhow!("the metrics recorder cannot be set up"))?;
+                Some(tokio::spawn(monitoring::serve(
+                    listener,
+                    handle,
+                    stop_rx.clone(),
+                )))
+            }
+            None => None,
+        };
         let calendar_health = {
             let health = health.clone();
             let rules = self.rules.clone();
@@ -271,7 +277,28 @@ impl Application {
             Ok(n) => tracing::info!(files = n, "removed what interrupted uploads left behind"),
             Err(e) => tracing::warn!(error = %e, "cannot sweep the uploads' temporary directory"),
         }
-        let auth = AuthLayer::new(self.verifier.clone(), self.directory.clone());
+        let sampler = tokio::spawn(sample(Sampled {
+            db: self.db.clone(),
+            health: health.clone(),
+            directory: self.directory.clone(),
+            rules: self.rules.clone(),
+            events: self.events.clone(),
+            limits: self.limits.clone(),
+            intake: intake.clone(),
+            time: self.time.clone(),
+            max_connections: self.settings.db_max_connections,
+            metrics: self.settings.metrics_listen.is_some(),
+            stop: stop_rx.clone(),
+        }));
+        let auth = AuthLayer::new(
+            self.verifier.clone(),
+            self.directory.clone(),
+            self.limits.clone(),
+            AccessPolicy {
+                log: self.settings.access_log,
+                sample: self.settings.access_log_sample,
+            },
+        );
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
 
         let signal = {
@@ -342,6 +369,12 @@ impl Application {
         }
         let _ = stop_tx.send(true);
         scheduler.shutdown().await;
+        // A scan under way finishes its transaction before the process lets go of the database.
+        self.supervisor.idle().await;
+        let _ = sampler.await;
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         let _ = watcher.await;
         let _ = rules_watcher.await;
         let _ = calendar_health.await;
@@ -376,5 +409,100 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => tracing::info!("SIGINT received"),
         () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+/// Every service's health entry (not the calendar's, which says something else).
+async fn set_health(
+    health: &tonic_health::server::HealthReporter,
+    status: tonic_health::ServingStatus,
+) {
+    for name in [
+        "",
+        "gridcase.v1.DirectoryService",
+        "gridcase.v1.ReportService",
+        "gridcase.v1.CaseService",
+        "gridcase.v1.GatewayService",
+        "gridcase.v1.StatsService",
+    ] {
+        health.set_service_status(name, status).await;
+    }
+}
+
+/// What the sampler reads.
+struct Sampled {
+    db: DatabaseConnection,
+    health: tonic_health::server::HealthReporter,
+    directory: Arc<LiveDirectory>,
+    rules: Arc<LiveRules>,
+    events: Arc<EventHub>,
+    limits: Arc<Limits>,
+    intake: Arc<Intake>,
+    time: Arc<dyn TimeSource>,
+    max_connections: u32,
+    metrics: bool,
+    stop: watch::Receiver<bool>,
+}
+
+/// Every [`monitoring::SAMPLE_EVERY`]: checks the database (health NOT_SERVING while it does
+/// not answer, SERVING again once it does) and, with metrics on, sets the gauges.
+async fn sample(mut s: Sampled) {
+    let mut up = true;
+    let mut tick = tokio::time::interval(monitoring::SAMPLE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = s.stop.wait_for(|stopped| *stopped) => return,
+            _ = tick.tick() => {}
+        }
+        let answered = tokio::time::timeout(monitoring::SAMPLE_EVERY, s.db.ping())
+            .await
+            .map_err(|_| "no answer within 2 s".to_owned())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        match (&answered, up) {
+            (Err(e), true) => {
+                tracing::error!(error = %e, "the database does not answer: health NOT_SERVING");
+                set_health(&s.health, tonic_health::ServingStatus::NotServing).await;
+                up = false;
+            }
+            (Ok(()), false) => {
+                tracing::info!("the database answers again: health SERVING");
+                set_health(&s.health, tonic_health::ServingStatus::Serving).await;
+                up = true;
+            }
+            _ => {}
+        }
+        if !s.metrics {
+            continue;
+        }
+        metrics::gauge!("gridcase_database_up").set(if up { 1.0 } else { 0.0 });
+        metrics::gauge!("gridcase_rpc_in_flight").set(s.limits.in_flight() as f64);
+        metrics::gauge!("gridcase_intake_queue_depth").set(s.intake.queued() as f64);
+        metrics::gauge!("gridcase_event_streams").set(s.events.followers() as f64);
+        metrics::gauge!("gridcase_directory_version").set(s.directory.snapshot().version as f64);
+        metrics::gauge!("gridcase_rules_version").set(s.rules.snapshot().version as f64);
+        let (in_use, idle) = storage::pool_use(&s.db);
+        metrics::gauge!("gridcase_db_pool_connections", "state" => "in_use").set(in_use as f64);
+        metrics::gauge!("gridcase_db_pool_connections", "state" => "idle").set(idle as f64);
+        metrics::gauge!("gridcase_db_pool_connections", "state" => "max")
+            .set(f64::from(s.max_connections));
+        if !up {
+            continue;
+        }
+        let now = s.time.now();
+        match storage::sla::backlog(&s.db, now).await {
+            Ok((due, oldest)) => {
+                metrics::gauge!("gridcase_sla_levels_due").set(due as f64);
+                metrics::gauge!("gridcase_sla_oldest_due_seconds").set(
+                    oldest.map_or(0.0, |at| (now - at).num_milliseconds().max(0) as f64 / 1e3),
+                );
+            }
+            Err(e) => tracing::debug!(error = %e, "sampling the SLA backlog"),
+        }
+        match storage::cases::last_event_seq(&s.db).await {
+            Ok(head) => metrics::gauge!("gridcase_event_feed_lag")
+                .set((head - s.events.tail()).max(0) as f64),
+            Err(e) => tracing::debug!(error = %e, "sampling the event head"),
+        }
     }
 }

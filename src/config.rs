@@ -47,7 +47,85 @@ pub struct Settings {
     /// A tile server on the deployment's own network (`https://tiles.example/{z}/{x}/{y}.png`)
     /// the console draws under the directory's shapes; none by default (fully offline).
     pub console_tile_url: Option<String>,
+    /// Where Prometheus scrapes the metrics (`GET /metrics`); off by default.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Which calls write an access log line: `off`, `errors` (the default), `sampled` (errors
+    /// and one in `access_log_sample` successful calls) or `all`. Internal errors are always
+    /// logged, whatever this says.
+    pub access_log: AccessLog,
+    pub access_log_sample: u32,
+    pub limits: LimitSettings,
     pub jwt: JwtSettings,
+}
+
+/// Which calls write an access log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLog {
+    Off,
+    Errors,
+    Sampled,
+    All,
+}
+
+impl std::str::FromStr for AccessLog {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "off" => Ok(AccessLog::Off),
+            "errors" => Ok(AccessLog::Errors),
+            "sampled" => Ok(AccessLog::Sampled),
+            "all" => Ok(AccessLog::All),
+            _ => Err(format!("{s:?}: expected off, errors, sampled or all")),
+        }
+    }
+}
+
+/// A rate: requests a second, and how many may come at once after a quiet spell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+/// Overload protection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Requests in flight at once (event streams not counted once open); beyond it a call is
+    /// refused at once with RESOURCE_EXHAUSTED.
+    pub max_in_flight: usize,
+    /// Per subject, by role (`grid_member = { per_second = 20, burst = 40 }`); a rate of 0
+    /// turns the role's limit off. Roles not named keep their defaults.
+    pub rates: BTreeMap<String, Rate>,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        LimitSettings {
+            max_in_flight: 2048,
+            rates: BTreeMap::new(),
+        }
+    }
+}
+
+impl LimitSettings {
+    /// The rate of one subject of `role`: configured, or the default: generous for a person at
+    /// a handset or a desk, more for service identities.
+    pub fn rate(&self, role: crate::domain::Role) -> Rate {
+        use crate::domain::Role::*;
+        if let Some(r) = self.rates.get(role.as_str()) {
+            return *r;
+        }
+        let (per_second, burst) = match role {
+            GridMember | UnitStaff => (20, 60),
+            Dispatcher | Supervisor => (50, 150),
+            Gateway => (500, 1000),
+            Admin => (50, 150),
+        };
+        Rate { per_second, burst }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -97,6 +175,10 @@ impl Default for Settings {
             sla_tick: Duration::from_secs(5),
             keepalive: Duration::from_secs(30),
             console_tile_url: None,
+            metrics_listen: None,
+            access_log: AccessLog::Errors,
+            access_log_sample: 100,
+            limits: LimitSettings::default(),
             jwt: JwtSettings::default(),
         }
     }
@@ -202,6 +284,17 @@ impl Settings {
                 ConfigError::new(format!("GRIDCASE_KEEPALIVE={v:?}: {e} (e.g. 30s)"))
             })?;
         }
+        if let Some(v) = env("GRIDCASE_METRICS_LISTEN") {
+            self.metrics_listen = Some(parsed("GRIDCASE_METRICS_LISTEN", &v)?);
+        }
+        if let Some(v) = env("GRIDCASE_ACCESS_LOG") {
+            self.access_log = v
+                .parse()
+                .map_err(|e| ConfigError::new(format!("GRIDCASE_ACCESS_LOG={e}")))?;
+        }
+        if let Some(v) = env("GRIDCASE_MAX_IN_FLIGHT") {
+            self.limits.max_in_flight = parsed("GRIDCASE_MAX_IN_FLIGHT", &v)?;
+        }
         if let Some(v) = env("GRIDCASE_CONSOLE_TILE_URL") {
             self.console_tile_url = Some(v).filter(|v| !v.is_empty());
         }
@@ -258,6 +351,19 @@ impl Settings {
             return Err(ConfigError::new(
                 "keepalive must be from 1s to 1h (the quiet after which a connection is pinged)",
             ));
+        }
+        if self.limits.max_in_flight == 0 {
+            return Err(ConfigError::new("limits.max_in_flight must be at least 1"));
+        }
+        if self.access_log_sample == 0 {
+            return Err(ConfigError::new("access_log_sample must be at least 1"));
+        }
+        for role in self.limits.rates.keys() {
+            if role.parse::<crate::domain::Role>().is_err() {
+                return Err(ConfigError::new(format!(
+                    "limits.rates.{role}: not a role (grid_member, unit_staff, dispatcher, supervisor, gateway, admin)"
+                )));
+            }
         }
         if let Some(url) = &self.console_tile_url
             && !(url.starts_with("http://") || url.starts_with("https://"))

@@ -12,6 +12,7 @@
 //! - [`grpc`]: the thin gRPC layer; maps domain errors to status codes in one place.
 //! - [`service`]: application services, one call per use case, combining domain and storage.
 //! - [`domain`]: the rules in the domain's words; no tonic or sea-orm types.
+//! - [`monitoring`]: Prometheus metrics on their own address, and the health the database's state sets.
 //! - [`geo`]: shapes, the grid index behind `Locate`, coordinate-system conversion.
 //! - [`storage`]: sea-orm connection, migrations, tables.
 //! - [`app`]: wiring: `Application::build` and `run_until_stopped`.
@@ -26,6 +27,7 @@ pub mod demo;
 pub mod domain;
 pub mod geo;
 pub mod grpc;
+pub mod monitoring;
 pub mod proto;
 pub mod service;
 pub mod storage;

@@ -14,9 +14,13 @@ use tracing::{Instrument, field};
 
 use super::{
     Verifier,
+    limits::{Limits, Refusal},
     permissions::{self, Decision},
 };
-use crate::domain::{Caller, Role};
+use crate::{
+    config::AccessLog,
+    domain::{Caller, Role},
+};
 
 /// Whether a subject has a member record, and in which role (DESIGN.md "Access": scopes come
 /// from the directory, not from the token).
@@ -27,10 +31,21 @@ pub trait MemberRoles: Send + Sync + 'static {
     fn is_retired(&self, sub: &str) -> bool;
 }
 
+/// Which calls the access log writes.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessPolicy {
+    pub log: AccessLog,
+    /// `Sampled`: one in this many successful calls.
+    pub sample: u32,
+}
+
 #[derive(Clone)]
 pub struct AuthLayer {
     verifier: Arc<Verifier>,
     members: Arc<dyn MemberRoles>,
+    limits: Arc<Limits>,
+    access: AccessPolicy,
+    seen: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for AuthLayer {
@@ -40,8 +55,19 @@ impl std::fmt::Debug for AuthLayer {
 }
 
 impl AuthLayer {
-    pub fn new(verifier: Arc<Verifier>, members: Arc<dyn MemberRoles>) -> Self {
-        AuthLayer { verifier, members }
+    pub fn new(
+        verifier: Arc<Verifier>,
+        members: Arc<dyn MemberRoles>,
+        limits: Arc<Limits>,
+        access: AccessPolicy,
+    ) -> Self {
+        AuthLayer {
+            verifier,
+            members,
+            limits,
+            access,
+            seen: Arc::default(),
+        }
     }
 }
 
@@ -53,6 +79,9 @@ impl<S> Layer<S> for AuthLayer {
             inner,
             verifier: self.verifier.clone(),
             members: self.members.clone(),
+            limits: self.limits.clone(),
+            access: self.access,
+            seen: self.seen.clone(),
         }
     }
 }
@@ -62,6 +91,9 @@ pub struct AuthService<S> {
     inner: S,
     verifier: Arc<Verifier>,
     members: Arc<dyn MemberRoles>,
+    limits: Arc<Limits>,
+    access: AccessPolicy,
+    seen: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl<S> std::fmt::Debug for AuthService<S> {
@@ -158,6 +190,9 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = self.verifier.clone();
         let members = self.members.clone();
+        let limits = self.limits.clone();
+        let access = self.access;
+        let seen = self.seen.clone();
         let path = request.uri().path().to_owned();
         let span = tracing::info_span!(
             "rpc",
@@ -172,27 +207,83 @@ where
                 let response =
                     match authorize(&verifier, members.as_ref(), &path, request.headers()) {
                         Err(status) => status.into_http(),
-                        Ok(caller) => {
-                            if let Some(caller) = caller {
-                                request.extensions_mut().insert(caller);
+                        // Health and reflection: always answered, never limited.
+                        Ok(None) => inner.call(request).await?,
+                        Ok(Some(caller)) => {
+                            match limits.admit(&caller).and_then(|()| limits.enter()) {
+                                Err(refusal) => refused(&refusal, &caller),
+                                Ok(place) => {
+                                    request.extensions_mut().insert(caller);
+                                    let response = inner.call(request).await?;
+                                    drop(place);
+                                    response
+                                }
                             }
-                            inner.call(request).await?
                         }
                     };
                 let code = outcome_code(&response);
+                let elapsed = started.elapsed();
+                record(&path, code, elapsed);
                 let span = tracing::Span::current();
                 span.record("code", field::debug(code));
-                let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+                let elapsed_ms = elapsed.as_secs_f64() * 1e3;
                 match code {
-                    tonic::Code::Ok => tracing::info!(elapsed_ms, "rpc"),
                     tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::DataLoss => {
                         tracing::error!(elapsed_ms, "rpc")
                     }
-                    _ => tracing::info!(elapsed_ms, "rpc"),
+                    _ if logged(access, code, &seen) => tracing::info!(elapsed_ms, "rpc"),
+                    _ => {}
                 }
                 Ok(response)
             }
             .instrument(span),
         )
+    }
+}
+
+/// RESOURCE_EXHAUSTED, at once, with the standard gRPC retry hint (`grpc-retry-pushback-ms`).
+fn refused<B: Default>(refusal: &Refusal, caller: &Caller) -> http::Response<B> {
+    let reason = match refusal {
+        Refusal::TooFast { .. } => "rate",
+        Refusal::Busy => "in_flight",
+    };
+    metrics::counter!(
+        "gridcase_rpc_refused_total",
+        "reason" => reason,
+        "role" => caller.role.as_str()
+    )
+    .increment(1);
+    let mut status = tonic::Status::resource_exhausted(refusal.message(&caller.sub));
+    if let Ok(ms) = refusal.retry_after().as_millis().max(1).to_string().parse() {
+        status.metadata_mut().insert("grpc-retry-pushback-ms", ms);
+    }
+    status.into_http()
+}
+
+/// Counts the call and its latency, by method and code.
+fn record(path: &str, code: tonic::Code, elapsed: std::time::Duration) {
+    let method = path.rsplit('/').next().unwrap_or(path).to_owned();
+    metrics::counter!(
+        "gridcase_rpc_requests_total",
+        "method" => method.clone(),
+        "code" => format!("{code:?}")
+    )
+    .increment(1);
+    metrics::histogram!("gridcase_rpc_duration_seconds", "method" => method)
+        .record(elapsed.as_secs_f64());
+}
+
+/// Whether the access log writes a line for a call answered with `code`.
+fn logged(access: AccessPolicy, code: tonic::Code, seen: &std::sync::atomic::AtomicU64) -> bool {
+    let ok = code == tonic::Code::Ok;
+    match access.log {
+        AccessLog::Off => false,
+        AccessLog::Errors => !ok,
+        AccessLog::All => true,
+        AccessLog::Sampled => {
+            !ok || seen
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                .is_multiple_of(u64::from(access.sample.max(1)))
+        }
     }
 }

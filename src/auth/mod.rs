@@ -7,6 +7,7 @@
 //! made by a clock that is wrong, or for a replay later on. HS256 uses one secret; RS256 and EdDSA choose a public key by the token's `kid`.
 
 pub mod layer;
+pub mod limits;
 pub mod permissions;
 
 use std::{collections::HashMap, fs, path::Path, time::Duration};

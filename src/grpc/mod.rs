@@ -32,8 +32,16 @@ pub fn status_of(error: DomainError) -> Status {
         }
         DomainError::Interrupted(m) => Status::unavailable(m),
         DomainError::Unavailable(cause) => {
+            let hint = cause
+                .downcast_ref::<crate::storage::StorageError>()
+                .and_then(crate::storage::StorageError::hint);
             tracing::warn!(error = format!("{cause:#}"), "storage unavailable");
-            Status::unavailable("service unavailable, retry later")
+            match hint {
+                Some(hint) => {
+                    Status::unavailable(format!("service unavailable, retry later: {hint}"))
+                }
+                None => Status::unavailable("service unavailable, retry later"),
+            }
         }
     }
 }

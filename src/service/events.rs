@@ -16,6 +16,9 @@
 //! - **Bounded.** The broadcast keeps [`BUFFER`] batches; a follower that falls further behind
 //!   is ended with UNAVAILABLE and told to resume after the last sequence it received. A stream
 //!   is pulled, so a slow reader's backlog never grows memory.
+//! - **The database away** pauses streams: a live stream hears nothing until the hub reads
+//!   again (woken when its listener reconnects, or by the safety read); a stream still reading
+//!   its backlog retries with a growing pause. No stream ends for it.
 //! - **Shutdown** ends every stream at once with UNAVAILABLE, so clients resume elsewhere.
 
 use std::{
@@ -49,6 +52,13 @@ pub const BUFFER: usize = 1024;
 /// How often the hub reads anyway while someone follows: a notification can be lost when the
 /// listener's connection is.
 pub const SAFETY_READ: Duration = Duration::from_secs(10);
+/// How long a follower waits before reading its backlog again while the database is away.
+const RETRY_BACKLOG: [Duration; 4] = [
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
 
 /// What a follower asks for.
 #[derive(Debug, Clone, Default)]
@@ -83,6 +93,8 @@ pub struct EventHub {
     stop: watch::Receiver<bool>,
     /// Reads of the event table, by the hub and by followers' backlogs.
     reads: Arc<AtomicU64>,
+    /// The last sequence the hub has read.
+    tail: std::sync::atomic::AtomicI64,
 }
 
 impl EventHub {
@@ -90,6 +102,11 @@ impl EventHub {
     /// idle streams cost no queries.
     pub fn reads(&self) -> u64 {
         self.reads.load(Ordering::Relaxed)
+    }
+
+    /// The last sequence the hub has read and broadcast.
+    pub fn tail(&self) -> i64 {
+        self.tail.load(Ordering::Relaxed)
     }
 
     /// Streams following now.
@@ -116,6 +133,7 @@ impl EventHub {
             wake,
             stop,
             reads: Arc::new(AtomicU64::new(0)),
+            tail: std::sync::atomic::AtomicI64::new(tail),
         });
         tokio::spawn(hub.clone().read_forever(tail));
         if let Some(options) = listen {
@@ -153,6 +171,7 @@ impl EventHub {
                         let full = page.len() as u64 == PAGE;
                         if let Some(last) = page.last() {
                             tail = last.event.seq;
+                            self.tail.store(tail, Ordering::Relaxed);
                         }
                         // No one listening is fine: followers read their backlog themselves.
                         let _ = self.bus.send(page.into());
@@ -217,6 +236,7 @@ impl EventHub {
             took_live: false,
             pending: VecDeque::new(),
             done: false,
+            failures: 0,
         };
         Ok(futures_util::stream::unfold(follower, |mut f| async move {
             let item = f.next().await?;
@@ -245,6 +265,8 @@ struct Follower {
     took_live: bool,
     pending: VecDeque<FeedEvent>,
     done: bool,
+    /// Backlog reads failed in a row because the database was away.
+    failures: usize,
 }
 
 impl Follower {
@@ -271,8 +293,9 @@ impl Follower {
         }
     }
 
-    fn end(&mut self, why: &str) -> Option<DomainResult<FeedEvent>> {
+    fn end(&mut self, why: &'static str) -> Option<DomainResult<FeedEvent>> {
         self.done = true;
+        metrics::counter!("gridcase_event_streams_ended_total", "reason" => why).increment(1);
         Some(Err(DomainError::Interrupted(format!(
             "{why}; resume after the last sequence received ({})",
             self.sent
@@ -294,8 +317,27 @@ impl Follower {
             if !self.live {
                 self.reads.fetch_add(1, Ordering::Relaxed);
                 match storage::cases::feed_after(&self.db, self.cursor, PAGE).await {
-                    Ok(page) if page.is_empty() => self.live = true,
-                    Ok(page) => self.take(page),
+                    Ok(page) if page.is_empty() => {
+                        self.failures = 0;
+                        self.live = true;
+                    }
+                    Ok(page) => {
+                        self.failures = 0;
+                        self.take(page);
+                    }
+                    // The database is away: the stream pauses, and reads again once it is
+                    // back (the client need not resume elsewhere, where it would be away too).
+                    Err(e) if e.is_unavailable() => {
+                        tracing::debug!(error = %e, "event stream: backlog read failed; waiting");
+                        let pause = RETRY_BACKLOG[self.failures.min(RETRY_BACKLOG.len() - 1)];
+                        self.failures += 1;
+                        tokio::select! {
+                            biased;
+                            () = stopped(&mut self.stop) => {}
+                            () = tokio::time::sleep(pause) => {}
+                        }
+                        continue;
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "event stream: backlog read failed");
                         return self.end("the event stream was interrupted");

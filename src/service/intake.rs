@@ -115,6 +115,11 @@ impl Intake {
         &self.directory
     }
 
+    /// Reports and tickets waiting for the writer now.
+    pub fn queued(&self) -> usize {
+        self.writer.queued()
+    }
+
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
     }

@@ -61,6 +61,12 @@ impl Supervisor {
         self
     }
 
+    /// Waits for a scan under way to finish (its transaction committed or rolled back): what
+    /// shutdown does before letting go of the database.
+    pub async fn idle(&self) {
+        drop(self.running.lock().await);
+    }
+
     /// Waits until the start-up catch-up (SLA levels and the monthly statistics) has run.
     pub async fn caught_up(&self) {
         let mut rx = self.caught_up.subscribe();
@@ -138,6 +144,7 @@ impl Supervisor {
         scan.commit().await?;
         if fired.levels > 0 {
             self.wake.events_committed();
+            metrics::counter!("gridcase_sla_levels_fired_total").increment(fired.levels as u64);
         }
         Ok(fired)
     }

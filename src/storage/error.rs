@@ -11,9 +11,11 @@ pub enum StorageError {
     /// refused, lost or timed out waiting for the pool, the server is shutting down, the disk is
     /// full or read-only. Retrying later may succeed; nothing was committed unless the commit's
     /// answer was what got lost.
-    #[error("{context}: the database is unavailable: {source}")]
+    #[error("{context}: the database is unavailable{}: {source}", hint.map(|h| format!(" ({h})")).unwrap_or_default())]
     Unavailable {
         context: String,
+        /// What an operator can do about it, when the cause says.
+        hint: Option<&'static str>,
         #[source]
         source: DbErr,
     },
@@ -42,15 +44,38 @@ impl StorageError {
     /// A database error with what was being done when it happened, classified.
     pub fn during(context: impl Into<String>, e: DbErr) -> StorageError {
         match classify(&e) {
-            Kind::Unavailable => StorageError::Unavailable {
-                context: context.into(),
-                source: e,
-            },
+            Kind::Unavailable(hint) => {
+                metrics::counter!("gridcase_db_unavailable_total").increment(1);
+                StorageError::Unavailable {
+                    context: context.into(),
+                    hint,
+                    source: e,
+                }
+            }
             Kind::Conflict => StorageError::Conflict(e),
             Kind::Fault => StorageError::Fault {
                 context: context.into(),
                 source: e,
             },
+        }
+    }
+
+    /// What an operator can do about an unavailable database, when the cause says.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            StorageError::Unavailable { hint, .. } => *hint,
+            _ => None,
+        }
+    }
+
+    /// The database's own error back, for code that still speaks `DbErr` (so that it is
+    /// classified again as it was, not flattened into text).
+    pub fn into_db_err(self) -> DbErr {
+        match self {
+            StorageError::Unavailable { source, .. }
+            | StorageError::Fault { source, .. }
+            | StorageError::Conflict(source) => source,
+            StorageError::Corrupt(what) => DbErr::Custom(format!("stored data is corrupt: {what}")),
         }
     }
 
@@ -84,7 +109,8 @@ impl From<StorageError> for DomainError {
 }
 
 enum Kind {
-    Unavailable,
+    /// With what an operator can do about it, when the cause says.
+    Unavailable(Option<&'static str>),
     Conflict,
     Fault,
 }
@@ -92,11 +118,11 @@ enum Kind {
 fn classify(e: &DbErr) -> Kind {
     let inner = match e {
         // The pool gave no connection in time, or is closed.
-        DbErr::ConnectionAcquire(_) => return Kind::Unavailable,
+        DbErr::ConnectionAcquire(_) => return Kind::Unavailable(None),
         DbErr::Conn(RuntimeErr::SqlxError(inner))
         | DbErr::Exec(RuntimeErr::SqlxError(inner))
         | DbErr::Query(RuntimeErr::SqlxError(inner)) => inner,
-        DbErr::Conn(_) => return Kind::Unavailable,
+        DbErr::Conn(_) => return Kind::Unavailable(None),
         _ => return Kind::Fault,
     };
     match inner.as_ref() {
@@ -105,7 +131,7 @@ fn classify(e: &DbErr) -> Kind {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_) => Kind::Unavailable,
+        | sqlx::Error::Protocol(_) => Kind::Unavailable(None),
         sqlx::Error::Database(d) => database_kind(d.as_ref()),
         _ => Kind::Fault,
     }
@@ -121,12 +147,17 @@ fn database_kind(d: &dyn sqlx::error::DatabaseError) -> Kind {
             "23505" | "40001" | "40P01" => Kind::Conflict,
             // connection exceptions; admin, crash and startup shutdowns; too many connections;
             // disk full, out of memory; read-only transaction (a standby)
-            _ if code.starts_with("08") => Kind::Unavailable,
-            "57P01" | "57P02" | "57P03" | "53300" | "53100" | "53200" | "25006" => {
-                Kind::Unavailable
-            }
+            _ if code.starts_with("08") => Kind::Unavailable(None),
+            "53100" => Kind::Unavailable(Some(
+                "PostgreSQL's disk is full: free space on the database server's data volume",
+            )),
+            "25006" => Kind::Unavailable(Some(
+                "PostgreSQL answers read-only: the URL points at a standby, or the server was \
+                 set read-only; point gridcase at the primary",
+            )),
+            "57P01" | "57P02" | "57P03" | "53300" | "53200" => Kind::Unavailable(None),
             _ if matches!(pg.severity(), PgSeverity::Fatal | PgSeverity::Panic) => {
-                Kind::Unavailable
+                Kind::Unavailable(None)
             }
             _ => Kind::Fault,
         };
@@ -137,9 +168,25 @@ fn database_kind(d: &dyn sqlx::error::DatabaseError) -> Kind {
         .and_then(|c| c.parse::<i32>().ok())
         .map(|c| c & 0xff);
     match primary {
-        // SQLITE_BUSY, SQLITE_LOCKED (the busy timeout ran out), SQLITE_READONLY,
-        // SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN
-        Some(5 | 6 | 8 | 10 | 13 | 14) => Kind::Unavailable,
+        // SQLITE_BUSY, SQLITE_LOCKED: the busy timeout ran out
+        Some(5 | 6) => Kind::Unavailable(Some(
+            "the SQLite database stayed locked past the busy timeout: another process holds it",
+        )),
+        Some(8) => Kind::Unavailable(Some(
+            "the SQLite database is read-only: make the file, its -wal and -shm files and their \
+             directory writable by gridcase's user, on a volume mounted read-write",
+        )),
+        Some(10) => Kind::Unavailable(Some(
+            "the disk holding the SQLite database failed a read or write (or a file size limit \
+             was hit): check that volume and the kernel log",
+        )),
+        Some(13) => Kind::Unavailable(Some(
+            "the disk holding the SQLite database is full: free space on that volume (the \
+             database and its -wal file grow there)",
+        )),
+        Some(14) => Kind::Unavailable(Some(
+            "gridcase cannot open the SQLite database file: check its path and permissions",
+        )),
         // SQLITE_CONSTRAINT: only unique keys are declared
         Some(19) if d.kind() == sqlx::error::ErrorKind::UniqueViolation => Kind::Conflict,
         _ => Kind::Fault,

@@ -161,6 +161,11 @@ impl Writer {
         Writer { jobs }
     }
 
+    /// Drafts waiting for the writer now.
+    pub fn queued(&self) -> usize {
+        self.jobs.max_capacity() - self.jobs.capacity()
+    }
+
     /// Stores `draft` with whatever else has queued; answers once its batch has committed.
     pub async fn store(&self, draft: Draft) -> Result<Outcome, StorageError> {
         let stopped = || {
@@ -191,6 +196,10 @@ async fn write_batches(writers: IntakeWriters, mut jobs: mpsc::Receiver<JobBox>)
         if taken == 0 {
             return;
         }
+        drop_abandoned(&mut batch);
+        if batch.is_empty() {
+            continue;
+        }
         let started = std::time::Instant::now();
         let result = insert_batch(&session, &codes, drafts_of(&batch)).await;
         log_batch(batch.len(), started);
@@ -216,6 +225,10 @@ async fn write_overlapped(
             if jobs.recv_many(&mut batch, MAX_BATCH).await == 0 {
                 return;
             }
+            drop_abandoned(&mut batch);
+            if batch.is_empty() {
+                continue;
+            }
             let started = std::time::Instant::now();
             match check_postgres(reads, codes, drafts_of(&batch)).await {
                 Ok(ready) => checked = Some((batch, started, ready)),
@@ -230,7 +243,8 @@ async fn write_overlapped(
             biased;
             stored = &mut store => (stored, None),
             taken = jobs.recv_many(&mut next, MAX_BATCH) => {
-                if taken == 0 {
+                drop_abandoned(&mut next);
+                if taken == 0 || next.is_empty() {
                     (store.await, None)
                 } else {
                     let next_started = std::time::Instant::now();
@@ -256,11 +270,25 @@ async fn write_overlapped(
     }
 }
 
+/// Leaves out the drafts whose caller gave up (its deadline passed, it was cancelled) before the
+/// writer took them: work for a request no one waits for is not started, and a retry finds
+/// nothing stored, so it stores the report then. A draft already taken is stored whatever
+/// happens to its caller: its retry finds it.
+fn drop_abandoned(batch: &mut Vec<JobBox>) {
+    let before = batch.len();
+    batch.retain(|job| !job.0.reply.is_closed());
+    let abandoned = before - batch.len();
+    if abandoned > 0 {
+        metrics::counter!("gridcase_intake_abandoned_total").increment(abandoned as u64);
+    }
+}
+
 fn drafts_of(batch: &[JobBox]) -> Vec<Draft> {
     batch.iter().map(|j| j.0.draft.clone()).collect()
 }
 
 fn log_batch(size: usize, started: std::time::Instant) {
+    metrics::histogram!("gridcase_intake_batch_size").record(size as f64);
     tracing::debug!(
         size,
         elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
@@ -345,6 +373,7 @@ fn shared(e: &std::sync::Arc<sea_orm::DbErr>) -> sea_orm::DbErr {
         sea_orm::DbErr::Conn(r) => sea_orm::DbErr::Conn(runtime(r)),
         sea_orm::DbErr::Exec(r) => sea_orm::DbErr::Exec(runtime(r)),
         sea_orm::DbErr::Query(r) => sea_orm::DbErr::Query(runtime(r)),
+        sea_orm::DbErr::ConnectionAcquire(a) => sea_orm::DbErr::ConnectionAcquire(*a),
         other => sea_orm::DbErr::Custom(other.to_string()),
     }
 }
@@ -532,7 +561,7 @@ pub async fn insert_batch(
                 0 => 0,
                 n => reserve_events(&txn, n)
                     .await
-                    .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?,
+                    .map_err(StorageError::into_db_err)?,
             };
             if let Some(rows) = rows(&mut plan, &mut drafts, seq) {
                 insert_rows(&txn, rows.cases).await?;
@@ -625,7 +654,7 @@ async fn take_codes(
         let numbers = codes
             .take(db, &scope, members.len())
             .await
-            .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
+            .map_err(StorageError::into_db_err)?;
         for (&i, n) in members.iter().zip(numbers) {
             let d = &mut drafts[i];
             d.case.code = case::case_code(&d.code_prefix, d.day, n);

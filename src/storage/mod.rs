@@ -114,6 +114,25 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), StorageError> {
     txn.commit().await.map_err(failed)
 }
 
+/// The pool's connections in use and idle now.
+pub fn pool_use(db: &DatabaseConnection) -> (u32, usize) {
+    let (size, idle) = match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        DbBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        _ => (0, 0),
+    };
+    (
+        size.saturating_sub(u32::try_from(idle).unwrap_or(u32::MAX)),
+        idle,
+    )
+}
+
 pub fn backend_name(db: &DatabaseConnection) -> &'static str {
     match db.get_database_backend() {
         DbBackend::Sqlite => "sqlite",

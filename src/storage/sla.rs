@@ -352,6 +352,25 @@ impl Scan {
     }
 }
 
+/// The SLA backlog at `now`: how many levels have come and wait to be fired, and since when
+/// the oldest has.
+pub async fn backlog(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+) -> Result<(i64, Option<DateTime<Utc>>), StorageError> {
+    let row = db
+        .query_one_raw(sql(
+            db.get_database_backend(),
+            "SELECT COUNT(*), MIN(next_at) FROM sla_clocks WHERE next_at <= $1",
+            vec![now.into()],
+        ))
+        .await?;
+    Ok(match row {
+        Some(r) => (r.try_get_by_index(0)?, r.try_get_by_index(1)?),
+        None => (0, None),
+    })
+}
+
 /// Rows per set-based statement: 8 parameters a row stays far inside both databases' limits.
 const SET_CHUNK: usize = 250;
 

@@ -475,24 +475,75 @@ pub struct ServerProcess(pub std::process::Child);
 
 impl ServerProcess {
     pub fn start(db_url: &str, port: u16, data_dir: &std::path::Path) -> ServerProcess {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gridcase"));
+        ServerProcess::start_with(db_url, port, data_dir, &[("RUST_LOG", "warn")], None)
+    }
+
+    /// With more environment (later pairs win), and stderr (the log) into `log` when given.
+    pub fn start_with(
+        db_url: &str,
+        port: u16,
+        data_dir: &std::path::Path,
+        env: &[(&str, &str)],
+        log: Option<&std::path::Path>,
+    ) -> ServerProcess {
+        ServerProcess::start_wrapped(db_url, port, data_dir, env, log, &[])
+    }
+
+    /// As [`ServerProcess::start_with`], through `wrapper` (a command line that ends by running
+    /// its arguments: `prlimit --fsize=N --`).
+    pub fn start_wrapped(
+        db_url: &str,
+        port: u16,
+        data_dir: &std::path::Path,
+        env: &[(&str, &str)],
+        log: Option<&std::path::Path>,
+        wrapper: &[&str],
+    ) -> ServerProcess {
+        let binary = env!("CARGO_BIN_EXE_gridcase");
+        let mut cmd = match wrapper.split_first() {
+            None => std::process::Command::new(binary),
+            Some((program, args)) => {
+                let mut cmd = std::process::Command::new(program);
+                cmd.args(args).arg(binary);
+                cmd
+            }
+        };
         for (k, _) in std::env::vars() {
             if k.starts_with("GRIDCASE_") {
                 cmd.env_remove(k);
             }
         }
-        let child = cmd
-            .env("GRIDCASE_DATABASE_URL", db_url)
+        cmd.env("GRIDCASE_DATABASE_URL", db_url)
             .env("GRIDCASE_LISTEN", format!("127.0.0.1:{port}"))
             .env("GRIDCASE_JWT_SECRET", TEST_SECRET)
             .env("GRIDCASE_DATA_DIR", data_dir)
             .env("GRIDCASE_SLA_TICK", "1s")
-            .env("RUST_LOG", "warn")
+            .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
             .arg("serve")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("start gridcase");
+            .stdout(std::process::Stdio::null());
+        if let Some(path) = log {
+            cmd.stderr(std::fs::File::create(path).expect("a log file"));
+        }
+        let child = cmd.spawn().expect("start gridcase");
         ServerProcess(child)
+    }
+
+    /// SIGTERM, then waits for the process to exit (at most 15 s); its exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.0.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "SIGTERM to {pid}");
+        for _ in 0..150 {
+            if let Some(status) = self.0.try_wait().expect("wait") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("gridcase did not exit within 15 s of SIGTERM");
     }
 }
 
