@@ -25,6 +25,8 @@ pg="${GRIDCASE_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 base="${pg%/*}"; db=gridcase_bench_series; port=50171
 work=${WORK:-$(mktemp -d)}; mkdir -p "$work"
 export GRIDCASE_JWT_SECRET=bench-secret-bench-secret-bench-secret-0123
+# Simulated handsets report far faster than a person: no per-subject rate limits here.
+export GRIDCASE_RATE_LIMITS=off
 export GRIDCASE_DATA_DIR="$work/data"
 echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); logs in $work"
 

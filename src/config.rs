@@ -111,6 +111,20 @@ impl Default for LimitSettings {
 }
 
 impl LimitSettings {
+    /// No per-subject rate for any role (load tests, and tests that are not about limits);
+    /// the ceiling on requests in flight stays.
+    pub fn turn_rates_off(&mut self) {
+        for role in crate::domain::Role::ALL {
+            self.rates.insert(
+                role.as_str().to_owned(),
+                Rate {
+                    per_second: 0,
+                    burst: 0,
+                },
+            );
+        }
+    }
+
     /// The rate of one subject of `role`: configured, or the default: generous for a person at
     /// a handset or a desk, more for service identities.
     pub fn rate(&self, role: crate::domain::Role) -> Rate {
@@ -294,6 +308,17 @@ impl Settings {
         }
         if let Some(v) = env("GRIDCASE_MAX_IN_FLIGHT") {
             self.limits.max_in_flight = parsed("GRIDCASE_MAX_IN_FLIGHT", &v)?;
+        }
+        if let Some(v) = env("GRIDCASE_RATE_LIMITS") {
+            match v.as_str() {
+                "off" => self.limits.turn_rates_off(),
+                "on" => {}
+                _ => {
+                    return Err(ConfigError::new(format!(
+                        "GRIDCASE_RATE_LIMITS={v:?}: expected on or off"
+                    )));
+                }
+            }
         }
         if let Some(v) = env("GRIDCASE_CONSOLE_TILE_URL") {
             self.console_tile_url = Some(v).filter(|v| !v.is_empty());

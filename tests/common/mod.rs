@@ -171,6 +171,9 @@ pub fn test_settings(db_url: &str, data_dir: PathBuf) -> Settings {
         ..Settings::default()
     };
     settings.jwt.secret = Some(SecretString::from(TEST_SECRET));
+    // Tests drive one subject far faster than a person would; the limits have tests of their
+    // own, which set them.
+    settings.limits.turn_rates_off();
     settings
 }
 
@@ -518,6 +521,7 @@ impl ServerProcess {
             .env("GRIDCASE_JWT_SECRET", TEST_SECRET)
             .env("GRIDCASE_DATA_DIR", data_dir)
             .env("GRIDCASE_SLA_TICK", "1s")
+            .env("GRIDCASE_RATE_LIMITS", "off")
             .env_remove("RUST_LOG")
             .envs(env.iter().copied())
             .arg("serve")
