@@ -1,0 +1,332 @@
+// End to end: the real gridcase binary serving its embedded console, driven by Debian's
+// Chromium through playwright-core, with cases seeded and moved through the real API from Node.
+// Run from the repository: `node --test console/e2e/` (or console/e2e/run.sh).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { artifact, launchBrowser, newPage, signIn, spread, startServer, waitMapReady } from "./harness.mjs";
+
+let srv;
+let browser;
+let h;
+let grids = [];
+/** Cases seeded before the tests, so the map has pins of several SLA states to show. */
+let seeded = [];
+const started = Date.now();
+
+before(async () => {
+  srv = await startServer();
+  h = srv.helpers;
+  browser = await launchBrowser();
+  const admin = srv.api(srv.token("admin", "admin"));
+  // A one-minute dispatch clock for one category, so some seeded cases go warned, breached and
+  // escalated while the tests run, and the screenshots show every colour.
+  await admin.directory.setSlaPolicy({ clock: h.ClockKind.DISPATCH, categoryCode: "city.clutter", duration: "1m" });
+  const disp = srv.api(srv.token("disp-371102", "dispatcher"));
+  grids = await h.gridPoints(disp, "371102");
+  const cats = ["city.clutter", "dispute.neighbor", "city.clutter", "dispute.family"];
+  const picks = spread(grids, 60);
+  seeded = await Promise.all(
+    picks.map((g, i) => h.submit(srv.api(srv.token(`gm-${g.code}`, "grid_member")), g, cats[i % cats.length], `e2e 预置案件 ${i}`)),
+  );
+});
+
+after(async () => {
+  await browser?.close();
+  await srv?.stop();
+});
+
+test("the server serves the console with its CSP, and the page loads nothing from elsewhere", async () => {
+  const r = await fetch(srv.url + "/");
+  assert.equal(r.status, 200);
+  const html = await r.text();
+  assert.match(html, /src="\/console\/app\.js"/);
+  assert.match(html, /href="\/console\/app\.css"/);
+  assert.doesNotMatch(html, /<script>[^<]/, "no inline script");
+  const csp = r.headers.get("content-security-policy") ?? "";
+  assert.match(csp, /script-src 'self'/);
+  for (const f of ["app.js", "app.css"]) {
+    const a = await fetch(`${srv.url}/console/${f}`);
+    assert.equal(a.status, 200, f);
+  }
+  const cfg = await (await fetch(srv.url + "/console/config.json")).json();
+  assert.equal(cfg.tile_url, null);
+});
+
+test("a district dispatcher sees the grids, a new case live, dispatches it, and sees it accepted live", async () => {
+  const token = srv.token("disp-371102", "dispatcher");
+  const { page, problems, ctx } = await newPage(browser);
+  const offOrigin = [];
+  page.on("request", (q) => {
+    if (!q.url().startsWith(srv.url) && !q.url().startsWith("data:")) offOrigin.push(q.url());
+  });
+  await signIn(page, srv.url, token);
+  await page.getByTestId("whoami").waitFor();
+  assert.match(await page.getByTestId("whoami-role").innerText(), /调度员/);
+  assert.match(await page.getByTestId("whoami-scope").innerText(), /371102/);
+  await waitMapReady(page);
+
+  // The district's grids, drawn from the directory's own geometry.
+  const codes = await page.$$eval('[data-testid="region-shape"]', (els) => els.map((e) => e.getAttribute("data-code")));
+  const gridCodes = codes.filter((c) => /^371102\d{9}$/.test(c));
+  assert.ok(gridCodes.length >= 1000, `grids drawn: ${gridCodes.length}`);
+  assert.ok(codes.includes("371102"), "the district's own outline");
+  // Hover shows a region's name and code; a click shows its card with the center and figures.
+  const box = await page.getByTestId("map").boundingBox();
+  let hit = null;
+  for (const [fx, fy] of [[0.5, 0.5], [0.45, 0.55], [0.55, 0.45], [0.4, 0.4], [0.6, 0.6], [0.5, 0.35], [0.35, 0.5]]) {
+    const x = box.x + box.width * fx, y = box.y + box.height * fy;
+    await page.mouse.move(x, y);
+    const tip = await page.locator(".map-tip").innerText().catch(() => "");
+    if (/371102\d{9}/.test(tip) && (await page.locator(".map-tip").isVisible())) {
+      hit = { x, y, tip };
+      break;
+    }
+  }
+  assert.ok(hit, "hovering the district shows a grid");
+  await page.mouse.click(hit.x, hit.y);
+  const card = page.getByTestId("region-info");
+  await card.waitFor();
+  const code = await card.getAttribute("data-code");
+  assert.match(code, /^371102\d{9}$/);
+  assert.match(await card.innerText(), new RegExp(`${code}\\.center`));
+  await page.locator('[data-testid="region-info"] .close').click();
+  // Every seeded case is a pin.
+  const pinCount = await page.locator('[data-testid="case-pin"]').count();
+  assert.equal(pinCount, seeded.length);
+  await page.waitForSelector('[data-testid="live-state"][data-state="live"]');
+
+  // A grid member reports; the case appears without reload, as a row and as a pin.
+  const g = grids[Math.floor(grids.length / 2)];
+  const gm = srv.api(srv.token(`gm-${g.code}`, "grid_member"));
+  const t0 = Date.now();
+  const c = await h.submit(gm, g, "dispute.neighbor", "e2e：楼上深夜噪音扰民，协商未果");
+  const row = page.locator(`[data-testid="case-row"][data-case-id="${c.id}"]`);
+  const pin = page.locator(`[data-testid="case-pin"][data-case-id="${c.id}"]`);
+  await row.waitFor({ timeout: 15_000 });
+  await pin.waitFor({ state: "attached", timeout: 15_000 });
+  const appearedMs = Date.now() - t0;
+  assert.equal(await row.getAttribute("data-status"), "registered");
+  assert.equal(await pin.getAttribute("data-status"), "registered");
+  assert.equal(await row.getAttribute("data-sla-state"), "on_time");
+  assert.equal(await pin.getAttribute("data-sla-state"), "on_time");
+  console.log(`# new case appeared on the page ${appearedMs} ms after SubmitReport returned`);
+  await page.screenshot({ path: artifact("01-dispatcher-map.png") });
+
+  // Open it; dispatch it from the page to a unit chosen in the picker.
+  await row.click();
+  const detail = page.getByTestId("case-detail");
+  await detail.waitFor();
+  await page.waitForSelector(`[data-testid="case-detail"][data-case-id="${c.id}"][data-status="registered"]`);
+  assert.ok((await page.getByTestId("timeline-event").count()) >= 2, "submitted and registered events");
+  assert.equal(await page.getByTestId("chain-check").getAttribute("data-ok"), "true");
+  await page.getByTestId("action-dispatch").click();
+  const picker = page.getByTestId("unit-picker");
+  await picker.waitFor();
+  await picker.selectOption("371102.police");
+  await page.getByTestId("action-text").fill("e2e：噪音扰民涉及治安，交公安处理");
+  await page.waitForTimeout(1200); // the map's flight to the case
+  await page.screenshot({ path: artifact("02-case-detail-dispatch.png") });
+  await page.getByTestId("action-confirm").click();
+  await page.waitForSelector('[data-testid="action-result"][data-kind="ok"]', { timeout: 15_000 });
+  await page.waitForSelector(`[data-testid="case-row"][data-case-id="${c.id}"][data-status="dispatched"]`, { timeout: 15_000 });
+  const after = await srv.api(token).cases.getCase({ caseId: c.id, includeEvents: true });
+  assert.equal(after.case.unitCode, "371102.police");
+  assert.equal(after.case.status, h.CaseStatus.DISPATCHED);
+  const dispatched = after.events.find((e) => e.kind === "dispatched");
+  assert.equal(dispatched.actorSub, "disp-371102");
+  assert.ok(dispatched.notifyUnits.includes("371102.police"));
+
+  // The unit's staff accepts through the API; the page follows without reload.
+  const staff = srv.api(srv.token("staff-371102.police", "unit_staff"));
+  const cur = await staff.cases.getCase({ caseId: c.id });
+  await staff.cases.acceptCase({ caseId: c.id, expectedVersion: cur.case.version });
+  await page.waitForSelector(`[data-testid="case-row"][data-case-id="${c.id}"][data-status="accepted"]`, { timeout: 15_000 });
+  await page.waitForSelector(`[data-testid="case-pin"][data-case-id="${c.id}"][data-status="accepted"]`, { state: "attached", timeout: 15_000 });
+  await page.waitForSelector(`[data-testid="case-detail"][data-status="accepted"]`, { timeout: 15_000 });
+  await page.waitForSelector('[data-testid="timeline-event"][data-kind="accepted"]', { timeout: 15_000 });
+  assert.equal(await page.getByTestId("chain-check").getAttribute("data-ok"), "true");
+  await page.screenshot({ path: artifact("03-case-detail-accepted.png") });
+
+  // A dispatcher's action (whistle) shows in the timeline with who was notified.
+  assert.ok(await page.getByTestId("action-whistle").isVisible(), "whistle offered on an accepted case");
+  assert.equal(await page.getByTestId("action-dispatch").count(), 0, "no dispatch on an accepted case");
+
+  assert.deepEqual(offOrigin, [], "no request leaves the origin");
+  assert.deepEqual(problems, [], "no console errors");
+  await ctx.close();
+});
+
+test("a stale version is refused in plain words and the case is reloaded", async () => {
+  const token = srv.token("disp-371102", "dispatcher");
+  const { page, ctx } = await newPage(browser);
+  // No live stream for this page, so it keeps the old version while the API changes the case.
+  await page.route("**/gridcase.v1.GatewayService/WatchEvents", (r) => r.abort());
+  await signIn(page, srv.url, token);
+  await waitMapReady(page);
+  const g = grids[7];
+  const c = await h.submit(srv.api(srv.token(`gm-${g.code}`, "grid_member")), g, "dispute.neighbor", "e2e：版本冲突");
+  // Filter the queue to registered cases, so the new case is found on a fresh page load.
+  await page.getByTestId("filter-status-registered").check();
+  await page.getByTestId("filter-apply").click();
+  const row = page.locator(`[data-testid="case-row"][data-case-id="${c.id}"]`);
+  await row.waitFor({ timeout: 15_000 });
+  await row.click();
+  await page.waitForSelector(`[data-testid="case-detail"][data-case-id="${c.id}"][data-status="registered"]`);
+  await page.getByTestId("action-dispatch").click();
+  // Someone else dispatches it meanwhile.
+  const other = srv.api(token);
+  await other.cases.dispatchCase({ caseId: c.id, expectedVersion: c.version, unitCode: "371102.justice", reason: "another dispatcher" });
+  await page.getByTestId("unit-picker").selectOption("371102.police");
+  await page.getByTestId("action-confirm").click();
+  const result = page.locator('[data-testid="action-result"][data-kind="warn"]');
+  await result.waitFor({ timeout: 15_000 });
+  assert.match(await result.innerText(), /刚刚被别人改动过/);
+  await page.waitForSelector(`[data-testid="case-detail"][data-status="dispatched"]`, { timeout: 15_000 });
+  await ctx.close();
+});
+
+test("a supervisor sees the city's statistics against the targets", async () => {
+  const { page, problems, ctx } = await newPage(browser);
+  await signIn(page, srv.url, srv.token("sup-371100", "supervisor"));
+  await page.getByTestId("whoami").waitFor();
+  assert.match(await page.getByTestId("whoami-role").innerText(), /督导/);
+  await waitMapReady(page);
+  // Wait (at most until a minute after the seeding) for the one-minute clocks to run late,
+  // so the map shows pins of several states.
+  const lateBy = started + 100_000 - Date.now();
+  if (lateBy > 0) {
+    await page
+      .waitForSelector('[data-testid="case-pin"][data-sla-state="escalated"]', { state: "attached", timeout: lateBy })
+      .catch(() => {});
+  }
+  const states = await page.$$eval('[data-testid="case-pin"]', (els) => [...new Set(els.map((e) => e.getAttribute("data-sla-state")))].sort());
+  console.log(`# pin SLA states on the supervisor's map: ${states.join(", ")}`);
+  await page.screenshot({ path: artifact("04-supervisor-city-map.png") });
+  await page.getByTestId("tab-stats").click();
+  const kpis = page.getByTestId("stats-kpis");
+  await kpis.waitFor({ timeout: 20_000 });
+  const received = Number((await kpis.locator(".kpi .v").first().innerText()).trim());
+  assert.ok(received >= seeded.length, `received this month: ${received}`);
+  await page.getByTestId("chart-rates").waitFor();
+  await page.getByTestId("chart-trend").waitFor();
+  await page.getByTestId("chart-ranked").first().waitFor({ timeout: 20_000 });
+  await page.waitForTimeout(500);
+  await page.screenshot({ path: artifact("05-supervisor-statistics.png") });
+  // The English view.
+  await page.getByTestId("lang-switch").click();
+  await page.waitForFunction(() => document.documentElement.lang === "en");
+  assert.match(await page.locator(".stats-head h2").innerText(), /Statistics/);
+  await page.screenshot({ path: artifact("06-statistics-english.png") });
+  await page.getByTestId("tab-map").click();
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: artifact("07-map-english.png") });
+  await page.getByTestId("lang-switch").click();
+  assert.deepEqual(problems, [], "no console errors");
+  await ctx.close();
+});
+
+test("a grid member is not offered the dispatcher's actions, and the API refuses them", async () => {
+  const c = seeded[1]; // dispute.neighbor, still registered
+  const sub = `gm-${c.gridCode}`;
+  const token = srv.token(sub, "grid_member");
+  const { page, ctx } = await newPage(browser);
+  await signIn(page, srv.url, token);
+  await page.getByTestId("whoami").waitFor();
+  assert.match(await page.getByTestId("whoami-role").innerText(), /网格员/);
+  assert.equal(await page.getByTestId("tab-stats").count(), 0, "no statistics for grid members");
+  const row = page.locator(`[data-testid="case-row"][data-case-id="${c.id}"]`);
+  await row.waitFor({ timeout: 20_000 });
+  await row.click();
+  await page.waitForSelector(`[data-testid="case-detail"][data-case-id="${c.id}"][data-status="registered"]`);
+  await page.getByTestId("timeline-event").first().waitFor();
+  assert.equal(await page.getByTestId("action-dispatch").count(), 0, "no dispatch button");
+  assert.equal(await page.getByTestId("unit-picker").count(), 0);
+  await page.screenshot({ path: artifact("08-grid-member-case.png") });
+  const gm = srv.api(token);
+  const cur = await gm.cases.getCase({ caseId: c.id });
+  await assert.rejects(
+    gm.cases.dispatchCase({ caseId: c.id, expectedVersion: cur.case.version, unitCode: "371102.police" }),
+    (e) => e.code === h.Code.PermissionDenied,
+  );
+  await ctx.close();
+});
+
+test("a garbage, an expired or a running-out token returns to sign-in with the reason", async () => {
+  const { page, ctx } = await newPage(browser);
+  // Garbage.
+  await signIn(page, srv.url, "not-a-token");
+  const err = page.getByTestId("signin-error");
+  await err.waitFor();
+  assert.match(await err.innerText(), /令牌被拒绝.*invalid token/);
+  // Expired (signed with the server's key, exp an hour ago).
+  const now = Math.floor(Date.now() / 1000);
+  const expired = srv.craft({ sub: "disp-371102", role: "dispatcher", exp: now - 3600, iat: now - 7200, nbf: now - 7200 });
+  await signIn(page, srv.url, expired);
+  await page.waitForFunction(() => /ExpiredSignature|expired/i.test(document.querySelector('[data-testid="signin-error"]')?.textContent ?? ""));
+  await page.screenshot({ path: artifact("09-signin-expired.png") });
+  // Signed in, then the token runs out: back to sign-in, saying so.
+  const short = srv.craft({ sub: "disp-371102", role: "dispatcher", exp: now + 6 });
+  await signIn(page, srv.url, short);
+  await page.getByTestId("whoami").waitFor();
+  await page.getByTestId("signin-token").waitFor({ timeout: 20_000 });
+  assert.match(await page.getByTestId("signin-error").innerText(), /登录已过期/);
+  // A token refused on reload (kept in sessionStorage, then replaced).
+  await signIn(page, srv.url, srv.token("disp-371102", "dispatcher"));
+  await page.getByTestId("whoami").waitFor();
+  // Replace it while no page of the console runs (a running page would itself notice the
+  // refusal on its next call, sign out and forget the token), then load the console again.
+  await page.goto(srv.url + "/console/config.json");
+  await page.evaluate(() => sessionStorage.setItem("gridcase.token", "garbage.garbage.garbage"));
+  await page.goto(srv.url + "/");
+  await page.getByTestId("signin-error").waitFor();
+  assert.match(await page.getByTestId("signin-error").innerText(), /令牌被拒绝/);
+  // The sign-in page says how to get a demo token.
+  assert.match(await page.getByTestId("signin").innerText(), /gridcase token --sub disp-371102 --role dispatcher/);
+  await ctx.close();
+});
+
+test("the live stream resumes after a server restart and misses nothing", async () => {
+  const { page, ctx } = await newPage(browser);
+  await signIn(page, srv.url, srv.token("disp-371102", "dispatcher"));
+  await waitMapReady(page);
+  await page.waitForSelector('[data-testid="live-state"][data-state="live"]');
+  await srv.halt();
+  await page.waitForSelector('[data-testid="live-state"][data-state="retry"]', { timeout: 15_000 });
+  await srv.launch();
+  // A case made the moment the server is back, before the page has reconnected (its back-off).
+  const g = grids[11];
+  const c = await h.submit(srv.api(srv.token(`gm-${g.code}`, "grid_member")), g, "dispute.neighbor", "e2e：重启之后");
+  await page.locator(`[data-testid="case-row"][data-case-id="${c.id}"]`).waitFor({ timeout: 40_000 });
+  await page.locator(`[data-testid="case-pin"][data-case-id="${c.id}"]`).waitFor({ state: "attached", timeout: 10_000 });
+  await page.waitForSelector('[data-testid="live-state"][data-state="live"]');
+  await ctx.close();
+});
+
+test("a configured tile server is drawn under the shapes, and nothing else leaves the origin", async () => {
+  // A stand-in intranet tile server on this machine: one small PNG for every tile.
+  const http = await import("node:http");
+  const png = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mN88P/PfwAJNQPXK/Y9uQAAAABJRU5ErkJggg==", "base64");
+  let tiles = 0;
+  const tileServer = http.createServer((q, s) => {
+    tiles++;
+    s.writeHead(200, { "content-type": "image/png" });
+    s.end(png);
+  });
+  await new Promise((r) => tileServer.listen(0, "127.0.0.1", r));
+  const tileUrl = `http://127.0.0.1:${tileServer.address().port}/{z}/{x}/{y}.png`;
+  const withTiles = await startServer({ env: { GRIDCASE_CONSOLE_TILE_URL: tileUrl } });
+  try {
+    const cfg = await (await fetch(withTiles.url + "/console/config.json")).json();
+    assert.equal(cfg.tile_url, tileUrl);
+    const { page, problems, ctx } = await newPage(browser);
+    await signIn(page, withTiles.url, withTiles.token("disp-371102", "dispatcher"));
+    await waitMapReady(page);
+    await page.waitForFunction(() => document.querySelectorAll(".leaflet-tile-loaded").length > 0, null, { timeout: 15_000 });
+    assert.ok(tiles > 0, "tiles were fetched");
+    assert.deepEqual(problems, [], "no CSP violation or other console error");
+    await ctx.close();
+  } finally {
+    await withTiles.stop();
+    tileServer.close();
+  }
+});
