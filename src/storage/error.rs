@@ -23,6 +23,10 @@ pub enum StorageError {
     /// deadlock. Read again and retry.
     #[error("a concurrent change won: {0}")]
     Conflict(#[source] DbErr),
+    /// The database cannot store a value the request carried (PostgreSQL refuses a NUL
+    /// character in text). The request's fault: nothing was stored.
+    #[error("the database cannot store a value of the request: {0}")]
+    BadValue(#[source] DbErr),
     /// Stored data that does not read as the domain's types. A bug or a corrupted database.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -53,6 +57,7 @@ impl StorageError {
                 }
             }
             Kind::Conflict => StorageError::Conflict(e),
+            Kind::BadValue => StorageError::BadValue(e),
             Kind::Fault => StorageError::Fault {
                 context: context.into(),
                 source: e,
@@ -74,7 +79,8 @@ impl StorageError {
         match self {
             StorageError::Unavailable { source, .. }
             | StorageError::Fault { source, .. }
-            | StorageError::Conflict(source) => source,
+            | StorageError::Conflict(source)
+            | StorageError::BadValue(source) => source,
             StorageError::Corrupt(what) => DbErr::Custom(format!("stored data is corrupt: {what}")),
         }
     }
@@ -103,6 +109,10 @@ impl From<StorageError> for DomainError {
             StorageError::Conflict(_) => {
                 DomainError::Aborted("a concurrent change won; read again and retry".to_owned())
             }
+            StorageError::BadValue(_) => DomainError::invalid(
+                "request",
+                "contains a character that cannot be stored (such as NUL)",
+            ),
             StorageError::Corrupt(_) | StorageError::Fault { .. } => DomainError::internal(e),
         }
     }
@@ -112,6 +122,8 @@ enum Kind {
     /// With what an operator can do about it, when the cause says.
     Unavailable(Option<&'static str>),
     Conflict,
+    /// A value the database cannot store.
+    BadValue,
     Fault,
 }
 
@@ -145,6 +157,8 @@ fn database_kind(d: &dyn sqlx::error::DatabaseError) -> Kind {
         return match code {
             // unique_violation, serialization_failure, deadlock_detected
             "23505" | "40001" | "40P01" => Kind::Conflict,
+            // character_not_in_repertoire (a NUL in text), untranslatable_character
+            "22021" | "22P05" => Kind::BadValue,
             // connection exceptions; admin, crash and startup shutdowns; too many connections;
             // disk full, out of memory; read-only transaction (a standby)
             _ if code.starts_with("08") => Kind::Unavailable(None),
