@@ -107,10 +107,18 @@ try {
       try {
         w.__o1 = new PerformanceObserver((l) => l.getEntries().forEach((e) => w.__lt.push(e.duration)));
         w.__o1.observe({ type: "longtask" });
-        w.__o2 = new PerformanceObserver((l) => l.getEntries().forEach((e) => w.__loaf.push(e.duration)));
+        w.__o2 = new PerformanceObserver((l) =>
+          l.getEntries().forEach((e) =>
+            w.__loaf.push({
+              d: e.duration,
+              scripts: e.scripts.map((x) => `${x.invoker}${x.sourceFunctionName ? " " + x.sourceFunctionName : ""} ${Math.round(x.duration)}ms`),
+            }),
+          ),
+        );
         w.__o2.observe({ type: "long-animation-frame" });
       } catch {}
     });
+    await page.evaluate(() => Object.assign(window.__gridcaseDraws, { draws: 0, totalMs: 0, maxMs: 0 }));
     const t = Date.now();
     const bg = during ? during() : null;
     const cx = Math.round(VW * 0.3), cy = Math.round(VH * 0.5);
@@ -140,7 +148,11 @@ try {
       w.__o1?.disconnect();
       w.__o2?.disconnect();
       const f = w.__frames.slice(1).sort((a, b) => a - b);
+      const d = w.__gridcaseDraws;
       return {
+        draws: d.draws,
+        drawMean: d.draws ? d.totalMs / d.draws : 0,
+        drawMax: d.maxMs,
         frames: f.length,
         p50: f[Math.floor(f.length * 0.5)],
         p95: f[Math.floor(f.length * 0.95)],
@@ -149,7 +161,8 @@ try {
         over100: f.filter((x) => x > 100).length,
         longtasks: w.__lt.length,
         longtaskMax: Math.max(0, ...w.__lt),
-        loafMax: Math.max(0, ...w.__loaf),
+        loafMax: Math.max(0, ...w.__loaf.map((x) => x.d)),
+        loafLong: w.__loaf.filter((x) => x.d > 100).map((x) => `${Math.round(x.d)}ms [${x.scripts.join(", ")}]`),
       };
     });
     const round = (x) => Math.round(x * 10) / 10;
@@ -157,6 +170,8 @@ try {
       `${label}: max frame ${round(r.max)} ms, frames over 100 ms ${r.over100}, p95 ${round(r.p95)} ms, p50 ${round(r.p50)} ms, ` +
         `frames ${r.frames}, over 50 ms ${r.over50}, longtasks ${r.longtasks} (max ${round(r.longtaskMax)} ms), LoAF max ${round(r.loafMax)} ms, ${((Date.now() - t) / 1000).toFixed(1)} s`,
     );
+    console.log(`  overlay redraws ${r.draws}: mean ${round(r.drawMean)} ms, max ${round(r.drawMax)} ms (script time of the draw calls)`);
+    if (r.loafLong.length) console.log(`  long animation frames: ${r.loafLong.join("; ")}`);
     return r;
   };
 

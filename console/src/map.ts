@@ -296,7 +296,7 @@ export class CaseMap {
         self.draw();
       },
     });
-    this.overlay = new Overlay({ padding: 0.2 });
+    this.overlay = new Overlay({ padding: 0.1 });
     this.overlay.addTo(this.map);
 
     this.map.on("zoomend", () => this.checkBand());
@@ -459,13 +459,18 @@ export class CaseMap {
     return out;
   }
 
+  /**
+   * A tier's shapes simplified for `band`, or finer ones already here: shapes fetched for a
+   * closer zoom serve every farther one, so zooming out fetches nothing.
+   */
   private async loadSet(tier: Tier, band: number): Promise<ShapeSet> {
-    const key = `${this.opts.root}|${tier}|${band}`;
-    const have = this.sets.get(key);
-    if (have) return have;
+    for (const b of [band, 10, 12, 14, 16].filter((b) => b >= band)) {
+      const have = this.sets.get(`${this.opts.root}|${tier}|${b}`);
+      if (have) return have;
+    }
     const r = await directory.getRegionShapes({ regionCode: this.opts.root, tier, zoom: band });
     const set = parseShapes(r.geojson, tier);
-    this.sets.set(key, set);
+    this.sets.set(`${this.opts.root}|${tier}|${band}`, set);
     return set;
   }
 
@@ -481,13 +486,17 @@ export class CaseMap {
     void Promise.all([this.loadSet(fine, band), ...tiers.map((t) => this.loadSet(t, band))])
       .then(([fineSet, ...outlines]) => {
         if (this.wanted !== want) return;
+        const same = fineSet === this.fine && outlines.length === this.outlines.length && outlines.every((o, i) => o === this.outlines[i]);
         this.band = band;
+        if (same) return;
+        // The list names the regions drawn: it changes only when a tier comes or goes.
+        const tiersBefore = [this.fine?.tier, ...this.outlines.map((o) => o.tier)].join();
         this.fine = fineSet;
         this.outlines = outlines;
         if (!this.shapesLoaded) performance.mark("console:shapes-loaded");
         this.shapesLoaded = true;
         this.rebuildFills();
-        this.rebuildRegionList();
+        if ([fineSet.tier, ...outlines.map((o) => o.tier)].join() !== tiersBefore || !this.regionList.childElementCount) this.rebuildRegionList();
         this.requestDraw();
       })
       .catch((e) => {
@@ -528,6 +537,15 @@ export class CaseMap {
   draw(): void {
     const c = this.canvas;
     if (!c || !c.width) return;
+    const t0 = performance.now();
+    this.drawInto(c);
+    const ms = performance.now() - t0;
+    drawStats.draws++;
+    drawStats.totalMs += ms;
+    drawStats.maxMs = Math.max(drawStats.maxMs, ms);
+  }
+
+  private drawInto(c: HTMLCanvasElement): void {
     const ctx = c.getContext("2d")!;
     const dpr = window.devicePixelRatio || 1;
     const zoom = this.map.getZoom();
@@ -649,31 +667,37 @@ export class CaseMap {
         if (pr.id === this.selectedCase) selected = [x, y];
       }
     }
-    // Clusters: a ring split by SLA state, so a dense area shows how much of it is late.
+    // Clusters: a ring split by SLA state, so a dense area shows how much of it is late. Every
+    // wedge of one state goes into one path, so the whole view is a handful of fill calls.
+    const wedges = [0, 1, 2, 3, 4, 5].map(() => new Path2D());
+    const holes = new Path2D();
+    const rims = new Path2D();
     for (const [x, y, r, pr, n] of clusters) {
       let a0 = -Math.PI / 2;
       for (const s of [5, 4, 3, 2, 1, 0]) {
         const cnt = (pr as unknown as Record<string, number>)["s" + s];
         if (!cnt) continue;
         const a1 = a0 + (cnt / n) * Math.PI * 2;
-        ctx.beginPath();
-        ctx.moveTo(x, y);
-        ctx.arc(x, y, r, a0, a1);
-        ctx.closePath();
-        ctx.fillStyle = SLA_COLORS[s];
-        ctx.fill();
+        const w = wedges[s];
+        w.moveTo(x, y);
+        w.arc(x, y, r, a0, a1);
+        w.closePath();
         a0 = a1;
       }
-      ctx.beginPath();
-      ctx.arc(x, y, r * 0.62, 0, Math.PI * 2);
-      ctx.fillStyle = "rgba(255,255,255,0.95)";
-      ctx.fill();
-      ctx.beginPath();
-      ctx.arc(x, y, r, 0, Math.PI * 2);
-      ctx.strokeStyle = "rgba(255,255,255,0.9)";
-      ctx.lineWidth = 1.5;
-      ctx.stroke();
+      holes.moveTo(x + r * 0.62, y);
+      holes.arc(x, y, r * 0.62, 0, Math.PI * 2);
+      rims.moveTo(x + r, y);
+      rims.arc(x, y, r, 0, Math.PI * 2);
     }
+    wedges.forEach((w, s) => {
+      ctx.fillStyle = SLA_COLORS[s];
+      ctx.fill(w);
+    });
+    ctx.fillStyle = "rgba(255,255,255,0.95)";
+    ctx.fill(holes);
+    ctx.strokeStyle = "rgba(255,255,255,0.9)";
+    ctx.lineWidth = 1.5;
+    ctx.stroke(rims);
     ctx.lineWidth = 1.5;
     ctx.strokeStyle = "#ffffff";
     for (const s of [0, 1, 2, 3, 4, 5]) {
@@ -683,13 +707,12 @@ export class CaseMap {
       ctx.fill(p);
       ctx.stroke(p);
     }
-    ctx.font = `600 12px "Noto Sans CJK SC","Noto Sans SC",system-ui,sans-serif`;
     ctx.textAlign = "center";
     ctx.textBaseline = "middle";
     ctx.fillStyle = "#17212b";
-    for (const [x, y, text, r] of labels) {
-      ctx.font = `600 ${r > 20 ? 12 : 11}px "Noto Sans CJK SC","Noto Sans SC",system-ui,sans-serif`;
-      ctx.fillText(text, x, y + 0.5);
+    for (const big of [false, true]) {
+      ctx.font = `600 ${big ? 12 : 11}px "Noto Sans CJK SC","Noto Sans SC",system-ui,sans-serif`;
+      for (const [x, y, text, r] of labels) if (r > 20 === big) ctx.fillText(text, x, y + 0.5);
     }
     if (selected) {
       ctx.beginPath();
@@ -804,6 +827,10 @@ export class CaseMap {
     return this.band;
   }
 }
+
+/** How long the overlay's draws take, for the benchmark (`window.__gridcaseDraws`). */
+const drawStats = { draws: 0, totalMs: 0, maxMs: 0 };
+(window as unknown as { __gridcaseDraws: typeof drawStats }).__gridcaseDraws = drawStats;
 
 /** A pin's shape by SLA state, so colour is not the only cue: circle, diamond, square. */
 function pinShape(p: Path2D, s: number, x: number, y: number, r: number): void {

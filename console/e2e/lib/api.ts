@@ -3,7 +3,7 @@
 import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { create } from "@bufbuild/protobuf";
-import { CaseService, CaseStatus, SlaState } from "../../src/gen/gridcase/v1/case_pb";
+import { CaseService, CaseStatus, Satisfaction, SlaState } from "../../src/gen/gridcase/v1/case_pb";
 import { ClockKind, DirectoryService } from "../../src/gen/gridcase/v1/directory_pb";
 import { ReportService } from "../../src/gen/gridcase/v1/report_pb";
 import { GatewayService } from "../../src/gen/gridcase/v1/gateway_pb";
@@ -11,7 +11,7 @@ import { StatsService } from "../../src/gen/gridcase/v1/stats_pb";
 import { CoordSystem, Severity, Tier } from "../../src/gen/gridcase/v1/common_pb";
 import { Code, ConnectError } from "@connectrpc/connect";
 
-export { CaseStatus, SlaState, CoordSystem, Tier, Severity, ClockKind, Code, ConnectError, create };
+export { CaseStatus, Satisfaction, SlaState, CoordSystem, Tier, Severity, ClockKind, Code, ConnectError, create };
 
 export interface Api {
   directory: Client<typeof DirectoryService>;

@@ -5,6 +5,7 @@ import { Tier } from "../gen/gridcase/v1/common_pb";
 import { directory, explain, stats } from "../api";
 import { fmtTime, monthLabel, monthOf, pct, tierText } from "../format";
 import { t } from "../i18n";
+import { store } from "../store";
 import { ErrorBox } from "./common";
 import { Ranked, RateBars, Trend, type RankRow, type TrendPoint } from "./charts";
 import type { Session } from "./Console";
@@ -62,7 +63,7 @@ export function Stats({ session }: { session: Session }) {
   const [month, setMonth] = useState(months[0]);
   const [main, setMain] = useState<{ s: StatsMsg | null; snapshot: boolean; at: string } | null>(null);
   const [error, setError] = useState<{ text: string; detail: string } | null>(null);
-  const [trend, setTrend] = useState<TrendPoint[]>([]);
+  const [trend, setTrend] = useState<{ month: string; s: StatsMsg | null }[]>([]);
   const [children, setChildren] = useState<RankRow[]>([]);
   const [units, setUnits] = useState<RankRow[]>([]);
   const [childRegions, setChildRegions] = useState<Region[]>([]);
@@ -89,24 +90,22 @@ export function Stats({ session }: { session: Session }) {
     const sel = months.indexOf(month);
     const trendMonths = months.slice(sel, sel + 6).reverse();
     void mapLimit(trendMonths, 3, (m) => get({ case: "regionCode", value: home.code }, m)).then((rs) => {
-      if (gone) return;
-      setTrend(
-        rs.map((r, i) => ({
-          label: trendMonths[i].slice(5) === "01" ? monthLabel(trendMonths[i]) : monthLabel(trendMonths[i]).replace(/^\d{4}年/, "").replace(/ \d{4}$/, ""),
-          a: Number(r.s?.received ?? 0n),
-          b: Number(r.s?.resolved ?? 0n),
-          rate: rate(r.s, (s) => s.resolutionRate, (s) => s.received),
-          rate2: rate(r.s, (s) => s.satisfactionRate, (s) => s.evaluated),
-        })),
-      );
+      if (!gone) setTrend(rs.map((r, i) => ({ month: trendMonths[i], s: r.s })));
     });
-    const myUnits = session.units.filter((u) => u.regionCode === home.code && !u.retired);
-    void mapLimit(myUnits, 3, (u) => get({ case: "unitCode", value: u.code }, month)).then((rs) => {
+    // Units: this region's own, and those leading the most open cases on the map.
+    const byPins = new Map<string, number>();
+    for (const p of store.pins.values()) if (p.unit) byPins.set(p.unit, (byPins.get(p.unit) ?? 0) + 1);
+    const busiest = [...byPins.entries()].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([code]) => code);
+    const codes = [...new Set([...session.units.filter((u) => u.regionCode === home.code && !u.retired).map((u) => u.code), ...busiest])];
+    const nameOf = (code: string) => session.units.find((u) => u.code === code)?.name ?? code;
+    void mapLimit(codes, 3, (code) => get({ case: "unitCode", value: code }, month)).then((rs) => {
       if (gone) return;
       setUnits(
         rs
-          .map((r, i) => ({ label: myUnits[i].name, value: rate(r.s, (s) => s.resolutionRate, (s) => s.received), count: Number(r.s?.received ?? 0n) }))
-          .sort((a, b) => b.count - a.count || (b.value ?? -1) - (a.value ?? -1)),
+          .map((r, i) => ({ label: nameOf(codes[i]), value: rate(r.s, (s) => s.resolutionRate, (s) => s.received), count: Number(r.s?.received ?? 0n) }))
+          .filter((r) => r.count > 0)
+          .sort((a, b) => b.count - a.count || (b.value ?? -1) - (a.value ?? -1))
+          .slice(0, 15),
       );
     });
     return () => {
@@ -131,6 +130,14 @@ export function Stats({ session }: { session: Session }) {
   }, [month, childRegions]);
 
   const s = main?.s ?? null;
+  // Labels in the current language, made at render time.
+  const points: TrendPoint[] = trend.map(({ month: m, s: x }, i) => ({
+    label: i === 0 || m.endsWith("-01") ? monthLabel(m) : monthLabel(m).replace(/^\d{4}年/, "").replace(/ \d{4}$/, ""),
+    a: Number(x?.received ?? 0n),
+    b: Number(x?.resolved ?? 0n),
+    rate: rate(x, (y) => y.resolutionRate, (y) => y.received),
+    rate2: rate(x, (y) => y.satisfactionRate, (y) => y.evaluated),
+  }));
   const resTarget = resolutionTarget(home.tier);
   const childTier = childRegions[0]?.tier ?? Tier.UNSPECIFIED;
   const kpis: [string, string, string?][] = s
@@ -200,8 +207,8 @@ export function Stats({ session }: { session: Session }) {
               </p>
             </figure>
             <figure>
-              <figcaption>{t("stats_trend", { n: trend.length })}</figcaption>
-              <Trend points={trend} title={t("stats_trend", { n: trend.length })} labels={[t("stats_received"), t("stats_resolved"), t("stats_resolution_rate"), t("stats_satisfaction")]} />
+              <figcaption>{t("stats_trend", { n: points.length })}</figcaption>
+              <Trend points={points} title={t("stats_trend", { n: trend.length })} labels={[t("stats_received"), t("stats_resolved"), t("stats_resolution_rate"), t("stats_satisfaction")]} />
             </figure>
             {children.length ? (
               <figure>

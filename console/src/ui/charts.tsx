@@ -106,20 +106,41 @@ export function Trend({ points, labels, title }: { points: TrendPoint[]; labels:
           </g>
         );
       })}
+      {points.map((p, i) => (
+        <g key={"d" + i}>
+          {p.rate !== null ? <circle cx={L + cw * (i + 0.5)} cy={yr(p.rate)} r={4} fill="#2e7d32" /> : null}
+          {p.rate2 !== null ? <circle cx={L + cw * (i + 0.5)} cy={yr(p.rate2)} r={4} fill="#fff" stroke="#ef6c00" stroke-width="2" /> : null}
+        </g>
+      ))}
       <path d={line((p) => p.rate)} fill="none" stroke="#2e7d32" stroke-width="2.5" />
       <path d={line((p) => p.rate2)} fill="none" stroke="#ef6c00" stroke-width="2.5" stroke-dasharray="6 3" />
       <g font-size="12" fill="#37474f">
-        <rect x={L} y={6} width={12} height={12} fill="#90caf9" />
-        <text x={L + 16} y={16}>{labels[0]}</text>
-        <rect x={L + 90} y={6} width={12} height={12} fill="#1565c0" />
-        <text x={L + 106} y={16}>{labels[1]}</text>
-        <line x1={L + 190} x2={L + 210} y1={12} y2={12} stroke="#2e7d32" stroke-width="2.5" />
-        <text x={L + 214} y={16}>{labels[2]}</text>
-        <line x1={L + 300} x2={L + 320} y1={12} y2={12} stroke="#ef6c00" stroke-width="2.5" stroke-dasharray="6 3" />
-        <text x={L + 324} y={16}>{labels[3]}</text>
+        {legend(labels).map(([x, label, i]) => (
+          <g key={i}>
+            {i < 2 ? (
+              <rect x={x} y={6} width={12} height={12} fill={i === 0 ? "#90caf9" : "#1565c0"} />
+            ) : (
+              <line x1={x} x2={x + 16} y1={12} y2={12} stroke={i === 2 ? "#2e7d32" : "#ef6c00"} stroke-width="2.5" stroke-dasharray={i === 3 ? "6 3" : undefined} />
+            )}
+            <text x={x + (i < 2 ? 16 : 20)} y={16}>
+              {label}
+            </text>
+          </g>
+        ))}
       </g>
     </svg>
   );
+}
+
+/** Legend items side by side, spaced by their text's rough width (CJK is wider than Latin). */
+function legend(labels: string[]): [number, string, number][] {
+  let x = 44;
+  return labels.map((label, i) => {
+    const at = x;
+    const w = [...label].reduce((n, ch) => n + (ch.charCodeAt(0) > 0x2e80 ? 12 : 6.8), 0);
+    x += w + (i < 2 ? 16 : 20) + 18;
+    return [at, label, i];
+  });
 }
 
 export interface RankRow {
