@@ -253,7 +253,13 @@ test("a garbage, an expired or a running-out token returns to sign-in with the r
   const expired = srv.craft({ sub: "disp-371102", role: "dispatcher", exp: now - 3600, iat: now - 7200, nbf: now - 7200 });
   await signIn(page, srv.url, expired);
   await page.waitForFunction(() => /ExpiredSignature|expired/i.test(document.querySelector('[data-testid="signin-error"]')?.textContent ?? ""));
+  assert.match(await err.innerText(), /令牌已过期/);
   await page.screenshot({ path: artifact("09-signin-expired.png") });
+  // A good signature, but a role the member record does not have: WhoAmI refuses it.
+  await signIn(page, srv.url, srv.token("disp-371102", "supervisor"));
+  await page.waitForFunction(() => /not a supervisor/.test(document.querySelector('[data-testid="signin-error"]')?.textContent ?? ""));
+  assert.match(await err.innerText(), /令牌被拒绝/);
+  console.log(`# wrong role at sign-in: ${await err.innerText()}`);
   // Signed in, then the token runs out: back to sign-in, saying so.
   const short = srv.craft({ sub: "disp-371102", role: "dispatcher", exp: now + 6 });
   await signIn(page, srv.url, short);

@@ -16,6 +16,7 @@ const zh = {
   signin_demo_more: "其他角色：督导 sup-371100 (supervisor)，单位人员 staff-371102.police (unit_staff)，网格员 gm-<网格编码> (grid_member)。",
   signin_expired: "登录已过期，请重新登录。",
   signin_refused: "令牌被拒绝",
+  signin_token_expired: "令牌已过期，请向运维人员申请新令牌",
   signin_empty: "请先粘贴令牌。",
   signin_unreachable: "无法连接服务器",
   // header
@@ -292,6 +293,7 @@ const en: Record<Key, string> = {
   signin_demo_more: "Other roles: supervisor sup-371100 (supervisor), unit staff staff-371102.police (unit_staff), grid member gm-<grid code> (grid_member).",
   signin_expired: "Your session has expired; please sign in again.",
   signin_refused: "The token was refused",
+  signin_token_expired: "The token has expired; ask your operator for a new one",
   signin_empty: "Paste a token first.",
   signin_unreachable: "The server cannot be reached",
   role: "Role",

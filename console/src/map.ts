@@ -296,7 +296,7 @@ export class CaseMap {
         self.draw();
       },
     });
-    this.overlay = new Overlay({ padding: 0.1 });
+    this.overlay = new Overlay({ padding: 0.2 });
     this.overlay.addTo(this.map);
 
     this.map.on("zoomend", () => this.checkBand());

@@ -46,7 +46,8 @@ export function App() {
       setToken("");
       const err = ConnectError.from(e);
       const refused = err.code === Code.Unauthenticated || err.code === Code.PermissionDenied;
-      return `${refused ? t("signin_refused") : t("signin_unreachable")}: ${err.rawMessage}`;
+      const expired = refused && /expired/i.test(err.rawMessage);
+      return `${expired ? t("signin_token_expired") : refused ? t("signin_refused") : t("signin_unreachable")}: ${err.rawMessage}`;
     }
   };
 

@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import { Role, Tier } from "../gen/gridcase/v1/common_pb";
-import type { Category, Unit, WhoAmIResponse } from "../gen/gridcase/v1/directory_pb";
+import { create } from "@bufbuild/protobuf";
+import { Role, Tier, type Region } from "../gen/gridcase/v1/common_pb";
+import { UnitSchema, type Category, type Unit, type WhoAmIResponse } from "../gen/gridcase/v1/directory_pb";
 import { cases, directory, explain, getToken, loadConfig, tokenExpiry } from "../api";
 import { CaseMap, type Shape } from "../map";
 import { Live, findHead, type LiveState } from "../live";
@@ -23,15 +24,27 @@ export interface Session {
   map: CaseMap | null;
 }
 
-async function allUnits(regionCode: string): Promise<Unit[]> {
+/**
+ * The units a dispatcher may pick: ListUnits' own, after the governance centers of the home
+ * region and of its children (every region has a `{code}.center`, but ListUnits lists only the
+ * units the directory names, not these implicit centers).
+ */
+async function allUnits(home: Region): Promise<Unit[]> {
   const out: Unit[] = [];
   let token = "";
   do {
-    const r = await directory.listUnits({ regionCode, page: { pageSize: 500, pageToken: token } });
+    const r = await directory.listUnits({ regionCode: home.code, page: { pageSize: 500, pageToken: token } });
     out.push(...r.units);
     token = r.nextPageToken;
   } while (token);
-  return out;
+  const children = await directory.listRegions({ parentCode: home.code, page: { pageSize: 500 } }).then(
+    (r) => r.regions,
+    () => [] as Region[],
+  );
+  const centers = [home, ...children]
+    .filter((r) => !out.some((u) => u.code === `${r.code}.center`))
+    .map((r) => create(UnitSchema, { code: `${r.code}.center`, name: `${r.name}综治中心`, kind: "center", regionCode: r.code }));
+  return [...centers, ...out];
 }
 
 export function Console({ who, onSignOut }: { who: WhoAmIResponse; onSignOut: () => void }) {
@@ -117,7 +130,7 @@ export function Console({ who, onSignOut }: { who: WhoAmIResponse; onSignOut: ()
       const x = explain(e);
       if (!gone) setLoadError({ text: x.text, detail: x.detail });
     });
-    if (peopleWithRegion) allUnits(home.code).then((u) => !gone && setUnits(u), () => {});
+    if (peopleWithRegion) allUnits(home).then((u) => !gone && setUnits(u), () => {});
     directory.listCategories({}).then((r) => !gone && setCategories(r.categories), () => {});
     // Region figures in the info card follow the pins (while a card is open, once a second).
     let tickTimer: number | null = null;

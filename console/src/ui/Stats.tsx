@@ -97,7 +97,8 @@ export function Stats({ session }: { session: Session }) {
     for (const p of store.pins.values()) if (p.unit) byPins.set(p.unit, (byPins.get(p.unit) ?? 0) + 1);
     const busiest = [...byPins.entries()].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([code]) => code);
     const codes = [...new Set([...session.units.filter((u) => u.regionCode === home.code && !u.retired).map((u) => u.code), ...busiest])];
-    const nameOf = (code: string) => session.units.find((u) => u.code === code)?.name ?? code;
+    const nameOf = (code: string) =>
+      session.units.find((u) => u.code === code)?.name ?? (code.endsWith(".center") ? `${code.slice(0, -7)} ${t("map_center")}` : code);
     void mapLimit(codes, 3, (code) => get({ case: "unitCode", value: code }, month)).then((rs) => {
       if (gone) return;
       setUnits(

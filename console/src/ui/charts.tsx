@@ -151,7 +151,7 @@ export interface RankRow {
 
 /** Ranked horizontal bars of a rate, with a target line and each row's count. */
 export function Ranked({ rows, target, title, countLabel }: { rows: RankRow[]; target?: number; title: string; countLabel: string }) {
-  const W = 640, rowH = 26, L = 190, R = 120, T = 8;
+  const W = 680, rowH = 26, L = 230, R = 150, T = 8;
   const H = T + rows.length * rowH + 22;
   const bw = W - L - R;
   return (
@@ -162,7 +162,7 @@ export function Ranked({ rows, target, title, countLabel }: { rows: RankRow[]; t
         return (
           <g key={r.label + i}>
             <text x={L - 8} y={y + 17} text-anchor="end" font-size="13" fill="#263238">
-              {r.label.length > 14 ? r.label.slice(0, 13) + "…" : r.label}
+              {r.label.length > 22 ? r.label.slice(0, 21) + "…" : r.label}
             </text>
             <rect x={L} y={y + 5} width={bw} height={15} rx={3} fill="#f1f4f6" />
             <rect x={L} y={y + 5} width={Math.max(0, Math.min(1, r.value ?? 0)) * bw} height={15} rx={3} fill={r.value === null ? "#cfd8dc" : ok ? "#43a047" : "#f4511e"} />
