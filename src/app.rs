@@ -419,11 +419,11 @@ async fn set_health(
 ) {
     for name in [
         "",
-        "gridcase.v1.DirectoryService",
-        "gridcase.v1.ReportService",
-        "gridcase.v1.CaseService",
-        "gridcase.v1.GatewayService",
-        "gridcase.v1.StatsService",
+        pb::directory_service_server::SERVICE_NAME,
+        pb::report_service_server::SERVICE_NAME,
+        pb::case_service_server::SERVICE_NAME,
+        pb::gateway_service_server::SERVICE_NAME,
+        pb::stats_service_server::SERVICE_NAME,
     ] {
         health.set_service_status(name, status).await;
     }

@@ -1382,32 +1382,8 @@ async fn an_upload_cut_by_kill_9_is_swept_at_the_next_start() {
     let port = free_port();
     let server = ServerProcess::start(&db.url, port, data_dir.path());
     let channel = connect(port).await;
-    let settings = test_settings(&db.url, data_dir.path().to_owned());
-    let minter = gridcase::auth::Minter::new(&settings.jwt, settings.jwt.secret.as_ref()).unwrap();
-    let admin = minter
-        .mint(
-            "ops-admin",
-            Role::Admin,
-            std::time::Duration::from_secs(600),
-        )
-        .unwrap();
-    gridcase::proto::v1::directory_service_client::DirectoryServiceClient::new(channel.clone())
-        .import_directory(authed(
-            gridcase::proto::v1::ImportDirectoryRequest {
-                bundle: serde_json::to_vec(&small_bundle()).unwrap(),
-                ..Default::default()
-            },
-            &admin,
-        ))
-        .await
-        .expect("imported");
-    let token = minter
-        .mint(
-            GRID_MEMBER,
-            Role::GridMember,
-            std::time::Duration::from_secs(600),
-        )
-        .unwrap();
+    import_over(&channel, &small_bundle()).await;
+    let token = mint(GRID_MEMBER, Role::GridMember);
     // Half an upload, held open.
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tx.send(UploadAttachmentRequest {

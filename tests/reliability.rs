@@ -43,6 +43,20 @@ fn report_at(lat: f64, lon: f64) -> SubmitReportRequest {
     }
 }
 
+/// A 12345 hotline ticket for the small bundle's community.
+fn ticket(external_id: String) -> IngestTicketRequest {
+    IngestTicketRequest {
+        source: Source::Hotline12345.into(),
+        external_id,
+        category_code: "dispute.neighbor".into(),
+        description: "楼上噪音".into(),
+        caller_phone: "13800138000".into(),
+        address: "测试社区3号楼".into(),
+        region_code: "371102001001".into(),
+        ..IngestTicketRequest::default()
+    }
+}
+
 async fn count(db: &sea_orm::DatabaseConnection, table: &str) -> i64 {
     db.query_one_raw(sea_orm::Statement::from_string(
         db.get_database_backend(),
@@ -270,19 +284,8 @@ async fn sigterm_under_load_loses_nothing_acknowledged(backend: Backend) {
     let port = free_port();
     let mut server = ServerProcess::start(&db.url, port, data_dir.path());
     let channel = connect(port).await;
-    let settings = test_settings(&db.url, data_dir.path().to_owned());
-    let minter = gridcase::auth::Minter::new(&settings.jwt, settings.jwt.secret.as_ref()).unwrap();
-    let token = |sub: &str, role| minter.mint(sub, role, Duration::from_secs(600)).unwrap();
-    DirectoryServiceClient::new(channel.clone())
-        .import_directory(authed(
-            gridcase::proto::v1::ImportDirectoryRequest {
-                bundle: serde_json::to_vec(&small_bundle()).unwrap(),
-                ..Default::default()
-            },
-            &token("ops-admin", Role::Admin),
-        ))
-        .await
-        .unwrap();
+    let token = mint;
+    import_over(&channel, &small_bundle()).await;
     let mut stream = GatewayServiceClient::new(channel.clone())
         .watch_events(authed(
             gridcase::proto::v1::WatchEventsRequest::default(),
@@ -323,16 +326,7 @@ async fn sigterm_under_load_loses_nothing_acknowledged(backend: Backend) {
                 }
                 offered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let external = format!("T-{g}-{n}");
-                let request = IngestTicketRequest {
-                    source: Source::Hotline12345.into(),
-                    external_id: external.clone(),
-                    category_code: "dispute.neighbor".into(),
-                    description: "楼上噪音".into(),
-                    caller_phone: "13800138000".into(),
-                    address: "测试社区3号楼".into(),
-                    region_code: "371102001001".into(),
-                    ..IngestTicketRequest::default()
-                };
+                let request = ticket(external.clone());
                 let mut client = GatewayServiceClient::new(channel.clone());
                 let request = authed(request, &gw);
                 let acked = acked.clone();
@@ -578,34 +572,12 @@ async fn a_full_or_read_only_sqlite_disk_answers_unavailable_and_keeps_what_it_t
     let data_dir = tempfile::tempdir().unwrap();
     let file = data_dir.path().join("gridcase.db");
     let url = format!("sqlite://{}?mode=rwc", file.display());
-    let settings = test_settings(&url, data_dir.path().to_owned());
-    let minter = gridcase::auth::Minter::new(&settings.jwt, settings.jwt.secret.as_ref()).unwrap();
-    let token = |sub: &str, role| minter.mint(sub, role, Duration::from_secs(600)).unwrap();
-    let gw = token("gateway-12345", Role::Gateway);
-    let ticket = |n: usize| IngestTicketRequest {
-        source: Source::Hotline12345.into(),
-        external_id: format!("T-{n}"),
-        category_code: "dispute.neighbor".into(),
-        description: "楼上噪音".into(),
-        caller_phone: "13800138000".into(),
-        address: "测试社区3号楼".into(),
-        region_code: "371102001001".into(),
-        ..IngestTicketRequest::default()
-    };
+    let gw = mint("gateway-12345", Role::Gateway);
+    let ticket = |n: usize| ticket(format!("T-{n}"));
     {
         let port = free_port();
         let mut server = ServerProcess::start(&url, port, data_dir.path());
-        let channel = connect(port).await;
-        DirectoryServiceClient::new(channel.clone())
-            .import_directory(authed(
-                gridcase::proto::v1::ImportDirectoryRequest {
-                    bundle: serde_json::to_vec(&small_bundle()).unwrap(),
-                    ..Default::default()
-                },
-                &token("ops-admin", Role::Admin),
-            ))
-            .await
-            .unwrap();
+        import_over(&connect(port).await, &small_bundle()).await;
         assert!(server.terminate().success());
     }
     let size = std::fs::metadata(&file).unwrap().len();
@@ -754,30 +726,13 @@ async fn the_access_log_is_as_configured_and_carries_no_personal_data() {
             Some(&log),
         );
         let channel = connect(port).await;
-        let settings = test_settings(&db.url, data_dir.path().to_owned());
-        let minter =
-            gridcase::auth::Minter::new(&settings.jwt, settings.jwt.secret.as_ref()).unwrap();
-        let token = |sub: &str, role| minter.mint(sub, role, Duration::from_secs(600)).unwrap();
-        DirectoryServiceClient::new(channel.clone())
-            .import_directory(authed(
-                gridcase::proto::v1::ImportDirectoryRequest {
-                    bundle: serde_json::to_vec(&small_bundle()).unwrap(),
-                    ..Default::default()
-                },
-                &token("ops-admin", Role::Admin),
-            ))
-            .await
-            .unwrap();
+        let token = mint;
+        import_over(&channel, &small_bundle()).await;
         let ticket = |external: &str| IngestTicketRequest {
-            source: Source::Hotline12345.into(),
-            external_id: external.into(),
-            category_code: "dispute.neighbor".into(),
             description: description.into(),
             caller_phone: phone.into(),
             caller_name: name.into(),
-            address: "测试社区3号楼".into(),
-            region_code: "371102001001".into(),
-            ..IngestTicketRequest::default()
+            ..ticket(external.into())
         };
         let gw = token("gateway-12345", Role::Gateway);
         let mut gateway = GatewayServiceClient::new(channel.clone());

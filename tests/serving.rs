@@ -368,13 +368,7 @@ async fn the_watch_command_follows_events_across_a_server_restart() {
     let port = free_port();
     let server = ServerProcess::start(&db.url, port, data_dir.path());
     let channel = connect(port).await;
-    let settings = test_settings(&db.url, data_dir.path().to_owned());
-    let minter = gridcase::auth::Minter::new(&settings.jwt, settings.jwt.secret.as_ref()).unwrap();
-    let token = |sub: &str, role| {
-        minter
-            .mint(sub, role, std::time::Duration::from_secs(600))
-            .unwrap()
-    };
+    let token = mint;
     let report = |channel: tonic::transport::Channel, token: String| async move {
         use gridcase::proto::v1::{
             CoordSystem, Location, SubmitReportRequest, report_service_client::ReportServiceClient,
@@ -398,16 +392,7 @@ async fn the_watch_command_follows_events_across_a_server_restart() {
             .await
             .expect("stored");
     };
-    gridcase::proto::v1::directory_service_client::DirectoryServiceClient::new(channel.clone())
-        .import_directory(authed(
-            gridcase::proto::v1::ImportDirectoryRequest {
-                bundle: serde_json::to_vec(&small_bundle()).unwrap(),
-                ..Default::default()
-            },
-            &token("ops-admin", Role::Admin),
-        ))
-        .await
-        .unwrap();
+    import_over(&channel, &small_bundle()).await;
     for _ in 0..3 {
         report(channel.clone(), token(GRID_MEMBER, Role::GridMember)).await;
     }

@@ -374,11 +374,29 @@ pub async fn import(
     app: &TestApp,
     bundle: &serde_json::Value,
 ) -> gridcase::proto::v1::ImportDirectoryResponse {
+    import_over(&app.channel, bundle).await
+}
+
+/// A token any test server accepts (they all run with the test secret), valid for 10 minutes:
+/// for a [`ServerProcess`], which has no minter of its own.
+pub fn mint(sub: &str, role: Role) -> String {
+    let settings = test_settings("sqlite::memory:", PathBuf::new());
+    Minter::new(&settings.jwt, settings.jwt.secret.as_ref())
+        .expect("minter")
+        .mint(sub, role, Duration::from_secs(600))
+        .expect("mint")
+}
+
+/// Imports `bundle` as an admin through `channel` (a [`TestApp`]'s or a [`ServerProcess`]'s).
+pub async fn import_over(
+    channel: &Channel,
+    bundle: &serde_json::Value,
+) -> gridcase::proto::v1::ImportDirectoryResponse {
     use gridcase::proto::v1::{
         ImportDirectoryRequest, directory_service_client::DirectoryServiceClient,
     };
-    let token = app.token("ops-admin", Role::Admin);
-    let mut client = DirectoryServiceClient::new(app.channel.clone())
+    let token = mint("ops-admin", Role::Admin);
+    let mut client = DirectoryServiceClient::new(channel.clone())
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);
     client
