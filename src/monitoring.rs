@@ -22,6 +22,12 @@ const RPC_BUCKETS: &[f64] = &[
 ];
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 
+/// Whether metrics are being recorded (the recorder is installed): callers skip building
+/// labels otherwise.
+pub fn recording() -> bool {
+    HANDLE.get().is_some_and(Option::is_some)
+}
+
 /// Installs the Prometheus recorder (once per process) and returns its handle.
 pub fn install() -> Option<PrometheusHandle> {
     HANDLE

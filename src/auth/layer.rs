@@ -102,10 +102,9 @@ impl<S> std::fmt::Debug for AuthService<S> {
     }
 }
 
-/// Decides a request: `Ok(None)` for open paths, `Ok(Some(caller))` for an allowed caller.
-fn authorize(
+/// Who is calling: `Ok(None)` for open paths (no token needed), the token's caller otherwise.
+fn authenticate(
     verifier: &Verifier,
-    members: &dyn MemberRoles,
     path: &str,
     headers: &http::HeaderMap,
 ) -> Result<Option<Caller>, tonic::Status> {
@@ -115,12 +114,14 @@ fn authorize(
     let header = headers
         .get(http::header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or(""));
-    let caller = verifier
+    verifier
         .verify_header(header)
-        .map_err(|e| tonic::Status::unauthenticated(e.to_string()))?;
-    tracing::Span::current()
-        .record("sub", field::display(&caller.sub))
-        .record("role", caller.role.as_str());
+        .map(Some)
+        .map_err(|e| tonic::Status::unauthenticated(e.to_string()))
+}
+
+/// Whether an authenticated caller may call `path`: the role table, then the member record.
+fn authorize(members: &dyn MemberRoles, path: &str, caller: &Caller) -> Result<(), tonic::Status> {
     match permissions::decide(path, caller.role) {
         Decision::Allowed | Decision::UnknownMethod => {}
         Decision::Denied => {
@@ -154,7 +155,7 @@ fn authorize(
             }
         }
     }
-    Ok(Some(caller))
+    Ok(())
 }
 
 /// The gRPC status of a response whose status travels in its headers (errors); `OK` otherwise,
@@ -188,51 +189,61 @@ where
         // The service that was polled ready is the one to call; leave a fresh clone behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let verifier = self.verifier.clone();
+        let started = Instant::now();
         let members = self.members.clone();
         let limits = self.limits.clone();
         let access = self.access;
         let seen = self.seen.clone();
         let path = request.uri().path().to_owned();
-        let span = tracing::info_span!(
-            "rpc",
-            method = %path,
-            sub = field::Empty,
-            role = field::Empty,
-            code = field::Empty,
-        );
+        let authenticated = authenticate(&self.verifier, &path, request.headers());
+        // The span carries only the method: fields recorded later, or caller fields formatted
+        // into every span, cost each call more than the rest of this layer. The caller and the
+        // code are on the access log's line instead.
+        let span = tracing::info_span!("rpc", method = %path);
+        let who = authenticated
+            .as_ref()
+            .ok()
+            .and_then(Option::as_ref)
+            .map(|c| (c.sub.clone(), c.role));
         Box::pin(
             async move {
-                let started = Instant::now();
-                let response =
-                    match authorize(&verifier, members.as_ref(), &path, request.headers()) {
-                        Err(status) => status.into_http(),
-                        // Health and reflection: always answered, never limited.
-                        Ok(None) => inner.call(request).await?,
-                        Ok(Some(caller)) => {
-                            match limits.admit(&caller).and_then(|()| limits.enter()) {
-                                Err(refusal) => refused(&refusal, &caller),
-                                Ok(place) => {
-                                    request.extensions_mut().insert(caller);
-                                    let response = inner.call(request).await?;
-                                    drop(place);
-                                    response
-                                }
-                            }
+                let decided = authenticated.and_then(|caller| match caller {
+                    Some(caller) => {
+                        authorize(members.as_ref(), &path, &caller).map(|()| Some(caller))
+                    }
+                    None => Ok(None),
+                });
+                let response = match decided {
+                    Err(status) => status.into_http(),
+                    // Health and reflection: always answered, never limited.
+                    Ok(None) => inner.call(request).await?,
+                    Ok(Some(caller)) => match limits.admit(&caller).and_then(|()| limits.enter()) {
+                        Err(refusal) => refused(&refusal, &caller),
+                        Ok(place) => {
+                            request.extensions_mut().insert(caller);
+                            let response = inner.call(request).await?;
+                            drop(place);
+                            response
                         }
-                    };
+                    },
+                };
                 let code = outcome_code(&response);
                 let elapsed = started.elapsed();
                 record(&path, code, elapsed);
-                let span = tracing::Span::current();
-                span.record("code", field::debug(code));
-                let elapsed_ms = elapsed.as_secs_f64() * 1e3;
-                match code {
-                    tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::DataLoss => {
-                        tracing::error!(elapsed_ms, "rpc")
+                let error = matches!(
+                    code,
+                    tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::DataLoss
+                );
+                if error || logged(access, code, &seen) {
+                    let sub = who.as_ref().map(|(sub, _)| field::display(sub));
+                    let role = who.as_ref().map(|(_, role)| role.as_str());
+                    let code = field::display(code_name(code));
+                    let elapsed_ms = elapsed.as_secs_f64() * 1e3;
+                    if error {
+                        tracing::error!(code, sub, role, elapsed_ms, "rpc");
+                    } else {
+                        tracing::info!(code, sub, role, elapsed_ms, "rpc");
                     }
-                    _ if logged(access, code, &seen) => tracing::info!(elapsed_ms, "rpc"),
-                    _ => {}
                 }
                 Ok(response)
             }
@@ -260,17 +271,62 @@ fn refused<B: Default>(refusal: &Refusal, caller: &Caller) -> http::Response<B> 
     status.into_http()
 }
 
-/// Counts the call and its latency, by method and code.
+/// Counts the call and its latency, by method and code; nothing when metrics are off.
 fn record(path: &str, code: tonic::Code, elapsed: std::time::Duration) {
-    let method = path.rsplit('/').next().unwrap_or(path).to_owned();
+    if !crate::monitoring::recording() {
+        return;
+    }
+    let method = method_label(path);
     metrics::counter!(
         "gridcase_rpc_requests_total",
-        "method" => method.clone(),
-        "code" => format!("{code:?}")
+        "method" => method,
+        "code" => code_name(code)
     )
     .increment(1);
     metrics::histogram!("gridcase_rpc_duration_seconds", "method" => method)
         .record(elapsed.as_secs_f64());
+}
+
+/// The metrics label of a method: its name for the contract's methods, health and reflection;
+/// `other` for any other path, so that a client inventing paths cannot make series without end.
+fn method_label(path: &str) -> &'static str {
+    const OPEN: &[&str] = &[
+        "/grpc.health.v1.Health/Check",
+        "/grpc.health.v1.Health/Watch",
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    ];
+    permissions::RPC_ROLES
+        .iter()
+        .map(|(p, _)| *p)
+        .chain(OPEN.iter().copied())
+        .find(|p| *p == path)
+        .and_then(|p| p.rsplit('/').next())
+        .unwrap_or("other")
+}
+
+/// The code's name as tonic's `Debug` writes it, without formatting.
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "Ok",
+        Cancelled => "Cancelled",
+        Unknown => "Unknown",
+        InvalidArgument => "InvalidArgument",
+        DeadlineExceeded => "DeadlineExceeded",
+        NotFound => "NotFound",
+        AlreadyExists => "AlreadyExists",
+        PermissionDenied => "PermissionDenied",
+        ResourceExhausted => "ResourceExhausted",
+        FailedPrecondition => "FailedPrecondition",
+        Aborted => "Aborted",
+        OutOfRange => "OutOfRange",
+        Unimplemented => "Unimplemented",
+        Internal => "Internal",
+        Unavailable => "Unavailable",
+        DataLoss => "DataLoss",
+        Unauthenticated => "Unauthenticated",
+    }
 }
 
 /// Whether the access log writes a line for a call answered with `code`.
@@ -284,6 +340,33 @@ fn logged(access: AccessPolicy, code: tonic::Code, seen: &std::sync::atomic::Ato
             !ok || seen
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
                 .is_multiple_of(u64::from(access.sample.max(1)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_labels_are_the_method_names_and_nothing_invented() {
+        assert_eq!(
+            method_label("/gridcase.v1.DirectoryService/Locate"),
+            "Locate"
+        );
+        assert_eq!(method_label("/grpc.health.v1.Health/Check"), "Check");
+        for (path, _) in permissions::RPC_ROLES {
+            assert_eq!(method_label(path), path.rsplit('/').next().unwrap_or(path));
+        }
+        assert_eq!(method_label("/gridcase.v1.DirectoryService/Nope"), "other");
+        assert_eq!(method_label("/x/8f3a…"), "other");
+    }
+
+    #[test]
+    fn code_names_are_what_tonic_debug_prints() {
+        for n in 0..17 {
+            let code = tonic::Code::from_i32(n);
+            assert_eq!(code_name(code), format!("{code:?}"));
         }
     }
 }

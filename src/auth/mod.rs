@@ -10,7 +10,7 @@ pub mod layer;
 pub mod limits;
 pub mod permissions;
 
-use std::{collections::HashMap, fs, path::Path, time::Duration};
+use std::{collections::HashMap, fs, path::Path, sync::RwLock, time::Duration};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
@@ -62,6 +62,26 @@ struct CallerClaims {
     role: String,
     #[serde(default)]
     iat: Option<u64>,
+    /// Read again only to know how long a verified token may be remembered (see
+    /// [`Verifier::verify`]); a value that is not a plain integer is never remembered.
+    #[serde(default)]
+    exp: Option<serde_json::Value>,
+    #[serde(default)]
+    nbf: Option<serde_json::Value>,
+}
+
+/// How many verified tokens a [`Verifier`] remembers (a few MiB at most): a city's handsets and
+/// gateways each reuse one token for hours, so this many cover every caller of a busy hour.
+const REMEMBERED_TOKENS: usize = 16_384;
+
+/// A token that passed every check, and the window in which it keeps passing them.
+#[derive(Debug)]
+struct Verified {
+    caller: Caller,
+    /// `exp`: refused once `exp < now - leeway`, as jsonwebtoken does.
+    exp: u64,
+    /// The later of `nbf` and `iat`: refused while it is `> now + leeway`.
+    not_before: u64,
 }
 
 /// A configuration problem with the keys; stops start-up.
@@ -75,6 +95,10 @@ pub struct Verifier {
     /// HS256: the one key, under "". RS256 / EdDSA: by `kid`.
     keys: HashMap<String, DecodingKey>,
     validation: Validation,
+    /// Tokens verified before, by their exact text: a signature, its claims and the role stay
+    /// what they were for the same text, so only the clock is checked again. Failures are
+    /// never remembered.
+    verified: RwLock<HashMap<Box<str>, Verified>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -183,6 +207,7 @@ impl Verifier {
             algorithm: settings.algorithm,
             keys,
             validation,
+            verified: RwLock::default(),
         })
     }
 
@@ -198,7 +223,54 @@ impl Verifier {
         self.verify(token)
     }
 
+    /// The caller a token names, if it passes every check now. A token verified before is
+    /// answered from memory while its clock checks (`exp`, `nbf`, `iat`, with the same leeway)
+    /// still pass, at the same second the full check would start refusing it; a remembered
+    /// caller still goes through the member and permission checks of every call.
     pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Ok(verified) = self.verified.read()
+            && let Some(v) = verified.get(token)
+            && self.in_window(v, now)
+        {
+            return Ok(v.caller.clone());
+        }
+        let (caller, window) = self.verify_fully(token)?;
+        if let Some((exp, not_before)) = window {
+            self.remember(
+                token,
+                Verified {
+                    caller: caller.clone(),
+                    exp,
+                    not_before,
+                },
+                now,
+            );
+        }
+        Ok(caller)
+    }
+
+    fn in_window(&self, v: &Verified, now: u64) -> bool {
+        let leeway = self.validation.leeway;
+        v.exp >= now.saturating_sub(leeway) && v.not_before <= now.saturating_add(leeway)
+    }
+
+    fn remember(&self, token: &str, verified: Verified, now: u64) {
+        let Ok(mut remembered) = self.verified.write() else {
+            return;
+        };
+        if remembered.len() >= REMEMBERED_TOKENS {
+            remembered.retain(|_, v| self.in_window(v, now));
+            if remembered.len() >= REMEMBERED_TOKENS {
+                remembered.clear();
+            }
+        }
+        remembered.insert(token.into(), verified);
+    }
+
+    /// Every check, from the signature on; with the window in which the token stays valid
+    /// when its `exp` and `nbf` are plain integers.
+    fn verify_fully(&self, token: &str) -> Result<(Caller, Option<(u64, u64)>), AuthError> {
         // Rejects `alg: none` and anything not parseable before any key is looked at.
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
@@ -228,10 +300,21 @@ impl Verifier {
         if data.claims.sub.is_empty() {
             return Err(AuthError::Invalid("empty sub".into()));
         }
-        Ok(Caller {
-            sub: data.claims.sub,
-            role,
-        })
+        let exp = data.claims.exp.as_ref().and_then(serde_json::Value::as_u64);
+        let nbf = match &data.claims.nbf {
+            None => Some(0),
+            Some(v) => v.as_u64(),
+        };
+        let window = exp
+            .zip(nbf)
+            .map(|(exp, nbf)| (exp, nbf.max(data.claims.iat.unwrap_or(0))));
+        Ok((
+            Caller {
+                sub: data.claims.sub,
+                role,
+            },
+            window,
+        ))
     }
 }
 
@@ -299,5 +382,109 @@ impl Minter {
         };
         jsonwebtoken::encode(&self.header, &claims, &self.key)
             .map_err(|e| KeyError(format!("signing failed: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const SECRET: &str = "unit-test-secret-unit-test-secret-0123456789";
+
+    fn verifier(leeway_secs: u64) -> Verifier {
+        let settings = JwtSettings {
+            leeway_secs,
+            ..JwtSettings::default()
+        };
+        Verifier::new(&settings, Some(&SecretString::from(SECRET))).unwrap()
+    }
+
+    fn token(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    fn claims(exp: u64, nbf: u64) -> serde_json::Value {
+        let d = JwtSettings::default();
+        serde_json::json!({
+            "sub": "gm-1", "role": "grid_member", "iss": d.issuer, "aud": d.audience,
+            "exp": exp, "nbf": nbf, "iat": nbf,
+        })
+    }
+
+    #[test]
+    fn a_verified_token_is_remembered_and_answers_the_same() {
+        let v = verifier(5);
+        let now = jsonwebtoken::get_current_timestamp();
+        let t = token(claims(now + 600, now));
+        let first = v.verify(&t).unwrap();
+        assert_eq!(v.verified.read().unwrap().len(), 1);
+        assert_eq!(v.verify(&t).unwrap(), first);
+        // A float `exp` passes jsonwebtoken's check but is never remembered.
+        let mut c = claims(now + 600, now);
+        c["exp"] = serde_json::json!((now + 600) as f64 + 0.5);
+        let floaty = token(c);
+        v.verify(&floaty).unwrap();
+        assert_eq!(v.verified.read().unwrap().len(), 1);
+        // Failures are not remembered.
+        assert!(v.verify("garbage").is_err());
+        assert!(v.verify(&token(claims(now - 600, now - 1200))).is_err());
+        assert_eq!(v.verified.read().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_remembered_token_is_refused_at_the_second_the_full_check_would() {
+        let v = verifier(5);
+        let now = jsonwebtoken::get_current_timestamp();
+        let remembered = |exp, not_before| Verified {
+            caller: Caller {
+                sub: "gm-1".into(),
+                role: Role::GridMember,
+            },
+            exp,
+            not_before,
+        };
+        // exp: valid while exp >= now - leeway (jsonwebtoken refuses exp < now - leeway).
+        assert!(v.in_window(&remembered(now - 5, now - 100), now));
+        assert!(!v.in_window(&remembered(now - 6, now - 100), now));
+        // nbf / iat: valid while not_before <= now + leeway.
+        assert!(v.in_window(&remembered(now + 100, now + 5), now));
+        assert!(!v.in_window(&remembered(now + 100, now + 6), now));
+        // A token the full check refuses as expired is refused from memory too: remember it
+        // as if verified long ago, then ask.
+        let expired = token(claims(now - 6, now - 100));
+        assert!(v.verify(&expired).is_err(), "the full check refuses it");
+        v.remember(&expired, remembered(now - 6, now - 100), now);
+        assert!(v.verify(&expired).is_err(), "and so does memory");
+        // The same at the boundary the full check accepts.
+        let edge = token(claims(now - 5, now - 100));
+        assert!(v.verify(&edge).is_ok());
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let v = verifier(0);
+        let now = jsonwebtoken::get_current_timestamp();
+        for i in 0..REMEMBERED_TOKENS + 10 {
+            let caller = Caller {
+                sub: format!("gm-{i}"),
+                role: Role::GridMember,
+            };
+            v.remember(
+                &format!("t{i}"),
+                Verified {
+                    caller,
+                    exp: now + 600,
+                    not_before: now,
+                },
+                now,
+            );
+        }
+        assert!(v.verified.read().unwrap().len() <= REMEMBERED_TOKENS);
     }
 }

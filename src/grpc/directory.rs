@@ -123,19 +123,23 @@ impl DirectoryService for DirectoryApi {
     ) -> Result<Response<pb::LocateResponse>, Status> {
         let r = request.into_inner();
         let system = coord_system(r.coord_system)?;
-        let found = self.directory.locate(r.lat, r.lon, system)?;
-        Ok(Response::new(pb::LocateResponse {
-            grid: Some((&found.grid).into()),
-            chain: found.chain.iter().map(Into::into).collect(),
-            snapped: found.snapped,
-            distance_m: found.distance_m,
-            wgs84: Some(pb::Location {
-                lat: found.wgs84.1,
-                lon: found.wgs84.0,
-                coord_system: pb::CoordSystem::Wgs84.into(),
-                accuracy_m: 0.0,
-            }),
-        }))
+        let response =
+            self.directory
+                .locate_with(r.lat, r.lon, system, |hit, chain, (lon, lat)| {
+                    pb::LocateResponse {
+                        grid: Some(hit.grid.into()),
+                        chain: chain.iter().map(|&region| region.into()).collect(),
+                        snapped: hit.snapped,
+                        distance_m: hit.distance_m,
+                        wgs84: Some(pb::Location {
+                            lat,
+                            lon,
+                            coord_system: pb::CoordSystem::Wgs84.into(),
+                            accuracy_m: 0.0,
+                        }),
+                    }
+                })?;
+        Ok(Response::new(response))
     }
 
     async fn get_region(
