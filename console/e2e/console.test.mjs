@@ -93,6 +93,7 @@ test("a district dispatcher sees the grids, a new case live, dispatches it, and 
   await page.getByTestId("whoami").waitFor();
   assert.match(await page.getByTestId("whoami-role").innerText(), /调度员/);
   assert.match(await page.getByTestId("whoami-scope").innerText(), /371102/);
+  assert.match(await page.getByTestId("whoami-scope-text").innerText(), /371102 及以下辖区的案件/);
   await waitMapReady(page);
 
   // The district's grids, drawn from the directory's own geometry.
@@ -223,6 +224,7 @@ test("a grid member is not offered the dispatcher's actions, and the API refuses
   await signIn(page, srv.url, token);
   await page.getByTestId("whoami").waitFor();
   assert.match(await page.getByTestId("whoami-role").innerText(), /网格员/);
+  assert.match(await page.getByTestId("whoami-scope-text").innerText(), new RegExp(`网格 ${c.gridCode}`));
   assert.equal(await page.getByTestId("tab-stats").count(), 0, "no statistics for grid members");
   const row = page.locator(`[data-testid="case-row"][data-case-id="${c.id}"]`);
   await row.waitFor({ timeout: 20_000 });

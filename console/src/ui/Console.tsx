@@ -191,8 +191,8 @@ export function Console({ who, onSignOut }: { who: WhoAmIResponse; onSignOut: ()
           <span class="chip" title={who.scope} data-testid="whoami-scope">
             {t("home")}: {home.name} ({home.code})
           </span>
-          <span class="chip dim scope" title={who.scope}>
-            {t("scope")}: {who.scope}
+          <span class="chip dim scope" title={who.scope} data-testid="whoami-scope-text">
+            {t("scope")}: {scopeText(who)}
           </span>
           {exp ? (
             <span class="chip dim">
@@ -296,4 +296,24 @@ function Legend() {
       ))}
     </div>
   );
+}
+
+/** The caller's scope in the page's language; the same scopes `WhoAmI.scope` names in English. */
+function scopeText(who: WhoAmIResponse): string {
+  const m = who.member;
+  switch (who.role) {
+    case Role.DISPATCHER:
+    case Role.SUPERVISOR:
+      return m?.regionCode ? t("scope_region", { code: m.regionCode }) : who.scope;
+    case Role.UNIT_STAFF:
+      return m?.unitCode ? t("scope_unit", { unit: m.unitCode }) : who.scope;
+    case Role.GRID_MEMBER:
+      return m ? t("scope_grids", { grids: m.gridCodes.join(", ") }) : who.scope;
+    case Role.GATEWAY:
+      return t("scope_gateway");
+    case Role.ADMIN:
+      return t("scope_admin");
+    default:
+      return who.scope;
+  }
 }
