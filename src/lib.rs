@@ -25,6 +25,8 @@ pub mod config;
 pub mod console;
 pub mod demo;
 pub mod domain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod geo;
 pub mod grpc;
 pub mod monitoring;

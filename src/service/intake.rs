@@ -374,7 +374,7 @@ impl Intake {
     }
 }
 
-fn convert(p: PositionInput) -> DomainResult<Position> {
+pub(crate) fn convert(p: PositionInput) -> DomainResult<Position> {
     super::directory::check_position(p.lat, p.lon)?;
     if !p.accuracy_m.is_finite() || p.accuracy_m < 0.0 {
         return Err(DomainError::invalid(
@@ -417,7 +417,7 @@ fn category_of(directory: &Directory, code: &str) -> DomainResult<Category> {
         .ok_or_else(|| DomainError::invalid("category_code", format!("unknown category {code:?}")))
 }
 
-fn check_text(field: &str, text: &str, required: bool) -> DomainResult<String> {
+pub(crate) fn check_text(field: &str, text: &str, required: bool) -> DomainResult<String> {
     let text = text.trim();
     if required && text.is_empty() {
         return Err(DomainError::invalid(field, "must not be empty"));
