@@ -258,6 +258,39 @@ async fn metrics_show_calls_queues_backlog_and_versions(backend: Backend) {
     ] {
         assert!(text.contains(wanted), "no {wanted} in:\n{text}");
     }
+    // A client that hangs up in the middle of sending its request is counted as a cancelled
+    // call, not as an UNKNOWN error of the server's.
+    let tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let driving = tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::post(format!("http://{}/grpc.health.v1.Health/Check", app.addr))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let (answer, mut body) = client.send_request(request, false).unwrap();
+    // Four of the five bytes of an empty message's frame; the fifth never comes.
+    body.send_data(bytes::Bytes::from_static(&[0, 0, 0, 0]), false)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The connection goes first (no RST_STREAM from dropped handles): the TCP close alone.
+    driving.abort();
+    let _ = driving.await;
+    drop((client, body, answer));
+    let hung_up = "gridcase_rpc_requests_total{method=\"Check\",code=\"Cancelled\"}";
+    for _ in 0..50 {
+        text = scrape().await;
+        if text.contains(hung_up) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(text.contains(hung_up), "no {hung_up} in:\n{text}");
+    assert!(
+        !text.contains("gridcase_rpc_requests_total{method=\"Check\",code=\"Unknown\"}"),
+        "{text}"
+    );
     // Whatever is exported is listed (and so on the dashboard).
     for line in text.lines().filter(|l| l.starts_with("gridcase_")) {
         let name = line.split(['{', ' ']).next().unwrap();

@@ -170,6 +170,25 @@ fn outcome_code<B>(response: &http::Response<B>) -> tonic::Code {
         .unwrap_or(tonic::Code::Ok)
 }
 
+/// Whether an error response is the transport's rather than a handler's: the client went away
+/// (closed its connection, reset the stream) before tonic had read its request. tonic answers
+/// such a call with UNKNOWN, from hyper's body error, before any handler runs, and leaves that
+/// status in the response's extensions with the `hyper::Error` in its source chain; a handler's
+/// own status never carries one. (Both are tonic's ways as of 0.14; a test pins them.)
+fn client_gone<B>(response: &http::Response<B>) -> bool {
+    let Some(status) = response.extensions().get::<tonic::Status>() else {
+        return false;
+    };
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if error.is::<hyper::Error>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
 impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for AuthService<S>
 where
     S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
@@ -227,7 +246,11 @@ where
                         }
                     },
                 };
-                let code = outcome_code(&response);
+                let mut code = outcome_code(&response);
+                // Not a server fault: counted and logged as the cancellation it is.
+                if code == tonic::Code::Unknown && client_gone(&response) {
+                    code = tonic::Code::Cancelled;
+                }
                 let elapsed = started.elapsed();
                 record(&path, code, elapsed);
                 let error = matches!(
@@ -360,6 +383,16 @@ mod tests {
         }
         assert_eq!(method_label("/gridcase.v1.DirectoryService/Nope"), "other");
         assert_eq!(method_label("/x/8f3a…"), "other");
+    }
+
+    #[test]
+    fn a_handlers_unknown_is_not_taken_for_a_client_gone() {
+        let handler: http::Response<()> = tonic::Status::unknown("x").into_http();
+        assert!(!client_gone(&handler));
+        let io: http::Response<()> =
+            tonic::Status::from_error(Box::new(std::io::Error::other("x"))).into_http();
+        assert!(!client_gone(&io));
+        assert!(!client_gone(&http::Response::new(())));
     }
 
     #[test]
