@@ -159,15 +159,21 @@ fn authorize(members: &dyn MemberRoles, path: &str, caller: &Caller) -> Result<(
 }
 
 /// The gRPC status of a response whose status travels in its headers (errors); `OK` otherwise,
-/// since a successful call's status comes in the trailers.
+/// since a successful call's status comes in the trailers. A call the client left before tonic
+/// read its request is CANCELLED, whatever tonic put in the header (see [`client_gone`]): not a
+/// server fault, for the metrics and the access log alike.
 fn outcome_code<B>(response: &http::Response<B>) -> tonic::Code {
-    response
+    let code = response
         .headers()
         .get("grpc-status")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i32>().ok())
         .map(tonic::Code::from_i32)
-        .unwrap_or(tonic::Code::Ok)
+        .unwrap_or(tonic::Code::Ok);
+    if code == tonic::Code::Unknown && client_gone(response) {
+        return tonic::Code::Cancelled;
+    }
+    code
 }
 
 /// Whether an error response is the transport's rather than a handler's: the client went away
@@ -246,11 +252,7 @@ where
                         }
                     },
                 };
-                let mut code = outcome_code(&response);
-                // Not a server fault: counted and logged as the cancellation it is.
-                if code == tonic::Code::Unknown && client_gone(&response) {
-                    code = tonic::Code::Cancelled;
-                }
+                let code = outcome_code(&response);
                 let elapsed = started.elapsed();
                 record(&path, code, elapsed);
                 let error = matches!(
