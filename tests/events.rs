@@ -740,26 +740,13 @@ async fn a_stream_cut_and_resumed_on_another_replica_misses_nothing_of_ten_thous
             let channel = app.channel.clone();
             let token = app.token(GRID_MEMBER, Role::GridMember);
             writers.push(tokio::spawn(async move {
-                use gridcase::proto::v1::{
-                    SubmitReportRequest, report_service_client::ReportServiceClient,
-                };
+                use gridcase::proto::v1::report_service_client::ReportServiceClient;
                 let mut client = ReportServiceClient::new(channel);
                 for i in 0..REPORTS / 16 {
                     let lon = 119.01 + ((k * 8 + w) as f64) * 0.005 + (i as f64) * 1e-5;
                     client
                         .submit_report(authed(
-                            SubmitReportRequest {
-                                client_report_id: uuid::Uuid::new_v4().to_string(),
-                                category_code: "dispute.neighbor".into(),
-                                description: "测试".into(),
-                                location: Some(Location {
-                                    lat: 35.1,
-                                    lon,
-                                    coord_system: CoordSystem::Wgs84.into(),
-                                    accuracy_m: 0.0,
-                                }),
-                                ..SubmitReportRequest::default()
-                            },
+                            report_request("dispute.neighbor", "测试", 35.1, lon),
                             &token,
                         ))
                         .await

@@ -15,9 +15,8 @@ use gridcase::{
     config::Rate,
     domain::Role,
     proto::v1::{
-        AttachmentHeader, CoordSystem, IngestTicketRequest, ListCategoriesRequest, Location,
-        Source, SubmitReportRequest, UploadAttachmentRequest,
-        directory_service_client::DirectoryServiceClient,
+        AttachmentHeader, IngestTicketRequest, ListCategoriesRequest, Source,
+        UploadAttachmentRequest, directory_service_client::DirectoryServiceClient,
         gateway_service_client::GatewayServiceClient, report_service_client::ReportServiceClient,
         upload_attachment_request::Part,
     },
@@ -27,21 +26,6 @@ use tonic::Code;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
-
-fn report_at(lat: f64, lon: f64) -> SubmitReportRequest {
-    SubmitReportRequest {
-        client_report_id: uuid::Uuid::new_v4().to_string(),
-        category_code: "dispute.neighbor".into(),
-        description: "楼道堆放杂物".into(),
-        location: Some(Location {
-            lat,
-            lon,
-            coord_system: CoordSystem::Wgs84.into(),
-            accuracy_m: 0.0,
-        }),
-        ..SubmitReportRequest::default()
-    }
-}
 
 /// A 12345 hotline ticket for the small bundle's community.
 fn ticket(external_id: String) -> IngestTicketRequest {
@@ -172,7 +156,7 @@ async fn a_report_past_its_deadline_is_stored_fully_or_not_at_all(backend: Backe
     let token = app.token(GRID_MEMBER, Role::GridMember);
     let mut requests = Vec::new();
     for _ in 0..20 {
-        let request = report_at(35.1, 119.05);
+        let request = report_request("dispute.neighbor", "楼道堆放杂物", 35.1, 119.05);
         let mut call = authed(request.clone(), &token);
         call.set_timeout(Duration::from_micros(1));
         let answer = tokio::time::timeout(
@@ -462,9 +446,7 @@ async fn health_follows_the_database() {
         return;
     };
     let db = TestDb::new(&backend).await;
-    let (template, target) = TcpProxy::postgres_url(&db.url);
-    let proxy = TcpProxy::start(target).await;
-    let url = template.replace("{proxy}", &proxy.addr.to_string());
+    let (proxy, url) = TcpProxy::in_front_of(&db).await;
     let app = TestApp::spawn_with(db, |s| s.database_url = url).await;
     let health = |service: &'static str| {
         let mut client = HealthClient::new(app.channel.clone());
@@ -510,9 +492,7 @@ async fn sla_and_streams_pause_while_the_database_is_away_and_resume_once() {
     };
     let db = TestDb::new(&backend).await;
     let direct = sea_orm::Database::connect(db.url.as_str()).await.unwrap();
-    let (template, target) = TcpProxy::postgres_url(&db.url);
-    let proxy = TcpProxy::start(target).await;
-    let url = template.replace("{proxy}", &proxy.addr.to_string());
+    let (proxy, url) = TcpProxy::in_front_of(&db).await;
     let t0 = shanghai(2025, 9, 22, 10, 0); // a Monday
     let time = Arc::new(ManualTime::new(t0));
     let app = TestApp::spawn_full(

@@ -283,32 +283,19 @@ fn the_command_line_migrates_and_imports_a_directory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_the_database_answers_unavailable_and_recovers() {
     use gridcase::proto::v1::{
-        CoordSystem, ListCasesRequest, Location, SubmitReportRequest,
-        case_service_client::CaseServiceClient, report_service_client::ReportServiceClient,
+        ListCasesRequest, SubmitReportRequest, case_service_client::CaseServiceClient,
+        report_service_client::ReportServiceClient,
     };
     let Some(backend) = Backend::postgres() else {
         return;
     };
     let db = TestDb::new(&backend).await;
-    let (template, target) = TcpProxy::postgres_url(&db.url);
-    let proxy = TcpProxy::start(target).await;
-    let url = template.replace("{proxy}", &proxy.addr.to_string());
+    let (proxy, url) = TcpProxy::in_front_of(&db).await;
     let app = TestApp::spawn_with(db, |s| s.database_url = url).await;
     import(&app, &small_bundle()).await;
     let reporter = app.token(GRID_MEMBER, Role::GridMember);
     let dispatcher = app.token(DISPATCHER, Role::Dispatcher);
-    let report = || SubmitReportRequest {
-        client_report_id: uuid::Uuid::new_v4().to_string(),
-        category_code: "dispute.neighbor".into(),
-        description: "测试".into(),
-        location: Some(Location {
-            lat: 35.1,
-            lon: 119.05,
-            coord_system: CoordSystem::Wgs84.into(),
-            accuracy_m: 0.0,
-        }),
-        ..SubmitReportRequest::default()
-    };
+    let report = || report_request("dispute.neighbor", "测试", 35.1, 119.05);
     let submit = |request: SubmitReportRequest| {
         let mut client = ReportServiceClient::new(app.channel.clone());
         let request = authed(request, &reporter);
@@ -370,23 +357,10 @@ async fn the_watch_command_follows_events_across_a_server_restart() {
     let channel = connect(port).await;
     let token = mint;
     let report = |channel: tonic::transport::Channel, token: String| async move {
-        use gridcase::proto::v1::{
-            CoordSystem, Location, SubmitReportRequest, report_service_client::ReportServiceClient,
-        };
+        use gridcase::proto::v1::report_service_client::ReportServiceClient;
         ReportServiceClient::new(channel)
             .submit_report(authed(
-                SubmitReportRequest {
-                    client_report_id: uuid::Uuid::new_v4().to_string(),
-                    category_code: "dispute.neighbor".into(),
-                    description: "测试".into(),
-                    location: Some(Location {
-                        lat: 35.1,
-                        lon: 119.05,
-                        coord_system: CoordSystem::Wgs84.into(),
-                        accuracy_m: 0.0,
-                    }),
-                    ..SubmitReportRequest::default()
-                },
+                report_request("dispute.neighbor", "测试", 35.1, 119.05),
                 &token,
             ))
             .await

@@ -546,18 +546,12 @@ async fn two_server_processes_notice_a_thousand_breaches_exactly_once() {
             async move {
                 client
                     .submit_report(authed(
-                        gridcase::proto::v1::SubmitReportRequest {
-                            client_report_id: uuid::Uuid::new_v4().to_string(),
-                            category_code: "city.litter".into(),
-                            description: "垃圾堆放".into(),
-                            location: Some(gridcase::proto::v1::Location {
-                                lat: 35.05 + 0.002 * chunk as f64,
-                                lon: 119.01 + 0.0017 * f64::from(i),
-                                coord_system: gridcase::proto::v1::CoordSystem::Wgs84.into(),
-                                accuracy_m: 0.0,
-                            }),
-                            ..Default::default()
-                        },
+                        report_request(
+                            "city.litter",
+                            "垃圾堆放",
+                            35.05 + 0.002 * chunk as f64,
+                            119.01 + 0.0017 * f64::from(i),
+                        ),
                         &reporter,
                     ))
                     .await

@@ -417,6 +417,28 @@ pub fn rizhao_bytes() -> &'static [u8] {
     gridcase::demo::RIZHAO_BUNDLE
 }
 
+/// A report at a WGS-84 position with a fresh client report id, as a handset sends it.
+pub fn report_request(
+    category: &str,
+    description: &str,
+    lat: f64,
+    lon: f64,
+) -> gridcase::proto::v1::SubmitReportRequest {
+    use gridcase::proto::v1::{CoordSystem, Location, SubmitReportRequest};
+    SubmitReportRequest {
+        client_report_id: uuid::Uuid::new_v4().to_string(),
+        category_code: category.into(),
+        description: description.into(),
+        location: Some(Location {
+            lat,
+            lon,
+            coord_system: CoordSystem::Wgs84.into(),
+            accuracy_m: 0.0,
+        }),
+        ..SubmitReportRequest::default()
+    }
+}
+
 /// A grid member's report at a WGS-84 position, through the real RPC; the stored case.
 pub async fn submit(
     app: &TestApp,
@@ -425,26 +447,10 @@ pub async fn submit(
     lat: f64,
     lon: f64,
 ) -> gridcase::proto::v1::Case {
-    use gridcase::proto::v1::{
-        CoordSystem, Location, SubmitReportRequest, report_service_client::ReportServiceClient,
-    };
+    use gridcase::proto::v1::report_service_client::ReportServiceClient;
     let token = app.token(sub, Role::GridMember);
     ReportServiceClient::new(app.channel.clone())
-        .submit_report(authed(
-            SubmitReportRequest {
-                client_report_id: uuid::Uuid::new_v4().to_string(),
-                category_code: category.into(),
-                description: "测试".into(),
-                location: Some(Location {
-                    lat,
-                    lon,
-                    coord_system: CoordSystem::Wgs84.into(),
-                    accuracy_m: 0.0,
-                }),
-                ..SubmitReportRequest::default()
-            },
-            &token,
-        ))
+        .submit_report(authed(report_request(category, "测试", lat, lon), &token))
         .await
         .expect("stored")
         .into_inner()
@@ -639,6 +645,14 @@ impl TcpProxy {
 
     /// A PostgreSQL URL of the form `postgres://user@host:port/db` through this proxy; returns
     /// it and the `host:port` it points at.
+    /// A proxy in front of `db`'s PostgreSQL server, and the database URL that goes through it.
+    pub async fn in_front_of(db: &TestDb) -> (TcpProxy, String) {
+        let (template, target) = TcpProxy::postgres_url(&db.url);
+        let proxy = TcpProxy::start(target).await;
+        let url = template.replace("{proxy}", &proxy.addr.to_string());
+        (proxy, url)
+    }
+
     pub fn postgres_url(url: &str) -> (String, String) {
         let (scheme_user, rest) = url.split_once('@').expect("postgres://user@host:port/db");
         let (host_port, db) = rest.split_once('/').expect("a database name");
