@@ -97,7 +97,7 @@ impl Application {
             );
         }
         let time: Arc<dyn TimeSource> = options.time.unwrap_or_else(|| Arc::new(SystemTime));
-        let rules = Arc::new(LiveRules::load(db.clone()).await?);
+        let rules = Arc::new(LiveRules::load(db.clone(), settings.office_hours.clone()).await?);
         let missing = rules.snapshot().missing_years(time.now());
         if !missing.is_empty() {
             tracing::warn!(

@@ -11,8 +11,9 @@ use std::{
 };
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
+use crate::domain::calendar::OfficeHours;
 pub use crate::storage::redact_url;
 
 /// Everything the service reads at start-up.
@@ -39,6 +40,11 @@ pub struct Settings {
     /// How often each replica scans for SLA levels that have come.
     #[serde(with = "humantime_serde")]
     pub sla_tick: Duration,
+    /// The office hours of each working day, Asia/Shanghai: what `Nwh` SLA durations and the
+    /// statistics' working hours count. `["08:30-12:00", "13:30-17:30"]` by default; periods
+    /// `HH:MM-HH:MM`, in order, not overlapping. Every replica must be given the same.
+    #[serde(deserialize_with = "office_hours")]
+    pub office_hours: OfficeHours,
     /// After this much quiet on a connection the server sends an HTTP/2 ping, so that long-lived
     /// streams (WatchEvents) survive proxies and mobile networks that drop idle connections,
     /// and a peer that is gone is noticed (no answer within 20 s closes the connection).
@@ -187,6 +193,7 @@ impl Default for Settings {
             max_bundle_bytes: 64 * 1024 * 1024,
             max_attachment_bytes: 20 * 1024 * 1024,
             sla_tick: Duration::from_secs(5),
+            office_hours: OfficeHours::default(),
             keepalive: Duration::from_secs(30),
             console_tile_url: None,
             metrics_listen: None,
@@ -211,6 +218,33 @@ impl Default for JwtSettings {
             leeway_secs: 30,
         }
     }
+}
+
+/// `office_hours = ["08:30-12:00", "13:30-17:30"]`, checked as it is read.
+fn office_hours<'de, D: Deserializer<'de>>(d: D) -> Result<OfficeHours, D::Error> {
+    struct Periods;
+    impl<'de> serde::de::Visitor<'de> for Periods {
+        type Value = Vec<String>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(
+                "office_hours: a list of periods such as [\"08:30-12:00\", \"13:30-17:30\"]",
+            )
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Vec<String>, A::Error> {
+            let mut periods = Vec::new();
+            while let Some(period) = seq.next_element::<String>()? {
+                periods.push(period);
+            }
+            Ok(periods)
+        }
+    }
+    let periods = d.deserialize_seq(Periods)?;
+    OfficeHours::parse(&periods).map_err(|e| serde::de::Error::custom(format!("office_hours: {e}")))
 }
 
 /// A setting that cannot be used; the message is the one line start-up prints.
@@ -292,6 +326,13 @@ impl Settings {
         if let Some(v) = env("GRIDCASE_SLA_TICK") {
             self.sla_tick = humantime::parse_duration(&v)
                 .map_err(|e| ConfigError::new(format!("GRIDCASE_SLA_TICK={v:?}: {e} (e.g. 5s)")))?;
+        }
+        if let Some(v) = env("GRIDCASE_OFFICE_HOURS") {
+            self.office_hours = v.parse().map_err(|e| {
+                ConfigError::new(format!(
+                    "GRIDCASE_OFFICE_HOURS={v:?}: {e} (separate periods with commas: 08:30-12:00,13:30-17:30)"
+                ))
+            })?;
         }
         if let Some(v) = env("GRIDCASE_KEEPALIVE") {
             self.keepalive = humantime::parse_duration(&v).map_err(|e| {
@@ -492,6 +533,11 @@ mod tests {
             ),
             (&[("GRIDCASE_JWT_ALGORITHM", "RS256")], "public_keys"),
             (&[("GRIDCASE_LOG_FORMAT", "xml")], "GRIDCASE_LOG_FORMAT"),
+            (
+                &[("GRIDCASE_OFFICE_HOURS", "13:30-12:00")],
+                "GRIDCASE_OFFICE_HOURS",
+            ),
+            (&[("GRIDCASE_OFFICE_HOURS", "")], "GRIDCASE_OFFICE_HOURS"),
         ];
         for (env, names) in cases {
             let err = Settings::load_from(None, env_of(env))
@@ -499,6 +545,42 @@ mod tests {
                 .to_string();
             assert!(err.contains(names), "{err:?} should name {names}");
             assert!(!err.contains('\n'), "{err:?} should be one line");
+        }
+    }
+
+    #[test]
+    fn office_hours_come_from_the_file_or_the_environment() {
+        let default = Settings::load_from(None, env_of(&[])).unwrap();
+        assert_eq!(default.office_hours, OfficeHours::default());
+        assert_eq!(default.office_hours.to_string(), "08:30-12:00,13:30-17:30");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gridcase.toml");
+        fs::write(&path, "office_hours = [\"09:00-12:00\", \"13:00-17:00\"]\n").unwrap();
+        let s = Settings::load_from(Some(&path), env_of(&[])).unwrap();
+        assert_eq!(s.office_hours.to_string(), "09:00-12:00,13:00-17:00");
+        let s = Settings::load_from(
+            Some(&path),
+            env_of(&[("GRIDCASE_OFFICE_HOURS", "08:00-16:00")]),
+        )
+        .unwrap();
+        assert_eq!(s.office_hours.to_string(), "08:00-16:00");
+        // Bad periods in the file: one line naming the setting and the period.
+        for (value, says) in [
+            ("[]", "no periods"),
+            ("[\"13:30-17:30\", \"08:30-12:00\"]", "not overlap"),
+            ("[\"08:30-12:00\", \"11:00-17:30\"]", "not overlap"),
+            ("[\"17:30-13:30\"]", "does not end after it starts"),
+            ("[\"8:30-12\"]", "not HH:MM-HH:MM"),
+            ("[\"08:30-25:00\"]", "not HH:MM-HH:MM"),
+            ("\"08:30-12:00\"", "office_hours"),
+        ] {
+            fs::write(&path, format!("office_hours = {value}\n")).unwrap();
+            let err = Settings::load_from(Some(&path), env_of(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("office_hours"), "{value}: {err}");
+            assert!(err.contains(says), "{value}: {err}");
+            assert!(!err.contains('\n'), "{value}: {err:?} should be one line");
         }
     }
 

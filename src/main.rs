@@ -99,11 +99,13 @@ enum Command {
 #[derive(Subcommand)]
 enum CalendarCommand {
     /// Print when a clock started at START with DURATION falls due (RFC 3339, +08:00), by the
-    /// calendar the service uses (shipped and imported schedules, overrides).
+    /// calendar the service uses (shipped and imported schedules, overrides) and the configured
+    /// office hours.
     Due {
         /// RFC 3339, e.g. 2025-09-26T10:00:00+08:00.
         start: String,
-        /// 15m, 1h, 24h, or 7wd (working days: from the day after START, due at 24:00).
+        /// 15m, 1h, 24h, 7wd (working days: from the day after START, due at 24:00) or 4wh
+        /// (working hours: office hours of working days, from START).
         duration: String,
     },
     /// Load a year's schedule (holiday-cn JSON, or ICS) into the database.
@@ -235,7 +237,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("DURATION {duration:?}: {e}"))?;
             let db = storage::connect(&settings.database_url, 2).await?;
             storage::migrate(&db).await?;
-            let rules = LiveRules::load(db).await?.snapshot();
+            let rules = LiveRules::load(db, settings.office_hours.clone())
+                .await?
+                .snapshot();
             let due = rules.calendar.due(start, duration);
             let shanghai = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&SHANGHAI);
             for year in shanghai(start).year()..=shanghai(due).year() {
@@ -263,7 +267,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             };
             let db = storage::connect(&settings.database_url, 2).await?;
             storage::migrate(&db).await?;
-            let rules = LiveRules::load(db).await?;
+            let rules = LiveRules::load(db, settings.office_hours.clone()).await?;
             let (years, days) = rules
                 .import_calendar(format, &bytes, chrono::Utc::now())
                 .await

@@ -406,6 +406,25 @@ fn the_calendar_due_command_prints_the_due_time() {
             "15m",
             "2025-10-03T15:15:00+08:00",
         ),
+        // Working hours (office hours 08:30–12:00, 13:30–17:30 by default): 1 h on Friday,
+        // Saturday off, 3 h on the make-up Sunday 28 September.
+        (
+            "2025-09-26T16:30:00+08:00",
+            "4wh",
+            "2025-09-28T11:30:00+08:00",
+        ),
+        // Running out at the end of the morning: due at 12:00, not 13:30.
+        (
+            "2025-09-30T09:00:00+08:00",
+            "3wh",
+            "2025-09-30T12:00:00+08:00",
+        ),
+        // A start on a holiday counts from the first office hour after it (Thursday 9 October).
+        (
+            "2025-10-03T15:00:00+08:00",
+            "4wh",
+            "2025-10-09T14:00:00+08:00",
+        ),
     ] {
         let out = gridcase(dir.path())
             .args(["calendar", "due", start, duration])
@@ -433,10 +452,60 @@ fn the_calendar_due_command_prints_the_due_time() {
         "2031-05-06T00:00:00+08:00"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("no holiday schedule for 2031"));
+    // The configured office hours, not the default ones: 09:00–17:00 without a lunch break
+    // gives 30 min on Friday and 3 h 30 on Sunday.
+    let out = gridcase(dir.path())
+        .env("GRIDCASE_OFFICE_HOURS", "09:00-17:00")
+        .args(["calendar", "due", "2025-09-26T16:30:00+08:00", "4wh"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        "2025-09-28T12:30:00+08:00"
+    );
+    let config = dir.path().join("gridcase.toml");
+    std::fs::write(
+        &config,
+        "office_hours = [\"08:00-12:00\", \"14:00-18:00\"]\n",
+    )
+    .unwrap();
+    let out = gridcase(dir.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["calendar", "due", "2025-09-26T16:30:00+08:00", "4wh"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 1 h 30 on Friday, 2 h 30 on Sunday from 08:00.
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        "2025-09-28T10:30:00+08:00"
+    );
+    // Bad office hours stop the command with one line naming the setting.
+    let out = gridcase(dir.path())
+        .env("GRIDCASE_OFFICE_HOURS", "13:30-17:30,08:30-12:00")
+        .args(["calendar", "due", "2025-09-26T16:30:00+08:00", "4wh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("GRIDCASE_OFFICE_HOURS"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     for (start, duration, named) in [
         ("2025-09-26 10:00", "7wd", "START"),
         ("2025-09-26T10:00:00+08:00", "7 days", "DURATION"),
         ("2025-09-26T10:00:00+08:00", "0h", "DURATION"),
+        ("2025-09-26T10:00:00+08:00", "0wh", "DURATION"),
+        ("2025-09-26T10:00:00+08:00", "1.5wh", "DURATION"),
     ] {
         let out = gridcase(dir.path())
             .args(["calendar", "due", start, duration])

@@ -1,7 +1,7 @@
 //! SLA clocks through the real server, with time under the test's control: clocks started and
 //! stopped by the lifecycle and shown by GetCase; warning → 督办 notice → escalation → red card,
 //! each exactly once; overdue lists; catching up after downtime; two servers on one database
-//! firing 1,000 breaches exactly once.
+//! firing 1,000 breaches exactly once; a working-hours (`4wh`) policy on office hours.
 
 // Test code: a failed step should fail the test loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -468,7 +468,113 @@ async fn two_servers_fire_a_thousand_breaches_exactly_once(backend: Backend) {
     b.stop().await.unwrap();
 }
 
+/// A city.litter dispatch clock of `duration` ("4wh"), set through SetSlaPolicy.
+async fn set_dispatch_policy(app: &TestApp, duration: &str) -> Result<(), tonic::Status> {
+    use gridcase::proto::v1::{
+        SetSlaPolicyRequest, Severity, Tier, directory_service_client::DirectoryServiceClient,
+    };
+    let admin = app.token("ops-admin", Role::Admin);
+    DirectoryServiceClient::new(app.channel.clone())
+        .set_sla_policy(authed(
+            SetSlaPolicyRequest {
+                clock: ClockKind::Dispatch.into(),
+                category_code: "city.litter".into(),
+                tier: Tier::Unspecified.into(),
+                severity: Severity::Unspecified.into(),
+                duration: duration.into(),
+            },
+            &admin,
+        ))
+        .await
+        .map(|_| ())
+}
+
+async fn a_working_hours_policy_runs_on_office_hours(backend: Backend) {
+    // Friday 26 September 2025, 16:30: one office hour is left that day (08:30–12:00 and
+    // 13:30–17:30 by default); Saturday 27 is off, Sunday 28 a make-up working day (调休).
+    let t0 = shanghai(2025, 9, 26, 16, 30);
+    let time = Arc::new(ManualTime::new(t0));
+    // Scans only when the test says (and once at start-up).
+    let quiet = |s: &mut gridcase::config::Settings| s.sla_tick = Duration::from_secs(3600);
+    let app = TestApp::spawn_full(TestDb::new(&backend).await, quiet, Some(time.clone())).await;
+    import(&app, &small_bundle()).await;
+    for bad in ["0wh", "1.5wh", "2921wh", "4 wh"] {
+        let status = set_dispatch_policy(&app, bad).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{bad}");
+        assert!(status.message().starts_with("duration"), "{status:?}");
+    }
+    set_dispatch_policy(&app, "4wh").await.unwrap();
+    // Stored as written, and the clock keeps its duration as text too.
+    let policies = "SELECT COUNT(*) FROM sla_policies WHERE duration = '4wh'";
+    assert_eq!(count(&app.db.url, policies).await, 1);
+
+    let case = submit(&app, GRID_MEMBER, "city.litter", 35.1, 119.05).await;
+    let (c, _) = get(&app, &case.id).await;
+    let dispatch = clock(&c, ClockKind::Dispatch);
+    assert_eq!(dispatch.len(), 1);
+    assert_eq!(dispatch[0].started_at, Some(ts(t0)));
+    // 1 h on Friday, 3 h of Sunday from 08:30.
+    assert_eq!(dispatch[0].due_at, Some(ts(shanghai(2025, 9, 28, 11, 30))));
+    let clocks = "SELECT COUNT(*) FROM sla_clocks WHERE duration = '4wh'";
+    assert_eq!(count(&app.db.url, clocks).await, 1);
+
+    // Each level when its share of the office time has passed, and not a minute before:
+    // 80 % (3 h 12) at 10:42 on Sunday, due at 11:30, 150 % (6 h: 1 h, 3 h 30 of Sunday
+    // morning, 1 h 30 after lunch) at 15:00, 200 % (8 h) at 17:00.
+    let levels = [
+        "sla_warning",
+        "sla_breach",
+        "sla_escalation",
+        "sla_escalation",
+        "red_card",
+    ];
+    for (day, hour, minute, fired) in [
+        // Saturday noon: four wall-clock hours would have run out long ago.
+        (27, 12, 0, 0),
+        (28, 10, 41, 0),
+        (28, 10, 42, 1),
+        (28, 11, 29, 1),
+        (28, 11, 30, 2),
+        (28, 14, 59, 2),
+        (28, 15, 0, 3),
+        (28, 16, 59, 3),
+        // The second escalation is the red card.
+        (28, 17, 0, 5),
+    ] {
+        time.set(shanghai(2025, 9, day, hour, minute));
+        app.supervisor.run_due().await.unwrap();
+        let (_, events) = get(&app, &case.id).await;
+        assert_eq!(
+            sla_kinds(&events),
+            levels[..fired],
+            "09-{day} {hour}:{minute:02}"
+        );
+    }
+    assert_eq!(overdue_ids(&app).await, vec![case.id.clone()]);
+    audit_is_clean(&app.db.url).await;
+    app.stop().await.unwrap();
+
+    // Another deployment's office hours, 09:00–17:00 without lunch: 30 min on Friday, then
+    // 3 h 30 of Sunday from 09:00.
+    let time = Arc::new(ManualTime::new(t0));
+    let nine_to_five = |s: &mut gridcase::config::Settings| {
+        s.sla_tick = Duration::from_secs(3600);
+        s.office_hours = "09:00-17:00".parse().unwrap();
+    };
+    let app = TestApp::spawn_full(TestDb::new(&backend).await, nine_to_five, Some(time)).await;
+    import(&app, &small_bundle()).await;
+    set_dispatch_policy(&app, "4wh").await.unwrap();
+    let case = submit(&app, GRID_MEMBER, "city.litter", 35.1, 119.05).await;
+    let (c, _) = get(&app, &case.id).await;
+    assert_eq!(
+        clock(&c, ClockKind::Dispatch)[0].due_at,
+        Some(ts(shanghai(2025, 9, 28, 12, 30)))
+    );
+    app.stop().await.unwrap();
+}
+
 on_both_databases!(
+    a_working_hours_policy_runs_on_office_hours,
     warning_notice_escalation_and_red_card_fire_once_each_on_time,
     the_lifecycle_starts_and_stops_the_clocks,
     a_server_down_across_the_deadlines_catches_up_once_on_start,

@@ -7,9 +7,11 @@
 //! it can say so loudly. Everything is in Asia/Shanghai, a fixed UTC+08:00 with no daylight
 //! saving ([`SHANGHAI`]).
 //!
-//! Durations ([`SlaDuration`]) are wall-clock minutes and hours, or working days. N working days
-//! count from the day after the clock starts and fall due at the end (24:00) of the Nth working
-//! day, whatever kind of day the clock started on.
+//! Durations ([`SlaDuration`]) are wall-clock minutes and hours, working days, or working hours.
+//! N working days count from the day after the clock starts and fall due at the end (24:00) of
+//! the Nth working day, whatever kind of day the clock started on. N working hours are N hours of
+//! office time ([`OfficeHours`]: by default 08:30–12:00 and 13:30–17:30 of each working day),
+//! counted from the start.
 //!
 //! Pure: no I/O, no storage, no gRPC. Loops over days are bounded by [`MAX_SPAN_DAYS`].
 
@@ -37,6 +39,13 @@ pub const MAX_WORKING_DAYS: u32 = 365;
 /// The largest wall-clock duration [`SlaDuration`] accepts, in minutes: one (365-day) year.
 pub const MAX_MINUTES: u32 = 365 * 24 * 60;
 
+/// The largest working-hour duration [`SlaDuration`] accepts: [`MAX_WORKING_DAYS`] days of eight
+/// office hours.
+pub const MAX_WORKING_HOURS: u32 = MAX_WORKING_DAYS * 8;
+
+/// The office hours when none are configured, as written in the settings.
+pub const DEFAULT_OFFICE_HOURS: [&str; 2] = ["08:30-12:00", "13:30-17:30"];
+
 /// The shipped holiday-cn files, by year: the source of [`Calendar::builtin`], also handy for
 /// seeding storage.
 pub const BUILTIN_DATA: [(i32, &str); 3] = [
@@ -46,6 +55,119 @@ pub const BUILTIN_DATA: [(i32, &str); 3] = [
 ];
 
 const DAY_MS: i64 = 86_400_000;
+const HOUR_MS: i64 = 3_600_000;
+const MINUTE_MS: i64 = 60_000;
+const DAY_MINUTES: u32 = 24 * 60;
+
+/// The periods of each working day that count as office hours: what `Nwh` durations
+/// ([`SlaDuration::WorkingHours`]) and [`Calendar::office_seconds_between`] count.
+///
+/// One or more daily periods in Asia/Shanghai local time, each written `HH:MM-HH:MM` (a period
+/// includes its start and excludes its end; `24:00` may end one), ascending and not
+/// overlapping (one may begin where the one before ends). The same periods hold on every
+/// working day of the [`Calendar`], make-up working days (调休) included; days off have none.
+/// The default is [`DEFAULT_OFFICE_HOURS`]: 08:30–12:00 and 13:30–17:30.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OfficeHours {
+    /// (start, end) in minutes after local midnight: `start < end <= 24 × 60`, ascending,
+    /// not overlapping, never empty.
+    periods: Vec<(u32, u32)>,
+}
+
+impl Default for OfficeHours {
+    /// 08:30–12:00 and 13:30–17:30.
+    fn default() -> Self {
+        OfficeHours {
+            periods: vec![(8 * 60 + 30, 12 * 60), (13 * 60 + 30, 17 * 60 + 30)],
+        }
+    }
+}
+
+impl OfficeHours {
+    /// Office hours from their periods, each `HH:MM-HH:MM` (surrounding whitespace ignored):
+    /// well-formed, within a day, each ending after it starts, in order and not overlapping,
+    /// at least one. The error is one line naming the period at fault.
+    pub fn parse<S: AsRef<str>>(periods: &[S]) -> Result<OfficeHours, String> {
+        if periods.is_empty() {
+            return Err("no periods: at least one is needed, e.g. 08:30-12:00".into());
+        }
+        let mut parsed: Vec<(u32, u32)> = Vec::with_capacity(periods.len());
+        for text in periods {
+            let text = text.as_ref().trim();
+            let bounds = text
+                .split_once('-')
+                .and_then(|(a, b)| Some((parse_clock(a.trim())?, parse_clock(b.trim())?)));
+            let Some((start, end)) = bounds else {
+                return Err(format!(
+                    "period {text:?} is not HH:MM-HH:MM (00:00 to 24:00), e.g. 08:30-12:00"
+                ));
+            };
+            if end <= start {
+                return Err(format!("period {text:?} does not end after it starts"));
+            }
+            if let Some(&(before_start, before_end)) = parsed.last()
+                && start < before_end
+            {
+                return Err(format!(
+                    "period {text:?} begins before {} ends: periods must be in order and not overlap",
+                    period_text(before_start, before_end)
+                ));
+            }
+            parsed.push((start, end));
+        }
+        Ok(OfficeHours { periods: parsed })
+    }
+
+    /// Office time in one working day, in minutes.
+    pub fn daily_minutes(&self) -> u32 {
+        self.periods.iter().map(|(start, end)| end - start).sum()
+    }
+}
+
+impl FromStr for OfficeHours {
+    type Err = String;
+
+    /// Periods separated by commas, as the environment gives them: `08:30-12:00,13:30-17:30`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let periods: Vec<&str> = s.split(',').filter(|p| !p.trim().is_empty()).collect();
+        OfficeHours::parse(&periods)
+    }
+}
+
+impl fmt::Display for OfficeHours {
+    /// The periods separated by commas, as [`FromStr`] reads them: `08:30-12:00,13:30-17:30`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, &(start, end)) in self.periods.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(&period_text(start, end))?;
+        }
+        Ok(())
+    }
+}
+
+/// `HH:MM` → minutes after midnight; `24:00` is the end of the day.
+fn parse_clock(s: &str) -> Option<u32> {
+    let b = s.as_bytes();
+    if b.len() != 5 || b[2] != b':' || !b[..2].iter().chain(&b[3..]).all(u8::is_ascii_digit) {
+        return None;
+    }
+    let hours: u32 = s[..2].parse().ok()?;
+    let minutes: u32 = s[3..].parse().ok()?;
+    let total = hours * 60 + minutes;
+    (minutes < 60 && total <= DAY_MINUTES).then_some(total)
+}
+
+fn period_text(start: u32, end: u32) -> String {
+    format!(
+        "{:02}:{:02}-{:02}:{:02}",
+        start / 60,
+        start % 60,
+        end / 60,
+        end % 60
+    )
+}
 
 /// Whether a day is worked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -96,13 +218,14 @@ pub struct CalendarDay {
     pub is_override: bool,
 }
 
-/// The working-day calendar: data-set days and override days by date, and the years the data
-/// set covers.
+/// The working-day calendar: data-set days and override days by date, the years the data set
+/// covers, and the office hours of its working days (by default [`DEFAULT_OFFICE_HOURS`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Calendar {
     data: BTreeMap<NaiveDate, CalendarDay>,
     overrides: BTreeMap<NaiveDate, CalendarDay>,
     years: BTreeSet<i32>,
+    office_hours: OfficeHours,
 }
 
 impl Calendar {
@@ -157,7 +280,21 @@ impl Calendar {
             data,
             overrides,
             years,
+            office_hours: OfficeHours::default(),
         }
+    }
+
+    /// The same calendar with other office hours.
+    pub fn with_office_hours(self, office_hours: OfficeHours) -> Calendar {
+        Calendar {
+            office_hours,
+            ..self
+        }
+    }
+
+    /// The office hours `Nwh` durations and [`Calendar::office_seconds_between`] count.
+    pub fn office_hours(&self) -> &OfficeHours {
+        &self.office_hours
     }
 
     /// Whether the data set covers `year`. Without data the year is plain Monday to Friday
@@ -207,12 +344,18 @@ impl Calendar {
     ///
     /// Minutes and hours are wall-clock: `start + d`. N working days: 00:00 (Asia/Shanghai) of
     /// the day after the Nth working day strictly after the start's date, whatever kind of day
-    /// that was. Zero of either is `start`. If the Nth working day is not within
-    /// [`MAX_SPAN_DAYS`] after the start's date, the result is clamped to 00:00 of the day after
-    /// that window: about ten years out, which callers may treat as never.
+    /// that was. N working hours: the instant by which N hours of office time
+    /// ([`Calendar::office_hours`] of working days) have passed since `start`: a start inside
+    /// office hours counts from that instant, one outside them (at lunch, at night, on a day off,
+    /// or exactly at a period's end) from the start of the next period. A clock whose time runs
+    /// out exactly at the end of a period falls due at that end (12:00, not 13:30 or the next
+    /// morning). Zero of any unit is `start`. If the Nth working day (or the Nth office hour) is
+    /// not within [`MAX_SPAN_DAYS`] after the start's date, the result is clamped to 00:00 of the
+    /// day after that window: about ten years out, which callers may treat as never.
     pub fn due(&self, start: DateTime<Utc>, d: SlaDuration) -> DateTime<Utc> {
         match d {
-            SlaDuration::Minutes(m) => add_ms(start, i64::from(m) * 60_000),
+            SlaDuration::Minutes(m) => add_ms(start, i64::from(m) * MINUTE_MS),
+            SlaDuration::WorkingHours(n) => self.after_office_time(start, i64::from(n) * HOUR_MS),
             SlaDuration::WorkingDays(0) => start,
             SlaDuration::WorkingDays(n) => {
                 let from = local_date(start);
@@ -241,8 +384,11 @@ impl Calendar {
     /// Wall-clock durations scale linearly: `start + fraction × d`, to the millisecond.
     /// Working days: `fraction × n` days of working time (the full 24 h of each working day,
     /// Asia/Shanghai) counted from 00:00 of the day after the start's date; so 1.0 equals
-    /// [`due`] and 1.5 × 7wd is 12:00 of the 11th working day. A fraction that is not positive
-    /// (or NaN) gives `start`; the same [`MAX_SPAN_DAYS`] clamp as [`due`] applies.
+    /// [`due`] and 1.5 × 7wd is 12:00 of the 11th working day. Working hours scale the office
+    /// time linearly: `fraction × n` hours of office time counted as [`due`] counts them (0.8 ×
+    /// 4wh is 3 h 12 min of office time), falling at a period's end when they run out there;
+    /// so 1.0 equals [`due`]. A fraction that is not positive (or NaN) gives `start`; the same
+    /// [`MAX_SPAN_DAYS`] clamp as [`due`] applies.
     ///
     /// [`due`]: Calendar::due
     pub fn at_fraction(
@@ -260,7 +406,10 @@ impl Calendar {
             if ms >= cap as f64 { cap } else { ms as i64 }
         };
         match d {
-            SlaDuration::Minutes(m) => add_ms(start, scaled(60_000.0, m)),
+            SlaDuration::Minutes(m) => add_ms(start, scaled(MINUTE_MS as f64, m)),
+            SlaDuration::WorkingHours(n) => {
+                self.after_office_time(start, scaled(HOUR_MS as f64, n))
+            }
             SlaDuration::WorkingDays(0) => start,
             SlaDuration::WorkingDays(n) => {
                 let from = local_date(start);
@@ -311,6 +460,85 @@ impl Calendar {
         }
         total.num_seconds()
     }
+
+    /// Office time between two instants, in whole seconds: the parts of `[a, b)` that fall in
+    /// [`Calendar::office_hours`] of working days (nothing at lunch, at night or on days off).
+    /// 0 when `b <= a`. From a clock's start to its due time under `Nwh` it is exactly N hours.
+    /// Walks the days of the span once, so it takes time linear in the number of days.
+    pub fn office_seconds_between(&self, a: DateTime<Utc>, b: DateTime<Utc>) -> i64 {
+        if b <= a {
+            return 0;
+        }
+        let last = local_date(b);
+        let mut day = local_date(a);
+        let mut total = TimeDelta::zero();
+        loop {
+            for (open, close) in self.office_periods(day) {
+                let from = open.max(a);
+                let to = close.min(b);
+                if to > from {
+                    total += to - from;
+                }
+            }
+            if day >= last {
+                break;
+            }
+            match day.succ_opt() {
+                Some(next) => day = next,
+                None => break,
+            }
+        }
+        total.num_seconds()
+    }
+
+    /// The office periods of `date` as instants: none on a day off.
+    fn office_periods(
+        &self,
+        date: NaiveDate,
+    ) -> impl Iterator<Item = (DateTime<Utc>, DateTime<Utc>)> + '_ {
+        let periods: &[(u32, u32)] = if self.is_working_day(date) {
+            &self.office_hours.periods
+        } else {
+            &[]
+        };
+        let base = midnight(date);
+        periods.iter().map(move |&(start, end)| {
+            (
+                add_ms(base, i64::from(start) * MINUTE_MS),
+                add_ms(base, i64::from(end) * MINUTE_MS),
+            )
+        })
+    }
+
+    /// The instant by which `ms` milliseconds of office time have passed since `start`: the end
+    /// of the period where they run out, when they run out exactly there. `start` itself when
+    /// `ms` is not positive; clamped as [`Calendar::due`] says.
+    fn after_office_time(&self, start: DateTime<Utc>, ms: i64) -> DateTime<Utc> {
+        if ms <= 0 {
+            return start;
+        }
+        let from = local_date(start);
+        let mut remaining = ms;
+        let mut day = from;
+        for _ in 0..=MAX_SPAN_DAYS {
+            for (open, close) in self.office_periods(day) {
+                let open = open.max(start);
+                if close <= open {
+                    continue;
+                }
+                let available = (close - open).num_milliseconds();
+                if remaining <= available {
+                    return add_ms(open, remaining);
+                }
+                remaining -= available;
+            }
+            match day.succ_opt() {
+                Some(next) => day = next,
+                None => return DateTime::<Utc>::MAX_UTC,
+            }
+        }
+        window_end(from)
+    }
 }
 
 /// The local (Asia/Shanghai) date of an instant.
@@ -341,16 +569,20 @@ fn add_ms(t: DateTime<Utc>, ms: i64) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// An SLA clock's length: wall-clock minutes (hours are stored as minutes) or working days.
+/// An SLA clock's length: wall-clock minutes (hours are stored as minutes), working days, or
+/// working hours (hours of office time, [`OfficeHours`]).
 ///
-/// Parsed from `15m`, `90m`, `1h`, `24h`, `7wd`: a whole positive number and a unit, `m`, `h`
-/// or `wd`, lower case, surrounding whitespace ignored. At most [`MAX_MINUTES`] (one year) or
-/// [`MAX_WORKING_DAYS`]. Displayed canonically: whole hours as `h`, other minutes as `m`, so
-/// `"120m"` displays `"2h"` and `"90m"` stays `"90m"`; working days as `wd`.
+/// Parsed from `15m`, `90m`, `1h`, `24h`, `7wd`, `4wh`: a whole positive number and a unit,
+/// `m`, `h`, `wd` or `wh`, lower case, surrounding whitespace ignored. At most [`MAX_MINUTES`]
+/// (one year), [`MAX_WORKING_DAYS`] or [`MAX_WORKING_HOURS`]. Displayed canonically: whole
+/// hours as `h`, other minutes as `m`, so `"120m"` displays `"2h"` and `"90m"` stays `"90m"`;
+/// working days as `wd`, working hours as `wh`. What [`Calendar::due`] makes of each is
+/// documented there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SlaDuration {
     Minutes(u32),
     WorkingDays(u32),
+    WorkingHours(u32),
 }
 
 impl fmt::Display for SlaDuration {
@@ -359,6 +591,7 @@ impl fmt::Display for SlaDuration {
             SlaDuration::Minutes(m) if m > 0 && m % 60 == 0 => write!(f, "{}h", m / 60),
             SlaDuration::Minutes(m) => write!(f, "{m}m"),
             SlaDuration::WorkingDays(n) => write!(f, "{n}wd"),
+            SlaDuration::WorkingHours(n) => write!(f, "{n}wh"),
         }
     }
 }
@@ -367,7 +600,7 @@ impl FromStr for SlaDuration {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        const HINT: &str = "write a whole number and a unit: 15m, 24h or 7wd";
+        const HINT: &str = "write a whole number and a unit: 15m, 24h, 7wd or 4wh";
         let t = s.trim();
         if t.is_empty() {
             return Err(format!("empty duration: {HINT}"));
@@ -383,6 +616,7 @@ impl FromStr for SlaDuration {
             "m" => (1, MAX_MINUTES, "minutes"),
             "h" => (60, MAX_MINUTES / 60, "hours"),
             "wd" => (1, MAX_WORKING_DAYS, "working days"),
+            "wh" => (1, MAX_WORKING_HOURS, "working hours"),
             "" => return Err(format!("duration {s:?} has no unit: {HINT}")),
             u if u.starts_with(['.', ',']) => {
                 return Err(format!(
@@ -391,7 +625,7 @@ impl FromStr for SlaDuration {
             }
             u => {
                 return Err(format!(
-                    "duration {s:?} has unknown unit {u:?}: use m (minutes), h (hours) or wd (working days)"
+                    "duration {s:?} has unknown unit {u:?}: use m (minutes), h (hours), wd (working days) or wh (working hours)"
                 ));
             }
         };
@@ -408,6 +642,7 @@ impl FromStr for SlaDuration {
         }
         Ok(match unit {
             "wd" => SlaDuration::WorkingDays(n),
+            "wh" => SlaDuration::WorkingHours(n),
             _ => SlaDuration::Minutes(n * per_unit),
         })
     }
@@ -805,6 +1040,10 @@ mod tests {
         SlaDuration::WorkingDays(n)
     }
 
+    fn wh(n: u32) -> SlaDuration {
+        SlaDuration::WorkingHours(n)
+    }
+
     fn day(d: &str, kind: DayKind, name: &str) -> CalendarDay {
         CalendarDay {
             date: date(d),
@@ -1044,6 +1283,12 @@ mod tests {
         assert_eq!(builtin.due(start, wd(u32::MAX)), end);
         assert_eq!(builtin.at_fraction(start, wd(u32::MAX), 2.0), end);
         assert_eq!(cal.working_seconds_between(start, end), 0);
+        // Working hours: the same window (from the start's own date), the same clamp.
+        assert_eq!(cal.due(start, wh(1)), end);
+        assert_eq!(cal.at_fraction(start, wh(1), 0.8), end);
+        assert_eq!(builtin.due(start, wh(u32::MAX)), end);
+        assert_eq!(builtin.at_fraction(start, wh(u32::MAX), 2.0), end);
+        assert_eq!(cal.office_seconds_between(start, end), 0);
     }
 
     #[test]
@@ -1156,6 +1401,424 @@ mod tests {
             cal.working_seconds_between(start, cal.due(start, wd(7))),
             7 * 86_400 + 14 * 3600
         );
+    }
+
+    /// `Nwh` from the shipped calendar with the default office hours, 08:30–12:00 (3 h 30) and
+    /// 13:30–17:30 (4 h): 7 h 30 a working day. Each row worked out by hand; "Wed 03-12" is an
+    /// ordinary week of March 2025.
+    const WORKING_HOURS_TABLE: [(&str, u32, &str, &str); 23] = [
+        (
+            "2025-03-12T09:00:00+08:00",
+            2,
+            "2025-03-12T11:00:00+08:00",
+            "within a morning",
+        ),
+        (
+            "2025-03-12T11:00:00+08:00",
+            2,
+            "2025-03-12T14:30:00+08:00",
+            "across lunch: 1 h before it, 1 h after",
+        ),
+        (
+            "2025-03-12T16:00:00+08:00",
+            4,
+            "2025-03-13T11:00:00+08:00",
+            "across the evening: 1 h 30 on Wednesday, 2 h 30 on Thursday",
+        ),
+        (
+            "2025-03-12T08:30:00+08:00",
+            15,
+            "2025-03-13T17:30:00+08:00",
+            "two whole working days",
+        ),
+        (
+            "2025-03-14T15:00:00+08:00",
+            4,
+            "2025-03-17T10:00:00+08:00",
+            "across a weekend: 2 h 30 on Friday, 1 h 30 on Monday",
+        ),
+        (
+            "2025-09-30T16:00:00+08:00",
+            4,
+            "2025-10-09T11:00:00+08:00",
+            "across National Day: 1 h 30 on 09-30, 10-01 … 10-08 off, 2 h 30 on 10-09",
+        ),
+        (
+            "2025-09-26T16:30:00+08:00",
+            4,
+            "2025-09-28T11:30:00+08:00",
+            "onto the make-up Sunday 09-28: 1 h on Friday, Saturday off, 3 h on Sunday",
+        ),
+        (
+            "2025-10-10T17:00:00+08:00",
+            1,
+            "2025-10-11T09:00:00+08:00",
+            "onto the make-up Saturday 10-11: 30 min on Friday, 30 min on Saturday",
+        ),
+        (
+            "2025-12-31T16:00:00+08:00",
+            4,
+            "2026-01-04T11:00:00+08:00",
+            "across New Year 2026 (01-01 … 01-03 off) onto the make-up Sunday 01-04",
+        ),
+        (
+            "2026-02-12T09:00:00+08:00",
+            16,
+            "2026-02-14T10:00:00+08:00",
+            "7 h on Thu 02-12, 7 h 30 on Fri 02-13, 1 h 30 on the make-up Saturday 02-14",
+        ),
+        (
+            "2026-02-13T17:00:00+08:00",
+            9,
+            "2026-02-24T09:30:00+08:00",
+            "30 min Fri, 7 h 30 on Sat 02-14, Spring Festival 02-15 … 02-23 off, 1 h Tue 02-24",
+        ),
+        (
+            "2025-03-12T12:30:00+08:00",
+            1,
+            "2025-03-12T14:30:00+08:00",
+            "a start at lunch counts from 13:30",
+        ),
+        (
+            "2025-03-12T22:00:00+08:00",
+            1,
+            "2025-03-13T09:30:00+08:00",
+            "a start at night counts from 08:30 of the next working day",
+        ),
+        (
+            "2025-03-13T06:00:00+08:00",
+            1,
+            "2025-03-13T09:30:00+08:00",
+            "a start before office hours counts from 08:30",
+        ),
+        (
+            "2025-03-15T10:00:00+08:00",
+            1,
+            "2025-03-17T09:30:00+08:00",
+            "a start on a Saturday counts from Monday 08:30",
+        ),
+        (
+            "2025-10-03T15:00:00+08:00",
+            4,
+            "2025-10-09T14:00:00+08:00",
+            "a start on a holiday: 3 h 30 on the morning of 10-09, 30 min after lunch",
+        ),
+        (
+            "2025-03-12T09:00:00+08:00",
+            3,
+            "2025-03-12T12:00:00+08:00",
+            "running out at the end of the morning: due at 12:00, not 13:30",
+        ),
+        (
+            "2025-03-12T13:30:00+08:00",
+            4,
+            "2025-03-12T17:30:00+08:00",
+            "running out at the end of the day: due at 17:30, not next morning",
+        ),
+        (
+            "2026-02-13T17:00:00+08:00",
+            8,
+            "2026-02-14T17:30:00+08:00",
+            "running out at the end of the make-up Saturday: 02-14 17:30, not 02-24",
+        ),
+        (
+            "2025-03-12T08:30:00+08:00",
+            1,
+            "2025-03-12T09:30:00+08:00",
+            "a start at a period's start counts from it",
+        ),
+        (
+            "2025-03-12T12:00:00+08:00",
+            1,
+            "2025-03-12T14:30:00+08:00",
+            "a start at a period's end counts from the next period",
+        ),
+        (
+            "2025-03-12T17:30:00+08:00",
+            1,
+            "2025-03-13T09:30:00+08:00",
+            "a start at the end of the day counts from the next morning",
+        ),
+        (
+            "2025-03-14T17:30:00+08:00",
+            1,
+            "2025-03-17T09:30:00+08:00",
+            "a start at Friday's end counts from Monday",
+        ),
+    ];
+
+    #[test]
+    fn working_hours_by_a_table_written_from_the_calendar() {
+        let cal = Calendar::builtin();
+        assert_eq!(cal.office_hours(), &OfficeHours::default());
+        for (start, n, due, why) in WORKING_HOURS_TABLE {
+            let (start, due) = (sh(start), sh(due));
+            assert_eq!(cal.due(start, wh(n)), due, "{start} {n}wh: {why}");
+            assert_eq!(
+                cal.at_fraction(start, wh(n), 1.0),
+                due,
+                "{start} {n}wh: {why}"
+            );
+            // From the start to the due time lie exactly N office hours, and a second less
+            // before the due time is not yet enough.
+            assert_eq!(
+                cal.office_seconds_between(start, due),
+                i64::from(n) * 3600,
+                "{start} {n}wh: {why}"
+            );
+            assert_eq!(
+                cal.office_seconds_between(start, due - TimeDelta::seconds(1)),
+                i64::from(n) * 3600 - 1,
+                "{start} {n}wh: {why}"
+            );
+        }
+        // Zero is the start, wherever it falls.
+        let night = sh("2025-03-12T22:00:00+08:00");
+        assert_eq!(cal.due(night, wh(0)), night);
+        assert_eq!(cal.at_fraction(night, wh(0), 2.0), night);
+    }
+
+    #[test]
+    fn at_fraction_of_working_hours_scales_the_office_time() {
+        let cal = Calendar::builtin();
+        for (start, fractions) in [
+            // Friday 15:00: 2 h 30 that day, then Monday 03-17.
+            (
+                "2025-03-14T15:00:00+08:00",
+                [
+                    // 3 h 12: 2 h 30 on Friday, 42 min on Monday.
+                    (0.8, "2025-03-17T09:12:00+08:00"),
+                    (1.0, "2025-03-17T10:00:00+08:00"),
+                    // 6 h: 2 h 30 on Friday, the whole Monday morning: 12:00, not 13:30.
+                    (1.5, "2025-03-17T12:00:00+08:00"),
+                    // 8 h: 2 h 30, 3 h 30, then 2 h of Monday afternoon.
+                    (2.0, "2025-03-17T15:30:00+08:00"),
+                ],
+            ),
+            // Wednesday 09:00: 3 h of morning, 4 h of afternoon.
+            (
+                "2025-03-12T09:00:00+08:00",
+                [
+                    // 3 h 12: across lunch.
+                    (0.8, "2025-03-12T13:42:00+08:00"),
+                    (1.0, "2025-03-12T14:30:00+08:00"),
+                    (1.5, "2025-03-12T16:30:00+08:00"),
+                    // 8 h: 7 h on Wednesday, 1 h on Thursday.
+                    (2.0, "2025-03-13T09:30:00+08:00"),
+                ],
+            ),
+            // Tuesday 09-30 16:00: 1 h 30, then National Day, then 10-09.
+            (
+                "2025-09-30T16:00:00+08:00",
+                [
+                    (0.8, "2025-10-09T10:12:00+08:00"),
+                    (1.0, "2025-10-09T11:00:00+08:00"),
+                    (1.5, "2025-10-09T14:30:00+08:00"),
+                    (2.0, "2025-10-09T16:30:00+08:00"),
+                ],
+            ),
+        ] {
+            let start = sh(start);
+            for (fraction, at) in fractions {
+                let at = sh(at);
+                assert_eq!(
+                    cal.at_fraction(start, wh(4), fraction),
+                    at,
+                    "{start} {fraction}"
+                );
+                assert_eq!(
+                    cal.office_seconds_between(start, at),
+                    (fraction * 4.0 * 3600.0).round() as i64,
+                    "{start} {fraction}"
+                );
+            }
+            assert_eq!(cal.at_fraction(start, wh(4), 1.0), cal.due(start, wh(4)));
+            assert_eq!(cal.at_fraction(start, wh(4), 2.0), cal.due(start, wh(8)));
+            assert_eq!(cal.at_fraction(start, wh(4), 0.0), start);
+            assert_eq!(cal.at_fraction(start, wh(4), -1.0), start);
+            assert_eq!(cal.at_fraction(start, wh(4), f64::NAN), start);
+        }
+        // A fraction of an hour lands to the millisecond: 0.8 × 1wh is 48 min.
+        assert_eq!(
+            cal.at_fraction(sh("2025-03-12T11:30:00+08:00"), wh(1), 0.8),
+            sh("2025-03-12T13:48:00+08:00")
+        );
+    }
+
+    #[test]
+    fn office_seconds_between_counts_office_hours_of_working_days() {
+        let cal = Calendar::builtin();
+        let secs = |a: &str, b: &str| cal.office_seconds_between(sh(a), sh(b));
+        // Friday noon to Monday noon: Friday afternoon (4 h) and Monday morning (3 h 30).
+        assert_eq!(
+            secs("2025-03-14T12:00:00+08:00", "2025-03-17T12:00:00+08:00"),
+            27_000
+        );
+        // Across National Day: the afternoon of 09-30, the morning of 10-09.
+        assert_eq!(
+            secs("2025-09-30T12:00:00+08:00", "2025-10-09T12:00:00+08:00"),
+            27_000
+        );
+        // A make-up Sunday counts a whole office day; the Saturday before it nothing.
+        assert_eq!(
+            secs("2025-09-27T00:00:00+08:00", "2025-09-29T00:00:00+08:00"),
+            27_000
+        );
+        // Spring Festival 2026 from Thu 02-12 09:00 to Wed 02-25 09:00: 7 h, 7 h 30 (Fri),
+        // 7 h 30 (make-up Sat 02-14), nothing 02-15 … 02-23, 7 h 30 (Tue), 30 min (Wed).
+        assert_eq!(
+            secs("2026-02-12T09:00:00+08:00", "2026-02-25T09:00:00+08:00"),
+            30 * 3600
+        );
+        // Lunch, a night, a holiday: nothing.
+        assert_eq!(
+            secs("2025-03-12T12:00:00+08:00", "2025-03-12T13:30:00+08:00"),
+            0
+        );
+        assert_eq!(
+            secs("2025-03-12T17:30:00+08:00", "2025-03-13T08:30:00+08:00"),
+            0
+        );
+        assert_eq!(
+            secs("2025-10-02T09:00:00+08:00", "2025-10-05T09:00:00+08:00"),
+            0
+        );
+        // To the second, and either side of lunch.
+        assert_eq!(
+            secs("2025-03-12T09:00:00+08:00", "2025-03-12T09:00:30+08:00"),
+            30
+        );
+        assert_eq!(
+            secs("2025-03-12T11:59:30+08:00", "2025-03-12T13:30:30+08:00"),
+            60
+        );
+        // Empty and reversed spans.
+        assert_eq!(
+            secs("2025-03-12T09:00:00+08:00", "2025-03-12T09:00:00+08:00"),
+            0
+        );
+        assert_eq!(
+            secs("2025-03-13T09:00:00+08:00", "2025-03-12T09:00:00+08:00"),
+            0
+        );
+        // All of 2025: 248 working days of 7 h 30.
+        assert_eq!(
+            secs("2025-01-01T00:00:00+08:00", "2026-01-01T00:00:00+08:00"),
+            248 * 27_000
+        );
+    }
+
+    #[test]
+    fn configured_office_hours_are_what_working_hours_count() {
+        let builtin = Calendar::builtin();
+        // One period without a lunch break.
+        let cal = builtin
+            .clone()
+            .with_office_hours(OfficeHours::parse(&["09:00-17:00"]).unwrap());
+        // Wednesday 15:00: 2 h that day, 2 h on Thursday.
+        assert_eq!(
+            cal.due(sh("2025-03-12T15:00:00+08:00"), wh(4)),
+            sh("2025-03-13T11:00:00+08:00")
+        );
+        // 12:30 is office time now.
+        assert_eq!(
+            cal.due(sh("2025-03-12T12:30:00+08:00"), wh(1)),
+            sh("2025-03-12T13:30:00+08:00")
+        );
+        assert_eq!(
+            cal.office_seconds_between(
+                sh("2025-03-14T12:00:00+08:00"),
+                sh("2025-03-17T12:00:00+08:00")
+            ),
+            8 * 3600
+        );
+        // Periods that touch: 08:00–10:00 and 10:00–12:00 count as one morning.
+        let touching = builtin.clone().with_office_hours(
+            OfficeHours::parse(&["08:00-10:00", "10:00-12:00", "14:00-18:00"]).unwrap(),
+        );
+        assert_eq!(
+            touching.due(sh("2025-03-12T09:00:00+08:00"), wh(3)),
+            sh("2025-03-12T12:00:00+08:00")
+        );
+        assert_eq!(
+            touching.due(sh("2025-03-12T09:00:00+08:00"), wh(4)),
+            sh("2025-03-12T15:00:00+08:00")
+        );
+        // The whole day: working hours are the hours of working days, as the statistics used
+        // to count them.
+        let whole = builtin.with_office_hours(OfficeHours::parse(&["00:00-24:00"]).unwrap());
+        // Friday 09-26 10:00: 14 h that day, Saturday off, 10 h of the make-up Sunday.
+        assert_eq!(
+            whole.due(sh("2025-09-26T10:00:00+08:00"), wh(24)),
+            sh("2025-09-28T10:00:00+08:00")
+        );
+        for (a, b) in [
+            ("2025-01-01T00:00:00+08:00", "2026-01-01T00:00:00+08:00"),
+            ("2025-09-26T10:00:00+08:00", "2025-10-14T00:00:00+08:00"),
+            ("2026-02-12T09:00:00+08:00", "2026-02-25T09:00:00+08:00"),
+        ] {
+            assert_eq!(
+                whole.office_seconds_between(sh(a), sh(b)),
+                whole.working_seconds_between(sh(a), sh(b)),
+                "{a} {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn office_hours_parse_and_display() {
+        let default = OfficeHours::parse(&DEFAULT_OFFICE_HOURS).unwrap();
+        assert_eq!(default, OfficeHours::default());
+        assert_eq!(default.daily_minutes(), 7 * 60 + 30);
+        assert_eq!(default.to_string(), "08:30-12:00,13:30-17:30");
+        assert_eq!(
+            "08:30-12:00,13:30-17:30".parse::<OfficeHours>().unwrap(),
+            default
+        );
+        assert_eq!(
+            " 08:30 - 12:00 , 13:30-17:30 "
+                .parse::<OfficeHours>()
+                .unwrap(),
+            default
+        );
+        let whole = OfficeHours::parse(&["00:00-24:00"]).unwrap();
+        assert_eq!(whole.daily_minutes(), 24 * 60);
+        assert_eq!(whole.to_string(), "00:00-24:00");
+        for text in ["09:00-17:00", "07:00-09:00,10:00-10:01,23:59-24:00"] {
+            let hours: OfficeHours = text.parse().unwrap();
+            assert_eq!(hours.to_string(), text);
+        }
+        let none: [&str; 0] = [];
+        for (err, says) in [
+            (OfficeHours::parse(&none).unwrap_err(), "no periods"),
+            ("".parse::<OfficeHours>().unwrap_err(), "no periods"),
+            (" , ".parse::<OfficeHours>().unwrap_err(), "no periods"),
+        ] {
+            assert!(err.contains(says), "{err}");
+        }
+        for (periods, says) in [
+            (&["8:30-12:00"][..], "\"8:30-12:00\" is not HH:MM-HH:MM"),
+            (&["08:30-12:60"][..], "not HH:MM-HH:MM"),
+            (&["08:30–12:00"][..], "not HH:MM-HH:MM"),
+            (&["08:30"][..], "not HH:MM-HH:MM"),
+            (&["08:30-12:00-13:00"][..], "not HH:MM-HH:MM"),
+            (&["25:00-26:00"][..], "not HH:MM-HH:MM"),
+            (&["08:30-24:01"][..], "not HH:MM-HH:MM"),
+            (&["+8:30-12:00"][..], "not HH:MM-HH:MM"),
+            (&["12:00-08:30"][..], "does not end after it starts"),
+            (&["08:30-08:30"][..], "does not end after it starts"),
+            (&["24:00-24:00"][..], "does not end after it starts"),
+            (
+                &["13:30-17:30", "08:30-12:00"][..],
+                "begins before 13:30-17:30 ends",
+            ),
+            (&["08:30-12:30", "12:00-17:30"][..], "not overlap"),
+            (&["08:30-12:00", "08:30-12:00"][..], "not overlap"),
+        ] {
+            let err = OfficeHours::parse(periods).unwrap_err();
+            assert!(err.contains(says), "{periods:?}: {err}");
+            assert!(!err.contains('\n'), "{periods:?}: {err}");
+        }
     }
 
     #[test]
@@ -1401,7 +2064,7 @@ END:VCALENDAR\r\n";
 
     #[test]
     fn duration_parsing() {
-        use SlaDuration::{Minutes, WorkingDays};
+        use SlaDuration::{Minutes, WorkingDays, WorkingHours};
         for (text, parsed, shown) in [
             ("15m", Minutes(15), "15m"),
             ("90m", Minutes(90), "90m"),
@@ -1416,6 +2079,11 @@ END:VCALENDAR\r\n";
             ("525600m", Minutes(MAX_MINUTES), "8760h"),
             (" 30m ", Minutes(30), "30m"),
             ("007wd", WorkingDays(7), "7wd"),
+            ("4wh", WorkingHours(4), "4wh"),
+            ("1wh", WorkingHours(1), "1wh"),
+            ("60wh", WorkingHours(60), "60wh"),
+            ("2920wh", WorkingHours(MAX_WORKING_HOURS), "2920wh"),
+            (" 04wh ", WorkingHours(4), "4wh"),
         ] {
             let d: SlaDuration = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(d, parsed, "{text}");
@@ -1442,10 +2110,27 @@ END:VCALENDAR\r\n";
             ("366wd", "too large"),
             ("8761h", "too large"),
             ("525601m", "too large"),
+            ("0wh", "positive"),
+            ("1.5wh", "not a whole number"),
+            ("wh", "whole number"),
+            ("4WH", "unknown unit"),
+            ("4w", "unknown unit"),
+            ("4 wh", "unknown unit"),
+            ("2921wh", "at most 2920 working hours"),
         ] {
             let e = text.parse::<SlaDuration>().unwrap_err();
             assert!(e.contains(says), "{text:?}: {e}");
         }
+        // Every message says what may be written, wh included.
+        for text in ["", "15", "7d", "h", "1.5h"] {
+            let e = text.parse::<SlaDuration>().unwrap_err();
+            assert!(e.contains("wh"), "{text:?}: {e}");
+        }
+        assert!(
+            "7d".parse::<SlaDuration>()
+                .unwrap_err()
+                .contains("wh (working hours)")
+        );
     }
 
     #[test]

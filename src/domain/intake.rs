@@ -470,7 +470,7 @@ mod tests {
         let by = caller(REPORTER, Role::GridMember);
         register(
             &directory,
-            &Rules::build(Default::default()),
+            &Rules::build(Default::default(), &Default::default()),
             report(&by, &category, id, lat),
         )
         .expect("registers")

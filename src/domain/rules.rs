@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::{DateTime, Datelike, Utc};
 
 use super::{
-    calendar::{self, Calendar, CalendarDay},
+    calendar::{self, Calendar, CalendarDay, OfficeHours},
     sla::{Policy, PolicyRule},
 };
 
@@ -42,8 +42,9 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// The shipped schedules, with the stored ones laid over them year by year.
-    pub fn build(parts: RulesParts) -> Rules {
+    /// The shipped schedules, with the stored ones laid over them year by year; working hours
+    /// count `office_hours` (configuration, not stored: every replica is given its own).
+    pub fn build(parts: RulesParts, office_hours: &OfficeHours) -> Rules {
         let builtin = Calendar::builtin();
         let stored: BTreeSet<i32> = parts.years.iter().copied().collect();
         let mut years: BTreeSet<i32> = builtin.years().collect();
@@ -54,7 +55,8 @@ impl Rules {
             .flat_map(|y| builtin.exceptions(y))
             .collect();
         data_days.extend(parts.data_days);
-        let calendar = Calendar::from_parts(years, data_days, parts.overrides);
+        let calendar = Calendar::from_parts(years, data_days, parts.overrides)
+            .with_office_hours(office_hours.clone());
         let mut routing: HashMap<String, HashMap<String, String>> = HashMap::new();
         for r in parts.routing {
             routing

@@ -31,6 +31,9 @@ pub struct Stats {
     pub resolution_rate: f64,
     pub on_time_rate: f64,
     pub overdue: i64,
+    /// The mean over the resolved cases of the office hours (of working days) from receipt to
+    /// resolution, as a center reads "working hours": nothing at lunch, at night or on days
+    /// off ([`Calendar::office_seconds_between`]).
     pub mean_handling_working_hours: f64,
     pub evaluated: i64,
     pub satisfaction_rate: f64,
@@ -80,7 +83,7 @@ impl Accumulator {
             }
             if let Some(at) = c.resolved_at {
                 self.handled += 1;
-                self.handling_seconds += calendar.working_seconds_between(c.received_at, at);
+                self.handling_seconds += calendar.office_seconds_between(c.received_at, at);
             }
         }
         if c.overdue {
@@ -114,5 +117,58 @@ impl Accumulator {
             returns: self.returns,
             reopens: self.reopens,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn resolved(received: &str, resolved: &str) -> CohortCase {
+        CohortCase {
+            status: CaseStatus::Resolved,
+            received_at: sh(received),
+            resolved_at: Some(sh(resolved)),
+            tier: Tier::Community,
+            escalation_level: 0,
+            satisfied: None,
+            reopen_count: 0,
+            overdue: false,
+            escalations: 0,
+            returns: 0,
+        }
+    }
+
+    #[test]
+    fn handling_time_counts_office_hours_of_working_days() {
+        let calendar = Calendar::builtin();
+        let mut acc = Accumulator::default();
+        // Across lunch: 11:00–12:00 and 13:30–14:00, 1 h 30.
+        acc.add(
+            &resolved("2025-03-12T11:00:00+08:00", "2025-03-12T14:00:00+08:00"),
+            &calendar,
+        );
+        // Friday 16:00 to Monday 10:00: 1 h 30 on Friday, nothing at the weekend, 1 h 30 on
+        // Monday (as whole working days it would have been 18 h).
+        acc.add(
+            &resolved("2025-03-14T16:00:00+08:00", "2025-03-17T10:00:00+08:00"),
+            &calendar,
+        );
+        // Received on a Saturday night, resolved on the Sunday before Monday: no office time.
+        acc.add(
+            &resolved("2025-03-15T22:00:00+08:00", "2025-03-16T10:00:00+08:00"),
+            &calendar,
+        );
+        let stats = acc.finish();
+        assert_eq!(stats.resolved, 3);
+        assert!(
+            (stats.mean_handling_working_hours - (1.5 + 3.0 + 0.0) / 3.0).abs() < 1e-9,
+            "{}",
+            stats.mean_handling_working_hours
+        );
     }
 }

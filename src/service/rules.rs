@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::{
     domain::{
         DomainError, DomainResult,
-        calendar::{self, CalendarDay, DayKind},
+        calendar::{self, CalendarDay, DayKind, OfficeHours},
         directory::Directory,
         sla::PolicyRule,
     },
@@ -25,6 +25,8 @@ use crate::{
 #[derive(Debug)]
 pub struct LiveRules {
     db: DatabaseConnection,
+    /// The configured office hours, laid into every snapshot's calendar.
+    office_hours: OfficeHours,
     current: ArcSwap<Rules>,
 }
 
@@ -32,10 +34,16 @@ pub struct LiveRules {
 const MAX_CALENDAR_BYTES: usize = 1 << 20;
 
 impl LiveRules {
-    pub async fn load(db: DatabaseConnection) -> Result<LiveRules, storage::StorageError> {
-        let rules = Rules::build(storage::rules::load(&db).await?);
+    /// The stored rules, with working hours counted in `office_hours` (the `office_hours`
+    /// setting).
+    pub async fn load(
+        db: DatabaseConnection,
+        office_hours: OfficeHours,
+    ) -> Result<LiveRules, storage::StorageError> {
+        let rules = Rules::build(storage::rules::load(&db).await?, &office_hours);
         Ok(LiveRules {
             db,
+            office_hours,
             current: ArcSwap::from_pointee(rules),
         })
     }
@@ -48,7 +56,7 @@ impl LiveRules {
         if storage::rules::version(&self.db).await? == self.current.load().version {
             return Ok(false);
         }
-        let rules = Rules::build(storage::rules::load(&self.db).await?);
+        let rules = Rules::build(storage::rules::load(&self.db).await?, &self.office_hours);
         tracing::info!(version = rules.version, "rules reloaded");
         self.current.store(Arc::new(rules));
         Ok(true)

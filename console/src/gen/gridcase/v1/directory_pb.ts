@@ -921,7 +921,8 @@ export type SetSlaPolicyRequest = Message<"gridcase.v1.SetSlaPolicyRequest"> & {
   severity: Severity;
 
   /**
-   * `1h`, `15m`, `24h`, or `7wd` for working days.
+   * `1h`, `15m`, `24h`, `7wd` for working days, or `4wh` for working hours (office hours of
+   * working days).
    *
    * @generated from field: string duration = 5;
    */
