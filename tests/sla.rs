@@ -1,7 +1,8 @@
 //! SLA clocks through the real server, with time under the test's control: clocks started and
 //! stopped by the lifecycle and shown by GetCase; warning → 督办 notice → escalation → red card,
 //! each exactly once; overdue lists; catching up after downtime; two servers on one database
-//! firing 1,000 breaches exactly once; a working-hours (`4wh`) policy on office hours.
+//! firing 1,000 breaches exactly once; a working-hours (`4wh`) policy on office hours; a policy
+//! change in force on another replica as soon as the call returns.
 
 // Test code: a failed step should fail the test loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -573,7 +574,88 @@ async fn a_working_hours_policy_runs_on_office_hours(backend: Backend) {
     app.stop().await.unwrap();
 }
 
+/// A policy changed on one replica is in force on the other as soon as the call returns, for
+/// reports (the dispatch clock intake starts) and for commands (the resolve clock acceptance
+/// starts), although the other replica's snapshot catches up only every two seconds. Each change
+/// is followed at once by the other replica's use of it, five times in a row, so a replica
+/// answering from a stale snapshot is caught however its refresh falls.
+async fn a_policy_change_is_in_force_on_every_replica_when_the_call_returns(backend: Backend) {
+    use gridcase::proto::v1::{
+        SetSlaPolicyRequest, Severity, Tier, directory_service_client::DirectoryServiceClient,
+    };
+    // Monday 22 September 2025, 10:00.
+    let t0 = shanghai(2025, 9, 22, 10, 0);
+    let time = Arc::new(ManualTime::new(t0));
+    let db = TestDb::new(&backend).await;
+    let a = TestApp::spawn_at(TestDb::shared(&db.url), time.clone()).await;
+    let b = TestApp::spawn_at(TestDb::shared(&db.url), time.clone()).await;
+    import(&a, &small_bundle()).await;
+    wait_for_directory(&b).await;
+    let admin = a.token("ops-admin", Role::Admin);
+    let dispatcher = b.token(DISPATCHER, Role::Dispatcher);
+    let justice = b.token(JUSTICE_STAFF, Role::UnitStaff);
+    let resolve_policy = |duration: String| SetSlaPolicyRequest {
+        clock: ClockKind::Resolve.into(),
+        category_code: "dispute.neighbor".into(),
+        tier: Tier::Unspecified.into(),
+        severity: Severity::Unspecified.into(),
+        duration,
+    };
+    for (round, minutes) in [30i64, 45, 90, 120, 150].into_iter().enumerate() {
+        set_dispatch_policy(&a, &format!("{minutes}m")).await.unwrap();
+        let litter = submit(&b, GRID_MEMBER, "city.litter", 35.1, 119.05).await;
+        let (c, _) = get(&b, &litter.id).await;
+        assert_eq!(
+            clock(&c, ClockKind::Dispatch)[0].due_at,
+            Some(ts(t0 + chrono::Duration::minutes(minutes))),
+            "round {round}: the report through replica b got the old dispatch clock"
+        );
+
+        let dispute = submit(&b, GRID_MEMBER, "dispute.neighbor", 35.1, 119.05).await;
+        let dispatched = cases(&b)
+            .dispatch_case(authed(
+                DispatchCaseRequest {
+                    case_id: dispute.id.clone(),
+                    expected_version: dispute.version,
+                    unit_code: String::new(),
+                    reason: "分流".into(),
+                },
+                &dispatcher,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .case
+            .unwrap();
+        DirectoryServiceClient::new(a.channel.clone())
+            .set_sla_policy(authed(resolve_policy(format!("{}h", round + 2)), &admin))
+            .await
+            .unwrap();
+        cases(&b)
+            .accept_case(authed(
+                AcceptCaseRequest {
+                    case_id: dispatched.id.clone(),
+                    expected_version: dispatched.version,
+                },
+                &justice,
+            ))
+            .await
+            .unwrap();
+        let (c, _) = get(&b, &dispute.id).await;
+        let hours = i64::try_from(round).unwrap() + 2;
+        assert_eq!(
+            clock(&c, ClockKind::Resolve)[0].due_at,
+            Some(ts(t0 + chrono::Duration::hours(hours))),
+            "round {round}: acceptance through replica b started the old resolve clock"
+        );
+    }
+    audit_is_clean(&db.url).await;
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
+
 on_both_databases!(
+    a_policy_change_is_in_force_on_every_replica_when_the_call_returns,
     a_working_hours_policy_runs_on_office_hours,
     warning_notice_escalation_and_red_card_fire_once_each_on_time,
     the_lifecycle_starts_and_stops_the_clocks,

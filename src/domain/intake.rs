@@ -71,6 +71,9 @@ pub struct Draft {
     /// case code starts with, and the day (Asia/Shanghai) it was received.
     pub code_prefix: String,
     pub day: NaiveDate,
+    /// The version of the rules (routing overrides, SLA policy, calendar) it was registered
+    /// under: a batch that finds newer rules stored does not create it ([`Outcome::RulesMoved`]).
+    pub rules_version: i64,
 }
 
 /// The day (China Standard Time, UTC+8 all year) a moment falls on: what case codes carry.
@@ -223,6 +226,7 @@ pub fn register(directory: &Directory, rules: &Rules, r: Report<'_>) -> DomainRe
         events,
         clocks,
         code_prefix,
+        rules_version: rules.version,
     })
 }
 
@@ -234,6 +238,10 @@ pub enum Outcome {
     Existing(Case),
     /// The same key was used before with different content.
     Conflict(String),
+    /// Not stored: the rules changed after the draft was registered (the stored version is
+    /// this). Register it again under the new rules and store that: a rules change is in force
+    /// for every report whose batch is stored after the change committed, on every replica.
+    RulesMoved(i64),
 }
 
 /// An idempotency key: a handset's client report id per reporter, or a ticket per gateway.
@@ -302,6 +310,8 @@ pub struct Candidate {
 pub struct Found {
     pub stored: HashMap<Key, Case>,
     pub candidates: Vec<Candidate>,
+    /// The rules version stored when the batch was read; `None` when it was not read.
+    pub rules_version: Option<i64>,
 }
 
 /// A batch's drafts sorted into the ones to create and the ones already answered.
@@ -319,18 +329,31 @@ impl Plan {
     /// created and later ones are its retries; flags each draft to create with the nearest
     /// open case of its item within 100 m and 72 h, stored or earlier in the batch (a hint on
     /// the case, for whoever dispatches it).
+    ///
+    /// A draft to create that was registered under older rules than `found` read is not
+    /// created: it is answered [`Outcome::RulesMoved`], to be registered again.
     pub fn of(drafts: &mut [Draft], found: Found) -> Plan {
-        let Found { stored, candidates } = found;
+        let Found {
+            stored,
+            candidates,
+            rules_version,
+        } = found;
         let mut outcomes: Vec<Option<Outcome>> = vec![None; drafts.len()];
         let mut first_in_batch: HashMap<Key, usize> = HashMap::new();
         let mut new: Vec<usize> = Vec::new();
         for (i, d) in drafts.iter().enumerate() {
+            let moved = rules_version.filter(|&v| v > d.rules_version);
             let Some(key) = Key::of(&d.case) else {
-                new.push(i);
+                match moved {
+                    Some(v) => outcomes[i] = Some(Outcome::RulesMoved(v)),
+                    None => new.push(i),
+                }
                 continue;
             };
             if let Some(existing) = stored.get(&key) {
                 outcomes[i] = Some(retry_of(existing.clone(), &d.case));
+            } else if let Some(v) = moved {
+                outcomes[i] = Some(Outcome::RulesMoved(v));
             } else if let std::collections::hash_map::Entry::Vacant(slot) =
                 first_in_batch.entry(key)
             {
@@ -575,6 +598,7 @@ mod tests {
                     lat: 35.1 + 500.0 / metres,
                 },
             ],
+            rules_version: None,
         };
         Plan::of(&mut drafts, found);
         let flags: Vec<Option<&str>> = drafts
@@ -582,5 +606,34 @@ mod tests {
             .map(|d| d.case.possible_duplicate_of.as_deref())
             .collect();
         assert_eq!(flags, [Some("stored"), None, Some("far")]);
+    }
+
+    #[test]
+    fn drafts_registered_under_older_rules_are_not_created_but_retries_are_answered() {
+        let stored = draft("c1", 35.1).case;
+        let mut retry = draft("c1-again", 35.1);
+        retry.case.client_report_id = stored.client_report_id.clone();
+        retry.case.request_hash = stored.request_hash.clone();
+        let mut current = draft("c2", 35.15);
+        current.rules_version = 7;
+        let old = draft("c3", 35.1);
+        let mut keyless = draft("c4", 35.15);
+        keyless.case.client_report_id = None;
+        let mut drafts = vec![retry, current, old, keyless];
+        let mut found = Found {
+            rules_version: Some(7),
+            ..Found::default()
+        };
+        found
+            .stored
+            .insert(Key::of(&stored).unwrap(), stored.clone());
+        let mut plan = Plan::of(&mut drafts, found);
+        assert_eq!(plan.new, [1], "only the draft registered under version 7");
+        plan.created(1, drafts[1].case.clone());
+        let outcomes = plan.finish(&drafts);
+        assert!(matches!(&outcomes[0], Outcome::Existing(c) if c.id == stored.id));
+        assert!(matches!(&outcomes[1], Outcome::Created(c) if c.id == "c2"));
+        assert!(matches!(outcomes[2], Outcome::RulesMoved(7)), "{:?}", outcomes[2]);
+        assert!(matches!(outcomes[3], Outcome::RulesMoved(7)), "{:?}", outcomes[3]);
     }
 }

@@ -296,16 +296,29 @@ impl Intake {
     }
 
     /// Registers the report and stores it with whatever else has queued.
+    ///
+    /// A report registered under rules that changed before its batch was stored is registered
+    /// again under the stored ones: a rules change is in force for every report stored after
+    /// the change's call returned, whichever replica took it.
     async fn store(&self, directory: &Directory, report: Report<'_>) -> DomainResult<(Case, bool)> {
-        let draft = intake::register(directory, &self.rules.snapshot(), report)?;
-        match self.writer.store(draft).await? {
-            Outcome::Created(c) => {
-                self.wake.events_committed();
-                Ok((c, true))
+        for _ in 0..3 {
+            let draft = intake::register(directory, &self.rules.snapshot(), report.clone())?;
+            match self.writer.store(draft).await? {
+                Outcome::Created(c) => {
+                    self.wake.events_committed();
+                    return Ok((c, true));
+                }
+                Outcome::Existing(c) => return Ok((c, false)),
+                Outcome::Conflict(message) => return Err(DomainError::AlreadyExists(message)),
+                Outcome::RulesMoved(version) => {
+                    tracing::debug!(version, "rules moved under a report; registering it again");
+                    self.rules.refresh().await?;
+                }
             }
-            Outcome::Existing(c) => Ok((c, false)),
-            Outcome::Conflict(message) => Err(DomainError::AlreadyExists(message)),
         }
+        Err(DomainError::Aborted(
+            "the rules kept changing while the report was stored; try again".into(),
+        ))
     }
 
     /// `ListMyReports`: the caller's own cases, newest first.

@@ -344,6 +344,19 @@ pub async fn append(
             .await?;
         }
     }
+    // The clocks this change starts run by the rules stored now, whichever replica changed
+    // them: a snapshot that has not caught up yet is read afresh (rarely: only in the seconds
+    // after a change).
+    let fresh;
+    let rules = if super::rules::version(&txn).await? > rules.version {
+        fresh = Rules::build(
+            super::rules::read(&txn).await?,
+            rules.calendar.office_hours(),
+        );
+        &fresh
+    } else {
+        rules
+    };
     super::sla::apply(&txn, &case, &ops, rules).await?;
     txn.commit().await?;
     Ok(Some((case, chained)))

@@ -554,7 +554,12 @@ pub async fn insert_batch(
             let keys: Vec<Key> = drafts.iter().filter_map(|d| Key::of(&d.case)).collect();
             let nearby = NearbySearch::of(&drafts);
             let txn = begin_write(db).await?;
-            let found = lookup_sqlite(&txn, &keys, nearby.as_ref()).await?;
+            let mut found = lookup_sqlite(&txn, &keys, nearby.as_ref()).await?;
+            found.rules_version = Some(
+                super::rules::version(&txn)
+                    .await
+                    .map_err(StorageError::into_db_err)?,
+            );
             let mut plan = Plan::of(&mut drafts, found);
             // One writer at a time: the events are numbered now.
             let seq = match plan.event_count(&drafts) {
@@ -767,6 +772,13 @@ fn lookup_postgres_sql(client_keys: bool, external_keys: bool, nearby: bool) -> 
                         nearby_sql("k.v->>0", "(k.v->>1)::bigint", &since)
                     ));
                 }
+                // Part 3: the rules version, read with the batch (see `Found::rules_version`).
+                parts.push(
+                    "SELECT 3 AS part, value::text AS id, NULL::text AS category_code, \
+                     NULL::float8 AS lon, NULL::float8 AS lat \
+                     FROM sequences WHERE name = 'rules'"
+                        .to_owned(),
+                );
                 parts.join(" UNION ALL ")
             })
             .collect()
@@ -788,9 +800,6 @@ async fn lookup_postgres(
     let client = pairs_of(keys, 0);
     let external = pairs_of(keys, 1);
     let text = lookup_postgres_sql(!client.is_empty(), !external.is_empty(), nearby.is_some());
-    if text.is_empty() {
-        return Ok(Found::default());
-    }
     let mut values: Vec<sea_orm::Value> = Vec::with_capacity(4);
     for pairs in [client, external] {
         if !pairs.is_empty() {
@@ -808,12 +817,20 @@ async fn lookup_postgres(
             values,
         ))
         .await?;
-    let mut found = Found::default();
+    let mut found = Found {
+        // No row: the rules were never changed.
+        rules_version: Some(0),
+        ..Found::default()
+    };
     let mut hits: Vec<String> = Vec::new();
     for r in rows {
         let part: i32 = r.try_get_by_index(0)?;
         let id: String = r.try_get_by_index(1)?;
-        if part == 2 {
+        if part == 3 {
+            found.rules_version = Some(id.parse().map_err(|_| {
+                sea_orm::DbErr::Type(format!("rules version {id:?} is not a number"))
+            })?);
+        } else if part == 2 {
             found.candidates.push(Candidate {
                 id,
                 category_code: r.try_get_by_index(2)?,
@@ -898,7 +915,8 @@ mod tests {
         for mask in 0..8u8 {
             let (client, external, nearby) = (mask & 1 != 0, mask & 2 != 0, mask & 4 != 0);
             let text = lookup_postgres_sql(client, external, nearby);
-            assert_eq!(text.is_empty(), mask == 0, "mask {mask}");
+            // Never empty: every batch reads the rules version.
+            assert!(!text.is_empty(), "mask {mask}");
             assert_eq!(
                 text.contains("SELECT 0 AS part"),
                 client,
@@ -914,6 +932,7 @@ mod tests {
                 nearby,
                 "mask {mask}: {text}"
             );
+            assert!(text.contains("SELECT 3 AS part"), "mask {mask}: {text}");
             let bound = usize::from(client) + usize::from(external) + 2 * usize::from(nearby);
             for n in 1..=bound {
                 assert!(

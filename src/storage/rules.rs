@@ -54,11 +54,19 @@ fn day_of(m: calendar_day::Model) -> Result<CalendarDay, StorageError> {
     })
 }
 
+/// The stored rules, read in one transaction.
 pub async fn load(db: &DatabaseConnection) -> Result<RulesParts, StorageError> {
     let txn = db.begin().await?;
-    let version = version(&txn).await?;
+    let parts = read(&txn).await?;
+    txn.commit().await?;
+    Ok(parts)
+}
+
+/// The stored rules as a transaction already open sees them.
+pub async fn read(txn: &impl ConnectionTrait) -> Result<RulesParts, StorageError> {
+    let version = version(txn).await?;
     let years = calendar_year::Entity::find()
-        .all(&txn)
+        .all(txn)
         .await?
         .into_iter()
         .map(|y| y.year)
@@ -68,7 +76,7 @@ pub async fn load(db: &DatabaseConnection) -> Result<RulesParts, StorageError> {
         years,
         ..RulesParts::default()
     };
-    for m in calendar_day::Entity::find().all(&txn).await? {
+    for m in calendar_day::Entity::find().all(txn).await? {
         let day = day_of(m)?;
         if day.is_override {
             parts.overrides.push(day);
@@ -76,13 +84,13 @@ pub async fn load(db: &DatabaseConnection) -> Result<RulesParts, StorageError> {
             parts.data_days.push(day);
         }
     }
-    for p in sla_policy::Entity::find().all(&txn).await? {
+    for p in sla_policy::Entity::find().all(txn).await? {
         parts.policies.push(
             policy_rule(&p).map_err(|e| StorageError::corrupt(format!("SLA policy {p:?}: {e}")))?,
         );
     }
     parts.routing = routing_override::Entity::find()
-        .all(&txn)
+        .all(txn)
         .await?
         .into_iter()
         .map(|r| RoutingOverride {
@@ -91,7 +99,6 @@ pub async fn load(db: &DatabaseConnection) -> Result<RulesParts, StorageError> {
             unit_code: r.unit_code,
         })
         .collect();
-    txn.commit().await?;
     Ok(parts)
 }
 
