@@ -602,7 +602,9 @@ async fn a_policy_change_is_in_force_on_every_replica_when_the_call_returns(back
         duration,
     };
     for (round, minutes) in [30i64, 45, 90, 120, 150].into_iter().enumerate() {
-        set_dispatch_policy(&a, &format!("{minutes}m")).await.unwrap();
+        set_dispatch_policy(&a, &format!("{minutes}m"))
+            .await
+            .unwrap();
         let litter = submit(&b, GRID_MEMBER, "city.litter", 35.1, 119.05).await;
         let (c, _) = get(&b, &litter.id).await;
         assert_eq!(

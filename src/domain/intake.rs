@@ -633,7 +633,15 @@ mod tests {
         let outcomes = plan.finish(&drafts);
         assert!(matches!(&outcomes[0], Outcome::Existing(c) if c.id == stored.id));
         assert!(matches!(&outcomes[1], Outcome::Created(c) if c.id == "c2"));
-        assert!(matches!(outcomes[2], Outcome::RulesMoved(7)), "{:?}", outcomes[2]);
-        assert!(matches!(outcomes[3], Outcome::RulesMoved(7)), "{:?}", outcomes[3]);
+        assert!(
+            matches!(outcomes[2], Outcome::RulesMoved(7)),
+            "{:?}",
+            outcomes[2]
+        );
+        assert!(
+            matches!(outcomes[3], Outcome::RulesMoved(7)),
+            "{:?}",
+            outcomes[3]
+        );
     }
 }
