@@ -1,7 +1,7 @@
 //! What admins change without a release, through the real server: a new year's holiday
 //! schedule and single-day overrides (picked up by every replica, and used by the clocks), SLA
-//! policies per category, routing overrides; the health entry that says a year has no
-//! schedule; `gridcase calendar due` for operators.
+//! policies per category, routing overrides, and both read back; the health entry that says a
+//! year has no schedule; `gridcase calendar due` for operators.
 
 // Test code: a failed step should fail the test loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -16,9 +16,10 @@ use gridcase::{
     domain::Role,
     proto::v1::{
         CalendarDay, CalendarFormat, ClockKind, DayKind, GetCalendarRequest, GetCaseRequest,
-        ImportCalendarRequest, SetCalendarDayRequest, SetRoutingOverrideRequest,
-        SetSlaPolicyRequest, Severity, Tier, case_service_client::CaseServiceClient,
-        directory_service_client::DirectoryServiceClient,
+        ImportCalendarRequest, ListRoutingOverridesRequest, ListRoutingOverridesResponse,
+        ListSlaPoliciesRequest, ListSlaPoliciesResponse, SetCalendarDayRequest,
+        SetRoutingOverrideRequest, SetSlaPolicyRequest, Severity, Tier,
+        case_service_client::CaseServiceClient, directory_service_client::DirectoryServiceClient,
     },
     service::time::ManualTime,
 };
@@ -366,10 +367,258 @@ async fn routing_overrides_send_a_category_to_another_unit(backend: Backend) {
     app.stop().await.unwrap();
 }
 
+async fn sla_policies(app: &TestApp, token: &str) -> ListSlaPoliciesResponse {
+    directory(app)
+        .list_sla_policies(authed(ListSlaPoliciesRequest {}, token))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Each rule as `(clock, category, tier, severity, duration, builtin)`.
+fn policy_rows(
+    response: &ListSlaPoliciesResponse,
+) -> Vec<(ClockKind, &str, Tier, Severity, &str, bool)> {
+    response
+        .policies
+        .iter()
+        .map(|p| {
+            (
+                p.clock(),
+                p.category_code.as_str(),
+                p.tier(),
+                p.severity(),
+                p.duration.as_str(),
+                p.builtin,
+            )
+        })
+        .collect()
+}
+
+async fn the_sla_policy_reads_back_its_defaults_and_the_latest_admin_rules(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    import(&app, &small_bundle()).await;
+    let admin = app.token("ops-admin", Role::Admin);
+    use ClockKind::*;
+    let any = (Tier::Unspecified, Severity::Unspecified);
+
+    // A fresh server: DESIGN.md's table, every rule built in.
+    let fresh = sla_policies(&app, &admin).await;
+    assert_eq!(
+        policy_rows(&fresh),
+        [
+            (Register, "", any.0, any.1, "1h", true),
+            (Dispatch, "", any.0, any.1, "24h", true),
+            (Dispatch, "", any.0, Severity::Urgent, "1h", true),
+            (OnSite, "", any.0, Severity::Urgent, "15m", true),
+            (WhistleCheckIn, "", any.0, any.1, "30m", true),
+            (Resolve, "", any.0, any.1, "7wd", true),
+            (Resolve, "", any.0, Severity::Complex, "15wd", true),
+            (Feedback, "", any.0, any.1, "24h", true),
+        ]
+    );
+
+    let set = |clock: ClockKind, category: &str, tier: Tier, severity: Severity, duration: &str| {
+        authed(
+            SetSlaPolicyRequest {
+                clock: clock.into(),
+                category_code: category.into(),
+                tier: tier.into(),
+                severity: severity.into(),
+                duration: duration.into(),
+            },
+            &admin,
+        )
+    };
+    // A rule set, then changed: only the latest shows, on this replica as soon as the call
+    // returns.
+    directory(&app)
+        .set_sla_policy(set(Dispatch, "city.litter", Tier::Grid, any.1, "4wd"))
+        .await
+        .unwrap();
+    directory(&app)
+        .set_sla_policy(set(Dispatch, "city.litter", Tier::Grid, any.1, "90m"))
+        .await
+        .unwrap();
+    // A default's key: the admin's rule takes the default's place.
+    directory(&app)
+        .set_sla_policy(set(Resolve, "", any.0, Severity::Complex, "20wd"))
+        .await
+        .unwrap();
+    // Working hours, for every category at district tier.
+    directory(&app)
+        .set_sla_policy(set(Resolve, "", Tier::District, any.1, "40wh"))
+        .await
+        .unwrap();
+    let after = sla_policies(&app, &admin).await;
+    assert_eq!(
+        policy_rows(&after),
+        [
+            (Register, "", any.0, any.1, "1h", true),
+            (Dispatch, "", any.0, any.1, "24h", true),
+            (Dispatch, "", any.0, Severity::Urgent, "1h", true),
+            (Dispatch, "city.litter", Tier::Grid, any.1, "90m", false),
+            (OnSite, "", any.0, Severity::Urgent, "15m", true),
+            (WhistleCheckIn, "", any.0, any.1, "30m", true),
+            (Resolve, "", any.0, any.1, "7wd", true),
+            (Resolve, "", any.0, Severity::Complex, "20wd", false),
+            (Resolve, "", Tier::District, any.1, "40wh", false),
+            (Feedback, "", any.0, any.1, "24h", true),
+        ]
+    );
+    assert!(
+        after.rules_version > fresh.rules_version,
+        "{} after {}",
+        after.rules_version,
+        fresh.rules_version
+    );
+
+    // Dispatchers and supervisors read the policy their clocks run on; no one else does.
+    for role in [Role::Dispatcher, Role::Supervisor] {
+        let token = app.token(subject_for(role), role);
+        assert_eq!(sla_policies(&app, &token).await, after, "{role:?}");
+    }
+    for role in [Role::GridMember, Role::UnitStaff, Role::Gateway] {
+        let token = app.token(subject_for(role), role);
+        let denied = directory(&app)
+            .list_sla_policies(authed(ListSlaPoliciesRequest {}, &token))
+            .await
+            .unwrap_err();
+        assert_eq!(denied.code(), Code::PermissionDenied, "{role:?}");
+    }
+    app.stop().await.unwrap();
+}
+
+async fn routing_overrides(
+    app: &TestApp,
+    token: &str,
+    region_code: &str,
+) -> Result<ListRoutingOverridesResponse, tonic::Status> {
+    directory(app)
+        .list_routing_overrides(authed(
+            ListRoutingOverridesRequest {
+                region_code: region_code.into(),
+            },
+            token,
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Each override as `(category, region, unit)`.
+fn override_rows(response: &ListRoutingOverridesResponse) -> Vec<(&str, &str, &str)> {
+    response
+        .overrides
+        .iter()
+        .map(|o| {
+            (
+                o.category_code.as_str(),
+                o.region_code.as_str(),
+                o.unit_code.as_str(),
+            )
+        })
+        .collect()
+}
+
+async fn routing_overrides_read_back_within_each_readers_region(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    import(&app, &small_bundle()).await;
+    let admin = app.token("ops-admin", Role::Admin);
+    let fresh = routing_overrides(&app, &admin, "").await.unwrap();
+    assert!(fresh.overrides.is_empty(), "{fresh:?}");
+
+    let set = |region: &str, category: &str, unit: &str| {
+        authed(
+            SetRoutingOverrideRequest {
+                region_code: region.into(),
+                category_code: category.into(),
+                unit_code: unit.into(),
+            },
+            &admin,
+        )
+    };
+    for (region, category, unit) in [
+        // Grid 01 only: outside the reach of grid 02's dispatcher and supervisor.
+        ("371102001001001", "city.litter", "371102001.justice"),
+        ("371102", "city.litter", "371102001.justice"),
+        ("371100", "city.litter", "371102.police"),
+        ("371102001", "dispute.neighbor", "371102.police"),
+        // Set, then changed: only the latest shows.
+        ("371102", "safety.fire_hazard", "371102001.justice"),
+        ("371102", "safety.fire_hazard", "371102.police"),
+        // Set, then removed.
+        ("371102001001", "dispute.neighbor", "371102.police"),
+        ("371102001001", "dispute.neighbor", ""),
+    ] {
+        directory(&app)
+            .set_routing_override(set(region, category, unit))
+            .await
+            .unwrap();
+    }
+    // By category, then region tier: city first.
+    let all = routing_overrides(&app, &admin, "").await.unwrap();
+    assert_eq!(
+        override_rows(&all),
+        [
+            ("city.litter", "371100", "371102.police"),
+            ("city.litter", "371102", "371102001.justice"),
+            ("city.litter", "371102001001001", "371102001.justice"),
+            ("dispute.neighbor", "371102001", "371102.police"),
+            ("safety.fire_hazard", "371102", "371102.police"),
+        ]
+    );
+    assert!(all.rules_version > fresh.rules_version);
+
+    // The district's dispatcher and the city's supervisor reach every override here.
+    for (sub, role) in [
+        (DISPATCHER, Role::Dispatcher),
+        (SUPERVISOR, Role::Supervisor),
+    ] {
+        let token = app.token(sub, role);
+        let seen = routing_overrides(&app, &token, "").await.unwrap();
+        assert_eq!(seen, all, "{sub}");
+    }
+    // Grid 02's see those that route its cases (the ones above it), not grid 01's.
+    let above_grid_02 = [
+        ("city.litter", "371100", "371102.police"),
+        ("city.litter", "371102", "371102001.justice"),
+        ("dispute.neighbor", "371102001", "371102.police"),
+        ("safety.fire_hazard", "371102", "371102.police"),
+    ];
+    for (sub, role) in [
+        (GRID2_DISPATCHER, Role::Dispatcher),
+        (GRID2_SUPERVISOR, Role::Supervisor),
+    ] {
+        let token = app.token(sub, role);
+        let seen = routing_overrides(&app, &token, "").await.unwrap();
+        assert_eq!(override_rows(&seen), above_grid_02, "{sub}");
+        let outside = routing_overrides(&app, &token, "371102001001001")
+            .await
+            .unwrap_err();
+        assert_eq!(outside.code(), Code::PermissionDenied, "{sub}");
+    }
+    // An admin narrows to a region the same way.
+    let grid_02 = routing_overrides(&app, &admin, "371102001001002")
+        .await
+        .unwrap();
+    assert_eq!(override_rows(&grid_02), above_grid_02);
+    let unknown = routing_overrides(&app, &admin, "999999").await.unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+
+    for role in [Role::GridMember, Role::UnitStaff, Role::Gateway] {
+        let token = app.token(subject_for(role), role);
+        let denied = routing_overrides(&app, &token, "").await.unwrap_err();
+        assert_eq!(denied.code(), Code::PermissionDenied, "{role:?}");
+    }
+    app.stop().await.unwrap();
+}
+
 on_both_databases!(
     a_new_years_schedule_and_overrides_reach_every_replica_and_the_clocks,
     sla_policies_are_checked_and_most_specific_wins,
     routing_overrides_send_a_category_to_another_unit,
+    the_sla_policy_reads_back_its_defaults_and_the_latest_admin_rules,
+    routing_overrides_read_back_within_each_readers_region,
 );
 
 fn gridcase(dir: &std::path::Path) -> Command {

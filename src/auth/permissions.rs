@@ -38,6 +38,20 @@ pub const RPC_ROLES: &[(&str, &[Role])] = &[
     ),
     ("/gridcase.v1.DirectoryService/SetSlaPolicy", &[Admin]),
     ("/gridcase.v1.DirectoryService/SetRoutingOverride", &[Admin]),
+    // Admins change the configuration; dispatchers work to the SLA clocks and supervisors
+    // supervise by them, so both read the policy as they read the calendar (GetCalendar). It
+    // is one table for the whole deployment: nothing in it belongs to a region.
+    (
+        "/gridcase.v1.DirectoryService/ListSlaPolicies",
+        &[Dispatcher, Supervisor, Admin],
+    ),
+    // Overrides decide which unit leads the cases dispatchers triage and supervisors read; as
+    // with ListUnits, those two see only the overrides that route cases in their region's
+    // subtree (the directory service confines them), admins all.
+    (
+        "/gridcase.v1.DirectoryService/ListRoutingOverrides",
+        &[Dispatcher, Supervisor, Admin],
+    ),
     // Reports: grid members from handsets, citizens through the mini-program gateway.
     (
         "/gridcase.v1.ReportService/SubmitReport",
@@ -73,10 +87,11 @@ pub const RPC_ROLES: &[(&str, &[Role])] = &[
         "/gridcase.v1.CaseService/RecordFeedback",
         &[UnitStaff, Dispatcher],
     ),
-    // The reporter, or a gateway on the reporter's behalf after a return call.
+    // The reporter; or, on the reporter's word after a callback (回访), the gateway that
+    // brought the case or a dispatcher of the center holding it.
     (
         "/gridcase.v1.CaseService/EvaluateCase",
-        &[GridMember, Gateway],
+        &[GridMember, Gateway, Dispatcher],
     ),
     ("/gridcase.v1.CaseService/CloseCase", &[Dispatcher]),
     ("/gridcase.v1.CaseService/MergeCase", &[Dispatcher]),

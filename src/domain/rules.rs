@@ -85,6 +85,25 @@ impl Rules {
             .find_map(|region| by_region.get(region).map(String::as_str))
     }
 
+    /// Every routing override, by category, then region code.
+    pub fn routing_overrides(&self) -> Vec<RoutingOverride> {
+        let mut overrides: Vec<RoutingOverride> = self
+            .routing
+            .iter()
+            .flat_map(|(category, by_region)| {
+                by_region.iter().map(|(region, unit)| RoutingOverride {
+                    region_code: region.clone(),
+                    category_code: category.clone(),
+                    unit_code: unit.clone(),
+                })
+            })
+            .collect();
+        overrides.sort_by(|a, b| {
+            (&a.category_code, &a.region_code).cmp(&(&b.category_code, &b.region_code))
+        });
+        overrides
+    }
+
     /// Years that deadlines computed now may reach but that have no published schedule: this
     /// year, and from November the next (clocks then run into it).
     pub fn missing_years(&self, now: DateTime<Utc>) -> Vec<i32> {

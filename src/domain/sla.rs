@@ -178,7 +178,19 @@ impl PolicyRule {
 /// The SLA policy: DESIGN.md's defaults with the admins' rules laid over them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
+    /// The defaults no admin rule replaced, then the admins' rules.
     rules: Vec<PolicyRule>,
+    /// How many of `rules`, from the front, are defaults.
+    defaults: usize,
+}
+
+/// Where a rule of the policy comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleOrigin {
+    /// DESIGN.md's table.
+    Default,
+    /// An admin's `SetSlaPolicy`.
+    Admin,
 }
 
 fn rule(clock: ClockKind, severity: Option<Severity>, duration: SlaDuration) -> PolicyRule {
@@ -196,17 +208,19 @@ impl Default for Policy {
     /// nothing else unless an admin adds one.
     fn default() -> Self {
         use SlaDuration::{Minutes, WorkingDays};
+        let rules = vec![
+            rule(ClockKind::Register, None, Minutes(60)),
+            rule(ClockKind::Dispatch, None, Minutes(24 * 60)),
+            rule(ClockKind::Dispatch, Some(Severity::Urgent), Minutes(60)),
+            rule(ClockKind::OnSite, Some(Severity::Urgent), Minutes(15)),
+            rule(ClockKind::WhistleCheckIn, None, Minutes(30)),
+            rule(ClockKind::Resolve, None, WorkingDays(7)),
+            rule(ClockKind::Resolve, Some(Severity::Complex), WorkingDays(15)),
+            rule(ClockKind::Feedback, None, Minutes(24 * 60)),
+        ];
         Policy {
-            rules: vec![
-                rule(ClockKind::Register, None, Minutes(60)),
-                rule(ClockKind::Dispatch, None, Minutes(24 * 60)),
-                rule(ClockKind::Dispatch, Some(Severity::Urgent), Minutes(60)),
-                rule(ClockKind::OnSite, Some(Severity::Urgent), Minutes(15)),
-                rule(ClockKind::WhistleCheckIn, None, Minutes(30)),
-                rule(ClockKind::Resolve, None, WorkingDays(7)),
-                rule(ClockKind::Resolve, Some(Severity::Complex), WorkingDays(15)),
-                rule(ClockKind::Feedback, None, Minutes(24 * 60)),
-            ],
+            defaults: rules.len(),
+            rules,
         }
     }
 }
@@ -216,6 +230,11 @@ impl Policy {
     pub fn with_rules(rules: impl IntoIterator<Item = PolicyRule>) -> Policy {
         let mut policy = Policy::default();
         for r in rules {
+            let replaced_defaults = policy.rules[..policy.defaults]
+                .iter()
+                .filter(|x| x.same_key(&r))
+                .count();
+            policy.defaults -= replaced_defaults;
             policy.rules.retain(|x| !x.same_key(&r));
             policy.rules.push(r);
         }
@@ -239,6 +258,33 @@ impl Policy {
 
     pub fn rules(&self) -> &[PolicyRule] {
         &self.rules
+    }
+
+    /// Every rule in force and where it comes from, by clock, then category, tier and severity
+    /// ("any" before each single one): the order an admin reads the policy in.
+    pub fn rules_in_order(&self) -> Vec<(&PolicyRule, RuleOrigin)> {
+        let mut listed: Vec<(&PolicyRule, RuleOrigin)> = self
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let origin = if i < self.defaults {
+                    RuleOrigin::Default
+                } else {
+                    RuleOrigin::Admin
+                };
+                (r, origin)
+            })
+            .collect();
+        listed.sort_by(|(a, _), (b, _)| {
+            (a.clock, &a.category_code, a.tier, a.severity).cmp(&(
+                b.clock,
+                &b.category_code,
+                b.tier,
+                b.severity,
+            ))
+        });
+        listed
     }
 }
 
@@ -765,6 +811,71 @@ mod tests {
                 .filter(|r| r.clock == ClockKind::Register)
                 .count(),
             1
+        );
+    }
+
+    #[test]
+    fn the_policy_reads_back_in_order_with_each_rules_origin() {
+        let admin = |clock, category: Option<&str>, tier, severity, duration| PolicyRule {
+            clock,
+            category_code: category.map(str::to_owned),
+            tier,
+            severity,
+            duration,
+        };
+        let p = Policy::with_rules([
+            admin(
+                ClockKind::Resolve,
+                Some("safety.fire_hazard"),
+                None,
+                None,
+                SlaDuration::WorkingDays(3),
+            ),
+            admin(
+                ClockKind::Resolve,
+                None,
+                Some(Tier::District),
+                None,
+                SlaDuration::WorkingHours(40),
+            ),
+            // A default's key: the admin's rule takes the default's place.
+            admin(
+                ClockKind::Dispatch,
+                None,
+                None,
+                Some(Severity::Urgent),
+                SlaDuration::Minutes(30),
+            ),
+        ]);
+        let any = "*";
+        let listed: Vec<String> = p
+            .rules_in_order()
+            .into_iter()
+            .map(|(r, origin)| {
+                format!(
+                    "{} {} {} {} {} {origin:?}",
+                    r.clock,
+                    r.category_code.as_deref().unwrap_or(any),
+                    r.tier.map_or(any, Tier::as_str),
+                    r.severity.map_or(any, Severity::as_str),
+                    r.duration,
+                )
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                "register * * * 1h Default",
+                "dispatch * * * 24h Default",
+                "dispatch * * urgent 30m Admin",
+                "on_site * * urgent 15m Default",
+                "whistle_check_in * * * 30m Default",
+                "resolve * * * 7wd Default",
+                "resolve * * complex 15wd Default",
+                "resolve * district * 40wh Admin",
+                "resolve safety.fire_hazard * * 3wd Admin",
+                "feedback * * * 24h Default",
+            ]
         );
     }
 

@@ -14,7 +14,8 @@ use crate::{
         bundle::Counts,
         calendar::{CalendarDay, DayKind, SlaDuration},
         directory::Tier,
-        sla::{ClockKind, PolicyRule},
+        rules::RoutingOverride,
+        sla::{ClockKind, PolicyRule, RuleOrigin},
     },
     proto::v1::{self as pb, directory_service_server::DirectoryService},
     service::{
@@ -55,6 +56,31 @@ fn day_for(d: &CalendarDay) -> pb::CalendarDay {
         .into(),
         name: d.name.clone(),
         r#override: d.is_override,
+    }
+}
+
+fn policy_for(rule: &PolicyRule, origin: RuleOrigin) -> pb::SlaPolicy {
+    pb::SlaPolicy {
+        clock: pb::ClockKind::from(rule.clock).into(),
+        category_code: rule.category_code.clone().unwrap_or_default(),
+        tier: rule
+            .tier
+            .map_or(pb::Tier::Unspecified, pb::Tier::from)
+            .into(),
+        severity: rule
+            .severity
+            .map_or(pb::Severity::Unspecified, pb::Severity::from)
+            .into(),
+        duration: rule.duration.to_string(),
+        builtin: origin == RuleOrigin::Default,
+    }
+}
+
+fn routing_override_for(o: RoutingOverride) -> pb::RoutingOverride {
+    pb::RoutingOverride {
+        region_code: o.region_code,
+        category_code: o.category_code,
+        unit_code: o.unit_code,
     }
 }
 
@@ -422,6 +448,38 @@ impl DirectoryService for DirectoryApi {
             )
             .await?;
         Ok(Response::new(pb::SetRoutingOverrideResponse {}))
+    }
+
+    async fn list_sla_policies(
+        &self,
+        _request: Request<pb::ListSlaPoliciesRequest>,
+    ) -> Result<Response<pb::ListSlaPoliciesResponse>, Status> {
+        let rules = self.rules.snapshot();
+        Ok(Response::new(pb::ListSlaPoliciesResponse {
+            policies: rules
+                .policy
+                .rules_in_order()
+                .into_iter()
+                .map(|(rule, origin)| policy_for(rule, origin))
+                .collect(),
+            rules_version: rules.version,
+        }))
+    }
+
+    async fn list_routing_overrides(
+        &self,
+        request: Request<pb::ListRoutingOverridesRequest>,
+    ) -> Result<Response<pb::ListRoutingOverridesResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let rules = self.rules.snapshot();
+        let overrides = self
+            .directory
+            .routing_overrides_for(&caller, &r.region_code, &rules)?;
+        Ok(Response::new(pb::ListRoutingOverridesResponse {
+            overrides: overrides.into_iter().map(routing_override_for).collect(),
+            rules_version: rules.version,
+        }))
     }
 
     async fn list_categories(

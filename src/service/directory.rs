@@ -13,6 +13,7 @@ use crate::{
         Caller, DomainError, DomainResult, Role,
         bundle::{self, BundleError, ImportReport},
         directory::{Directory, Located, Member, Region, Tier, Unit},
+        rules::{RoutingOverride, Rules},
     },
     geo::{self, CoordSystem},
     storage::{self, directory::ImportError},
@@ -433,6 +434,37 @@ impl LiveDirectory {
             .collect();
         members.sort_by(|a, b| a.0.sub.cmp(&b.0.sub));
         Ok(members)
+    }
+
+    /// `ListRoutingOverrides`: the overrides of `rules` that route cases in the region's subtree
+    /// (the caller's reach): set on the region, inside it or above it; by category, then by the
+    /// region's tier (city first) and code.
+    pub fn routing_overrides_for(
+        &self,
+        caller: &Caller,
+        region_code: &str,
+        rules: &Rules,
+    ) -> DomainResult<Vec<RoutingOverride>> {
+        let within = self.reach(caller, region_code)?;
+        let directory = self.snapshot();
+        let mut overrides: Vec<RoutingOverride> = rules
+            .routing_overrides()
+            .into_iter()
+            .filter(|o| {
+                within.as_deref().is_none_or(|r| {
+                    directory.is_within(&o.region_code, r) || directory.is_within(r, &o.region_code)
+                })
+            })
+            .collect();
+        let tier = |o: &RoutingOverride| directory.region(&o.region_code).map(|r| r.tier);
+        overrides.sort_by(|a, b| {
+            (&a.category_code, tier(a), &a.region_code).cmp(&(
+                &b.category_code,
+                tier(b),
+                &b.region_code,
+            ))
+        });
+        Ok(overrides)
     }
 }
 

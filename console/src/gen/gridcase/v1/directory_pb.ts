@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file gridcase/v1/directory.proto.
  */
 export const file_gridcase_v1_directory: GenFile = /*@__PURE__*/
-  fileDesc("ChtncmlkY2FzZS92MS9kaXJlY3RvcnkucHJvdG8SC2dyaWRjYXNlLnYxIlkKDUxvY2F0ZVJlcXVlc3QSCwoDbGF0GAEgASgBEgsKA2xvbhgCIAEoARIuCgxjb29yZF9zeXN0ZW0YAyABKA4yGC5ncmlkY2FzZS52MS5Db29yZFN5c3RlbSKiAQoOTG9jYXRlUmVzcG9uc2USIQoEZ3JpZBgBIAEoCzITLmdyaWRjYXNlLnYxLlJlZ2lvbhIiCgVjaGFpbhgCIAMoCzITLmdyaWRjYXNlLnYxLlJlZ2lvbhIPCgdzbmFwcGVkGAMgASgIEhIKCmRpc3RhbmNlX20YBCABKAESJAoFd2dzODQYBSABKAsyFS5ncmlkY2FzZS52MS5Mb2NhdGlvbiI6ChBHZXRSZWdpb25SZXF1ZXN0EgwKBGNvZGUYASABKAkSGAoQaW5jbHVkZV9nZW9tZXRyeRgCIAEoCCKLAQoRR2V0UmVnaW9uUmVzcG9uc2USIwoGcmVnaW9uGAEgASgLMhMuZ3JpZGNhc2UudjEuUmVnaW9uEiIKBWNoYWluGAIgAygLMhMuZ3JpZGNhc2UudjEuUmVnaW9uEhgKEGdlb21ldHJ5X2dlb2pzb24YAyABKAkSEwoLY2hpbGRfY291bnQYBCABKAUiagoSTGlzdFJlZ2lvbnNSZXF1ZXN0EhMKC3BhcmVudF9jb2RlGAEgASgJEiYKBHBhZ2UYAiABKAsyGC5ncmlkY2FzZS52MS5QYWdlUmVxdWVzdBIXCg9pbmNsdWRlX3JldGlyZWQYAyABKAgiVAoTTGlzdFJlZ2lvbnNSZXNwb25zZRIkCgdyZWdpb25zGAEgAygLMhMuZ3JpZGNhc2UudjEuUmVnaW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIPCg1XaG9BbUlSZXF1ZXN0IpUBCg5XaG9BbUlSZXNwb25zZRILCgNzdWIYASABKAkSHwoEcm9sZRgCIAEoDjIRLmdyaWRjYXNlLnYxLlJvbGUSIwoGbWVtYmVyGAMgASgLMhMuZ3JpZGNhc2UudjEuTWVtYmVyEiEKBGhvbWUYBCABKAsyEy5ncmlkY2FzZS52MS5SZWdpb24SDQoFc2NvcGUYBSABKAkidQoWR2V0UmVnaW9uU2hhcGVzUmVxdWVzdBITCgtyZWdpb25fY29kZRgBIAEoCRIfCgR0aWVyGAIgASgOMhEuZ3JpZGNhc2UudjEuVGllchIMCgR6b29tGAMgASgBEhcKD2luY2x1ZGVfcmV0aXJlZBgEIAEoCCJUChdHZXRSZWdpb25TaGFwZXNSZXNwb25zZRIPCgdnZW9qc29uGAEgASgJEg0KBWNvdW50GAIgASgFEhkKEWRpcmVjdG9yeV92ZXJzaW9uGAMgASgDIkcKFkltcG9ydERpcmVjdG9yeVJlcXVlc3QSDgoGYnVuZGxlGAEgASgMEh0KFXJldGlyZV91bmxpc3RlZF91bmRlchgCIAEoCSJUCgxJbXBvcnRDb3VudHMSDwoHY3JlYXRlZBgBIAEoBRIPCgd1cGRhdGVkGAIgASgFEhEKCXVuY2hhbmdlZBgDIAEoBRIPCgdyZXRpcmVkGAQgASgFIuUBChdJbXBvcnREaXJlY3RvcnlSZXNwb25zZRIqCgdyZWdpb25zGAEgASgLMhkuZ3JpZGNhc2UudjEuSW1wb3J0Q291bnRzEigKBXVuaXRzGAIgASgLMhkuZ3JpZGNhc2UudjEuSW1wb3J0Q291bnRzEioKB21lbWJlcnMYAyABKAsyGS5ncmlkY2FzZS52MS5JbXBvcnRDb3VudHMSLQoKY2F0ZWdvcmllcxgEIAEoCzIZLmdyaWRjYXNlLnYxLkltcG9ydENvdW50cxIZChFkaXJlY3RvcnlfdmVyc2lvbhgFIAEoAyJWCgRVbml0EgwKBGNvZGUYASABKAkSDAoEbmFtZRgCIAEoCRIMCgRraW5kGAMgASgJEhMKC3JlZ2lvbl9jb2RlGAQgASgJEg8KB3JldGlyZWQYBSABKAgidgoQTGlzdFVuaXRzUmVxdWVzdBITCgtyZWdpb25fY29kZRgBIAEoCRIMCgRraW5kGAIgASgJEiYKBHBhZ2UYAyABKAsyGC5ncmlkY2FzZS52MS5QYWdlUmVxdWVzdBIXCg9pbmNsdWRlX3JldGlyZWQYBCABKAgiTgoRTGlzdFVuaXRzUmVzcG9uc2USIAoFdW5pdHMYASADKAsyES5ncmlkY2FzZS52MS5Vbml0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKgAQoGTWVtYmVyEgsKA3N1YhgBIAEoCRIMCgRuYW1lGAIgASgJEh8KBHJvbGUYAyABKA4yES5ncmlkY2FzZS52MS5Sb2xlEg0KBXBob25lGAQgASgJEhIKCmdyaWRfY29kZXMYBSADKAkSEQoJdW5pdF9jb2RlGAYgASgJEhMKC3JlZ2lvbl9jb2RlGAcgASgJEg8KB3JldGlyZWQYCCABKAgifQoSTGlzdE1lbWJlcnNSZXF1ZXN0EhMKC3JlZ2lvbl9jb2RlGAEgASgJEhEKCXVuaXRfY29kZRgCIAEoCRImCgRwYWdlGAMgASgLMhguZ3JpZGNhc2UudjEuUGFnZVJlcXVlc3QSFwoPaW5jbHVkZV9yZXRpcmVkGAQgASgIIlQKE0xpc3RNZW1iZXJzUmVzcG9uc2USJAoHbWVtYmVycxgBIAMoCzITLmdyaWRjYXNlLnYxLk1lbWJlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkitAEKCENhdGVnb3J5EgwKBGNvZGUYASABKAkSDAoEbmFtZRgCIAEoCRISCgpjbGFzc19jb2RlGAMgASgJEhIKCmNsYXNzX25hbWUYBCABKAkSEQoJdW5pdF9raW5kGAUgASgJEigKDWhhbmRsaW5nX3RpZXIYBiABKA4yES5ncmlkY2FzZS52MS5UaWVyEicKCHNldmVyaXR5GAcgASgOMhUuZ3JpZGNhc2UudjEuU2V2ZXJpdHkiFwoVTGlzdENhdGVnb3JpZXNSZXF1ZXN0IkMKFkxpc3RDYXRlZ29yaWVzUmVzcG9uc2USKQoKY2F0ZWdvcmllcxgBIAMoCzIVLmdyaWRjYXNlLnYxLkNhdGVnb3J5IlIKFUltcG9ydENhbGVuZGFyUmVxdWVzdBIrCgZmb3JtYXQYASABKA4yGy5ncmlkY2FzZS52MS5DYWxlbmRhckZvcm1hdBIMCgRkYXRhGAIgASgMIjUKFkltcG9ydENhbGVuZGFyUmVzcG9uc2USDQoFeWVhcnMYASADKAUSDAoEZGF5cxgCIAEoBSJfCgtDYWxlbmRhckRheRIMCgRkYXRlGAEgASgJEiIKBGtpbmQYAiABKA4yFC5ncmlkY2FzZS52MS5EYXlLaW5kEgwKBG5hbWUYAyABKAkSEAoIb3ZlcnJpZGUYBCABKAgiPgoVU2V0Q2FsZW5kYXJEYXlSZXF1ZXN0EiUKA2RheRgBIAEoCzIYLmdyaWRjYXNlLnYxLkNhbGVuZGFyRGF5Ij8KFlNldENhbGVuZGFyRGF5UmVzcG9uc2USJQoDZGF5GAEgASgLMhguZ3JpZGNhc2UudjEuQ2FsZW5kYXJEYXkiIgoSR2V0Q2FsZW5kYXJSZXF1ZXN0EgwKBHllYXIYASABKAUiXQoTR2V0Q2FsZW5kYXJSZXNwb25zZRIMCgR5ZWFyGAEgASgFEhAKCGhhc19kYXRhGAIgASgIEiYKBGRheXMYAyADKAsyGC5ncmlkY2FzZS52MS5DYWxlbmRhckRheSKvAQoTU2V0U2xhUG9saWN5UmVxdWVzdBIlCgVjbG9jaxgBIAEoDjIWLmdyaWRjYXNlLnYxLkNsb2NrS2luZBIVCg1jYXRlZ29yeV9jb2RlGAIgASgJEh8KBHRpZXIYAyABKA4yES5ncmlkY2FzZS52MS5UaWVyEicKCHNldmVyaXR5GAQgASgOMhUuZ3JpZGNhc2UudjEuU2V2ZXJpdHkSEAoIZHVyYXRpb24YBSABKAkiFgoUU2V0U2xhUG9saWN5UmVzcG9uc2UiWgoZU2V0Um91dGluZ092ZXJyaWRlUmVxdWVzdBITCgtyZWdpb25fY29kZRgBIAEoCRIVCg1jYXRlZ29yeV9jb2RlGAIgASgJEhEKCXVuaXRfY29kZRgDIAEoCSIcChpTZXRSb3V0aW5nT3ZlcnJpZGVSZXNwb25zZSpvCg5DYWxlbmRhckZvcm1hdBIfChtDQUxFTkRBUl9GT1JNQVRfVU5TUEVDSUZJRUQQABIjCh9DQUxFTkRBUl9GT1JNQVRfSE9MSURBWV9DTl9KU09OEAESFwoTQ0FMRU5EQVJfRk9STUFUX0lDUxACKksKB0RheUtpbmQSGAoUREFZX0tJTkRfVU5TUEVDSUZJRUQQABIUChBEQVlfS0lORF9XT1JLSU5HEAESEAoMREFZX0tJTkRfT0ZGEAIqwwEKCUNsb2NrS2luZBIaChZDTE9DS19LSU5EX1VOU1BFQ0lGSUVEEAASFwoTQ0xPQ0tfS0lORF9SRUdJU1RFUhABEhcKE0NMT0NLX0tJTkRfRElTUEFUQ0gQAhIWChJDTE9DS19LSU5EX09OX1NJVEUQAxIfChtDTE9DS19LSU5EX1dISVNUTEVfQ0hFQ0tfSU4QBBIWChJDTE9DS19LSU5EX1JFU09MVkUQBRIXChNDTE9DS19LSU5EX0ZFRURCQUNLEAYyrwkKEERpcmVjdG9yeVNlcnZpY2USQQoGTG9jYXRlEhouZ3JpZGNhc2UudjEuTG9jYXRlUmVxdWVzdBobLmdyaWRjYXNlLnYxLkxvY2F0ZVJlc3BvbnNlEkoKCUdldFJlZ2lvbhIdLmdyaWRjYXNlLnYxLkdldFJlZ2lvblJlcXVlc3QaHi5ncmlkY2FzZS52MS5HZXRSZWdpb25SZXNwb25zZRJQCgtMaXN0UmVnaW9ucxIfLmdyaWRjYXNlLnYxLkxpc3RSZWdpb25zUmVxdWVzdBogLmdyaWRjYXNlLnYxLkxpc3RSZWdpb25zUmVzcG9uc2USXAoPR2V0UmVnaW9uU2hhcGVzEiMuZ3JpZGNhc2UudjEuR2V0UmVnaW9uU2hhcGVzUmVxdWVzdBokLmdyaWRjYXNlLnYxLkdldFJlZ2lvblNoYXBlc1Jlc3BvbnNlEkEKBldob0FtSRIaLmdyaWRjYXNlLnYxLldob0FtSVJlcXVlc3QaGy5ncmlkY2FzZS52MS5XaG9BbUlSZXNwb25zZRJcCg9JbXBvcnREaXJlY3RvcnkSIy5ncmlkY2FzZS52MS5JbXBvcnREaXJlY3RvcnlSZXF1ZXN0GiQuZ3JpZGNhc2UudjEuSW1wb3J0RGlyZWN0b3J5UmVzcG9uc2USSgoJTGlzdFVuaXRzEh0uZ3JpZGNhc2UudjEuTGlzdFVuaXRzUmVxdWVzdBoeLmdyaWRjYXNlLnYxLkxpc3RVbml0c1Jlc3BvbnNlElAKC0xpc3RNZW1iZXJzEh8uZ3JpZGNhc2UudjEuTGlzdE1lbWJlcnNSZXF1ZXN0GiAuZ3JpZGNhc2UudjEuTGlzdE1lbWJlcnNSZXNwb25zZRJZCg5MaXN0Q2F0ZWdvcmllcxIiLmdyaWRjYXNlLnYxLkxpc3RDYXRlZ29yaWVzUmVxdWVzdBojLmdyaWRjYXNlLnYxLkxpc3RDYXRlZ29yaWVzUmVzcG9uc2USWQoOSW1wb3J0Q2FsZW5kYXISIi5ncmlkY2FzZS52MS5JbXBvcnRDYWxlbmRhclJlcXVlc3QaIy5ncmlkY2FzZS52MS5JbXBvcnRDYWxlbmRhclJlc3BvbnNlElkKDlNldENhbGVuZGFyRGF5EiIuZ3JpZGNhc2UudjEuU2V0Q2FsZW5kYXJEYXlSZXF1ZXN0GiMuZ3JpZGNhc2UudjEuU2V0Q2FsZW5kYXJEYXlSZXNwb25zZRJQCgtHZXRDYWxlbmRhchIfLmdyaWRjYXNlLnYxLkdldENhbGVuZGFyUmVxdWVzdBogLmdyaWRjYXNlLnYxLkdldENhbGVuZGFyUmVzcG9uc2USUwoMU2V0U2xhUG9saWN5EiAuZ3JpZGNhc2UudjEuU2V0U2xhUG9saWN5UmVxdWVzdBohLmdyaWRjYXNlLnYxLlNldFNsYVBvbGljeVJlc3BvbnNlEmUKElNldFJvdXRpbmdPdmVycmlkZRImLmdyaWRjYXNlLnYxLlNldFJvdXRpbmdPdmVycmlkZVJlcXVlc3QaJy5ncmlkY2FzZS52MS5TZXRSb3V0aW5nT3ZlcnJpZGVSZXNwb25zZWIGcHJvdG8z", [file_gridcase_v1_common]);
+  fileDesc("ChtncmlkY2FzZS92MS9kaXJlY3RvcnkucHJvdG8SC2dyaWRjYXNlLnYxIlkKDUxvY2F0ZVJlcXVlc3QSCwoDbGF0GAEgASgBEgsKA2xvbhgCIAEoARIuCgxjb29yZF9zeXN0ZW0YAyABKA4yGC5ncmlkY2FzZS52MS5Db29yZFN5c3RlbSKiAQoOTG9jYXRlUmVzcG9uc2USIQoEZ3JpZBgBIAEoCzITLmdyaWRjYXNlLnYxLlJlZ2lvbhIiCgVjaGFpbhgCIAMoCzITLmdyaWRjYXNlLnYxLlJlZ2lvbhIPCgdzbmFwcGVkGAMgASgIEhIKCmRpc3RhbmNlX20YBCABKAESJAoFd2dzODQYBSABKAsyFS5ncmlkY2FzZS52MS5Mb2NhdGlvbiI6ChBHZXRSZWdpb25SZXF1ZXN0EgwKBGNvZGUYASABKAkSGAoQaW5jbHVkZV9nZW9tZXRyeRgCIAEoCCKLAQoRR2V0UmVnaW9uUmVzcG9uc2USIwoGcmVnaW9uGAEgASgLMhMuZ3JpZGNhc2UudjEuUmVnaW9uEiIKBWNoYWluGAIgAygLMhMuZ3JpZGNhc2UudjEuUmVnaW9uEhgKEGdlb21ldHJ5X2dlb2pzb24YAyABKAkSEwoLY2hpbGRfY291bnQYBCABKAUiagoSTGlzdFJlZ2lvbnNSZXF1ZXN0EhMKC3BhcmVudF9jb2RlGAEgASgJEiYKBHBhZ2UYAiABKAsyGC5ncmlkY2FzZS52MS5QYWdlUmVxdWVzdBIXCg9pbmNsdWRlX3JldGlyZWQYAyABKAgiVAoTTGlzdFJlZ2lvbnNSZXNwb25zZRIkCgdyZWdpb25zGAEgAygLMhMuZ3JpZGNhc2UudjEuUmVnaW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIPCg1XaG9BbUlSZXF1ZXN0IpUBCg5XaG9BbUlSZXNwb25zZRILCgNzdWIYASABKAkSHwoEcm9sZRgCIAEoDjIRLmdyaWRjYXNlLnYxLlJvbGUSIwoGbWVtYmVyGAMgASgLMhMuZ3JpZGNhc2UudjEuTWVtYmVyEiEKBGhvbWUYBCABKAsyEy5ncmlkY2FzZS52MS5SZWdpb24SDQoFc2NvcGUYBSABKAkidQoWR2V0UmVnaW9uU2hhcGVzUmVxdWVzdBITCgtyZWdpb25fY29kZRgBIAEoCRIfCgR0aWVyGAIgASgOMhEuZ3JpZGNhc2UudjEuVGllchIMCgR6b29tGAMgASgBEhcKD2luY2x1ZGVfcmV0aXJlZBgEIAEoCCJUChdHZXRSZWdpb25TaGFwZXNSZXNwb25zZRIPCgdnZW9qc29uGAEgASgJEg0KBWNvdW50GAIgASgFEhkKEWRpcmVjdG9yeV92ZXJzaW9uGAMgASgDIkcKFkltcG9ydERpcmVjdG9yeVJlcXVlc3QSDgoGYnVuZGxlGAEgASgMEh0KFXJldGlyZV91bmxpc3RlZF91bmRlchgCIAEoCSJUCgxJbXBvcnRDb3VudHMSDwoHY3JlYXRlZBgBIAEoBRIPCgd1cGRhdGVkGAIgASgFEhEKCXVuY2hhbmdlZBgDIAEoBRIPCgdyZXRpcmVkGAQgASgFIuUBChdJbXBvcnREaXJlY3RvcnlSZXNwb25zZRIqCgdyZWdpb25zGAEgASgLMhkuZ3JpZGNhc2UudjEuSW1wb3J0Q291bnRzEigKBXVuaXRzGAIgASgLMhkuZ3JpZGNhc2UudjEuSW1wb3J0Q291bnRzEioKB21lbWJlcnMYAyABKAsyGS5ncmlkY2FzZS52MS5JbXBvcnRDb3VudHMSLQoKY2F0ZWdvcmllcxgEIAEoCzIZLmdyaWRjYXNlLnYxLkltcG9ydENvdW50cxIZChFkaXJlY3RvcnlfdmVyc2lvbhgFIAEoAyJWCgRVbml0EgwKBGNvZGUYASABKAkSDAoEbmFtZRgCIAEoCRIMCgRraW5kGAMgASgJEhMKC3JlZ2lvbl9jb2RlGAQgASgJEg8KB3JldGlyZWQYBSABKAgidgoQTGlzdFVuaXRzUmVxdWVzdBITCgtyZWdpb25fY29kZRgBIAEoCRIMCgRraW5kGAIgASgJEiYKBHBhZ2UYAyABKAsyGC5ncmlkY2FzZS52MS5QYWdlUmVxdWVzdBIXCg9pbmNsdWRlX3JldGlyZWQYBCABKAgiTgoRTGlzdFVuaXRzUmVzcG9uc2USIAoFdW5pdHMYASADKAsyES5ncmlkY2FzZS52MS5Vbml0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKgAQoGTWVtYmVyEgsKA3N1YhgBIAEoCRIMCgRuYW1lGAIgASgJEh8KBHJvbGUYAyABKA4yES5ncmlkY2FzZS52MS5Sb2xlEg0KBXBob25lGAQgASgJEhIKCmdyaWRfY29kZXMYBSADKAkSEQoJdW5pdF9jb2RlGAYgASgJEhMKC3JlZ2lvbl9jb2RlGAcgASgJEg8KB3JldGlyZWQYCCABKAgifQoSTGlzdE1lbWJlcnNSZXF1ZXN0EhMKC3JlZ2lvbl9jb2RlGAEgASgJEhEKCXVuaXRfY29kZRgCIAEoCRImCgRwYWdlGAMgASgLMhguZ3JpZGNhc2UudjEuUGFnZVJlcXVlc3QSFwoPaW5jbHVkZV9yZXRpcmVkGAQgASgIIlQKE0xpc3RNZW1iZXJzUmVzcG9uc2USJAoHbWVtYmVycxgBIAMoCzITLmdyaWRjYXNlLnYxLk1lbWJlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkitAEKCENhdGVnb3J5EgwKBGNvZGUYASABKAkSDAoEbmFtZRgCIAEoCRISCgpjbGFzc19jb2RlGAMgASgJEhIKCmNsYXNzX25hbWUYBCABKAkSEQoJdW5pdF9raW5kGAUgASgJEigKDWhhbmRsaW5nX3RpZXIYBiABKA4yES5ncmlkY2FzZS52MS5UaWVyEicKCHNldmVyaXR5GAcgASgOMhUuZ3JpZGNhc2UudjEuU2V2ZXJpdHkiFwoVTGlzdENhdGVnb3JpZXNSZXF1ZXN0IkMKFkxpc3RDYXRlZ29yaWVzUmVzcG9uc2USKQoKY2F0ZWdvcmllcxgBIAMoCzIVLmdyaWRjYXNlLnYxLkNhdGVnb3J5IlIKFUltcG9ydENhbGVuZGFyUmVxdWVzdBIrCgZmb3JtYXQYASABKA4yGy5ncmlkY2FzZS52MS5DYWxlbmRhckZvcm1hdBIMCgRkYXRhGAIgASgMIjUKFkltcG9ydENhbGVuZGFyUmVzcG9uc2USDQoFeWVhcnMYASADKAUSDAoEZGF5cxgCIAEoBSJfCgtDYWxlbmRhckRheRIMCgRkYXRlGAEgASgJEiIKBGtpbmQYAiABKA4yFC5ncmlkY2FzZS52MS5EYXlLaW5kEgwKBG5hbWUYAyABKAkSEAoIb3ZlcnJpZGUYBCABKAgiPgoVU2V0Q2FsZW5kYXJEYXlSZXF1ZXN0EiUKA2RheRgBIAEoCzIYLmdyaWRjYXNlLnYxLkNhbGVuZGFyRGF5Ij8KFlNldENhbGVuZGFyRGF5UmVzcG9uc2USJQoDZGF5GAEgASgLMhguZ3JpZGNhc2UudjEuQ2FsZW5kYXJEYXkiIgoSR2V0Q2FsZW5kYXJSZXF1ZXN0EgwKBHllYXIYASABKAUiXQoTR2V0Q2FsZW5kYXJSZXNwb25zZRIMCgR5ZWFyGAEgASgFEhAKCGhhc19kYXRhGAIgASgIEiYKBGRheXMYAyADKAsyGC5ncmlkY2FzZS52MS5DYWxlbmRhckRheSKvAQoTU2V0U2xhUG9saWN5UmVxdWVzdBIlCgVjbG9jaxgBIAEoDjIWLmdyaWRjYXNlLnYxLkNsb2NrS2luZBIVCg1jYXRlZ29yeV9jb2RlGAIgASgJEh8KBHRpZXIYAyABKA4yES5ncmlkY2FzZS52MS5UaWVyEicKCHNldmVyaXR5GAQgASgOMhUuZ3JpZGNhc2UudjEuU2V2ZXJpdHkSEAoIZHVyYXRpb24YBSABKAkiFgoUU2V0U2xhUG9saWN5UmVzcG9uc2UiWgoZU2V0Um91dGluZ092ZXJyaWRlUmVxdWVzdBITCgtyZWdpb25fY29kZRgBIAEoCRIVCg1jYXRlZ29yeV9jb2RlGAIgASgJEhEKCXVuaXRfY29kZRgDIAEoCSIcChpTZXRSb3V0aW5nT3ZlcnJpZGVSZXNwb25zZSIYChZMaXN0U2xhUG9saWNpZXNSZXF1ZXN0IrYBCglTbGFQb2xpY3kSJQoFY2xvY2sYASABKA4yFi5ncmlkY2FzZS52MS5DbG9ja0tpbmQSFQoNY2F0ZWdvcnlfY29kZRgCIAEoCRIfCgR0aWVyGAMgASgOMhEuZ3JpZGNhc2UudjEuVGllchInCghzZXZlcml0eRgEIAEoDjIVLmdyaWRjYXNlLnYxLlNldmVyaXR5EhAKCGR1cmF0aW9uGAUgASgJEg8KB2J1aWx0aW4YBiABKAgiWgoXTGlzdFNsYVBvbGljaWVzUmVzcG9uc2USKAoIcG9saWNpZXMYASADKAsyFi5ncmlkY2FzZS52MS5TbGFQb2xpY3kSFQoNcnVsZXNfdmVyc2lvbhgCIAEoAyIyChtMaXN0Um91dGluZ092ZXJyaWRlc1JlcXVlc3QSEwoLcmVnaW9uX2NvZGUYASABKAkiUAoPUm91dGluZ092ZXJyaWRlEhMKC3JlZ2lvbl9jb2RlGAEgASgJEhUKDWNhdGVnb3J5X2NvZGUYAiABKAkSEQoJdW5pdF9jb2RlGAMgASgJImYKHExpc3RSb3V0aW5nT3ZlcnJpZGVzUmVzcG9uc2USLwoJb3ZlcnJpZGVzGAEgAygLMhwuZ3JpZGNhc2UudjEuUm91dGluZ092ZXJyaWRlEhUKDXJ1bGVzX3ZlcnNpb24YAiABKAMqbwoOQ2FsZW5kYXJGb3JtYXQSHwobQ0FMRU5EQVJfRk9STUFUX1VOU1BFQ0lGSUVEEAASIwofQ0FMRU5EQVJfRk9STUFUX0hPTElEQVlfQ05fSlNPThABEhcKE0NBTEVOREFSX0ZPUk1BVF9JQ1MQAipLCgdEYXlLaW5kEhgKFERBWV9LSU5EX1VOU1BFQ0lGSUVEEAASFAoQREFZX0tJTkRfV09SS0lORxABEhAKDERBWV9LSU5EX09GRhACKsMBCglDbG9ja0tpbmQSGgoWQ0xPQ0tfS0lORF9VTlNQRUNJRklFRBAAEhcKE0NMT0NLX0tJTkRfUkVHSVNURVIQARIXChNDTE9DS19LSU5EX0RJU1BBVENIEAISFgoSQ0xPQ0tfS0lORF9PTl9TSVRFEAMSHwobQ0xPQ0tfS0lORF9XSElTVExFX0NIRUNLX0lOEAQSFgoSQ0xPQ0tfS0lORF9SRVNPTFZFEAUSFwoTQ0xPQ0tfS0lORF9GRUVEQkFDSxAGMvoKChBEaXJlY3RvcnlTZXJ2aWNlEkEKBkxvY2F0ZRIaLmdyaWRjYXNlLnYxLkxvY2F0ZVJlcXVlc3QaGy5ncmlkY2FzZS52MS5Mb2NhdGVSZXNwb25zZRJKCglHZXRSZWdpb24SHS5ncmlkY2FzZS52MS5HZXRSZWdpb25SZXF1ZXN0Gh4uZ3JpZGNhc2UudjEuR2V0UmVnaW9uUmVzcG9uc2USUAoLTGlzdFJlZ2lvbnMSHy5ncmlkY2FzZS52MS5MaXN0UmVnaW9uc1JlcXVlc3QaIC5ncmlkY2FzZS52MS5MaXN0UmVnaW9uc1Jlc3BvbnNlElwKD0dldFJlZ2lvblNoYXBlcxIjLmdyaWRjYXNlLnYxLkdldFJlZ2lvblNoYXBlc1JlcXVlc3QaJC5ncmlkY2FzZS52MS5HZXRSZWdpb25TaGFwZXNSZXNwb25zZRJBCgZXaG9BbUkSGi5ncmlkY2FzZS52MS5XaG9BbUlSZXF1ZXN0GhsuZ3JpZGNhc2UudjEuV2hvQW1JUmVzcG9uc2USXAoPSW1wb3J0RGlyZWN0b3J5EiMuZ3JpZGNhc2UudjEuSW1wb3J0RGlyZWN0b3J5UmVxdWVzdBokLmdyaWRjYXNlLnYxLkltcG9ydERpcmVjdG9yeVJlc3BvbnNlEkoKCUxpc3RVbml0cxIdLmdyaWRjYXNlLnYxLkxpc3RVbml0c1JlcXVlc3QaHi5ncmlkY2FzZS52MS5MaXN0VW5pdHNSZXNwb25zZRJQCgtMaXN0TWVtYmVycxIfLmdyaWRjYXNlLnYxLkxpc3RNZW1iZXJzUmVxdWVzdBogLmdyaWRjYXNlLnYxLkxpc3RNZW1iZXJzUmVzcG9uc2USWQoOTGlzdENhdGVnb3JpZXMSIi5ncmlkY2FzZS52MS5MaXN0Q2F0ZWdvcmllc1JlcXVlc3QaIy5ncmlkY2FzZS52MS5MaXN0Q2F0ZWdvcmllc1Jlc3BvbnNlElkKDkltcG9ydENhbGVuZGFyEiIuZ3JpZGNhc2UudjEuSW1wb3J0Q2FsZW5kYXJSZXF1ZXN0GiMuZ3JpZGNhc2UudjEuSW1wb3J0Q2FsZW5kYXJSZXNwb25zZRJZCg5TZXRDYWxlbmRhckRheRIiLmdyaWRjYXNlLnYxLlNldENhbGVuZGFyRGF5UmVxdWVzdBojLmdyaWRjYXNlLnYxLlNldENhbGVuZGFyRGF5UmVzcG9uc2USUAoLR2V0Q2FsZW5kYXISHy5ncmlkY2FzZS52MS5HZXRDYWxlbmRhclJlcXVlc3QaIC5ncmlkY2FzZS52MS5HZXRDYWxlbmRhclJlc3BvbnNlElMKDFNldFNsYVBvbGljeRIgLmdyaWRjYXNlLnYxLlNldFNsYVBvbGljeVJlcXVlc3QaIS5ncmlkY2FzZS52MS5TZXRTbGFQb2xpY3lSZXNwb25zZRJlChJTZXRSb3V0aW5nT3ZlcnJpZGUSJi5ncmlkY2FzZS52MS5TZXRSb3V0aW5nT3ZlcnJpZGVSZXF1ZXN0GicuZ3JpZGNhc2UudjEuU2V0Um91dGluZ092ZXJyaWRlUmVzcG9uc2USXAoPTGlzdFNsYVBvbGljaWVzEiMuZ3JpZGNhc2UudjEuTGlzdFNsYVBvbGljaWVzUmVxdWVzdBokLmdyaWRjYXNlLnYxLkxpc3RTbGFQb2xpY2llc1Jlc3BvbnNlEmsKFExpc3RSb3V0aW5nT3ZlcnJpZGVzEiguZ3JpZGNhc2UudjEuTGlzdFJvdXRpbmdPdmVycmlkZXNSZXF1ZXN0GikuZ3JpZGNhc2UudjEuTGlzdFJvdXRpbmdPdmVycmlkZXNSZXNwb25zZWIGcHJvdG8z", [file_gridcase_v1_common]);
 
 /**
  * @generated from message gridcase.v1.LocateRequest
@@ -994,6 +994,191 @@ export const SetRoutingOverrideResponseSchema: GenMessage<SetRoutingOverrideResp
   messageDesc(file_gridcase_v1_directory, 32);
 
 /**
+ * @generated from message gridcase.v1.ListSlaPoliciesRequest
+ */
+export type ListSlaPoliciesRequest = Message<"gridcase.v1.ListSlaPoliciesRequest"> & {
+};
+
+/**
+ * Describes the message gridcase.v1.ListSlaPoliciesRequest.
+ * Use `create(ListSlaPoliciesRequestSchema)` to create a new message.
+ */
+export const ListSlaPoliciesRequestSchema: GenMessage<ListSlaPoliciesRequest> = /*@__PURE__*/
+  messageDesc(file_gridcase_v1_directory, 33);
+
+/**
+ * One rule of the SLA policy: how long a clock runs for the cases it matches. Of the rules that
+ * match a case, the most specific wins: category counts most, then tier, then severity. A clock
+ * no rule matches does not run (the on-site clock, by default, for all but urgent cases).
+ *
+ * @generated from message gridcase.v1.SlaPolicy
+ */
+export type SlaPolicy = Message<"gridcase.v1.SlaPolicy"> & {
+  /**
+   * The clock the rule times.
+   *
+   * @generated from field: gridcase.v1.ClockKind clock = 1;
+   */
+  clock: ClockKind;
+
+  /**
+   * Empty for every category.
+   *
+   * @generated from field: string category_code = 2;
+   */
+  categoryCode: string;
+
+  /**
+   * Unspecified for every tier.
+   *
+   * @generated from field: gridcase.v1.Tier tier = 3;
+   */
+  tier: Tier;
+
+  /**
+   * Unspecified for every severity.
+   *
+   * @generated from field: gridcase.v1.Severity severity = 4;
+   */
+  severity: Severity;
+
+  /**
+   * As SetSlaPolicy takes it: `15m`, `24h`, `7wd` for working days, `4wh` for working hours.
+   *
+   * @generated from field: string duration = 5;
+   */
+  duration: string;
+
+  /**
+   * True for a default of DESIGN.md's table; false for a rule an admin set, which replaces the
+   * default of the same clock, category, tier and severity when there is one.
+   *
+   * @generated from field: bool builtin = 6;
+   */
+  builtin: boolean;
+};
+
+/**
+ * Describes the message gridcase.v1.SlaPolicy.
+ * Use `create(SlaPolicySchema)` to create a new message.
+ */
+export const SlaPolicySchema: GenMessage<SlaPolicy> = /*@__PURE__*/
+  messageDesc(file_gridcase_v1_directory, 34);
+
+/**
+ * @generated from message gridcase.v1.ListSlaPoliciesResponse
+ */
+export type ListSlaPoliciesResponse = Message<"gridcase.v1.ListSlaPoliciesResponse"> & {
+  /**
+   * By clock (in ClockKind's order), then category, tier and severity, "every" before each
+   * single one.
+   *
+   * @generated from field: repeated gridcase.v1.SlaPolicy policies = 1;
+   */
+  policies: SlaPolicy[];
+
+  /**
+   * The rules version the answer was read at (the answering replica's: a change made through
+   * another replica shows within seconds); every change of the calendar, the SLA policy or the
+   * routing overrides moves it.
+   *
+   * @generated from field: int64 rules_version = 2;
+   */
+  rulesVersion: bigint;
+};
+
+/**
+ * Describes the message gridcase.v1.ListSlaPoliciesResponse.
+ * Use `create(ListSlaPoliciesResponseSchema)` to create a new message.
+ */
+export const ListSlaPoliciesResponseSchema: GenMessage<ListSlaPoliciesResponse> = /*@__PURE__*/
+  messageDesc(file_gridcase_v1_directory, 35);
+
+/**
+ * @generated from message gridcase.v1.ListRoutingOverridesRequest
+ */
+export type ListRoutingOverridesRequest = Message<"gridcase.v1.ListRoutingOverridesRequest"> & {
+  /**
+   * The overrides that route cases in this region's subtree: those set on the region, on a
+   * region inside it or on one above it. Empty: every override for an admin, the caller's own
+   * region for a dispatcher or supervisor.
+   *
+   * @generated from field: string region_code = 1;
+   */
+  regionCode: string;
+};
+
+/**
+ * Describes the message gridcase.v1.ListRoutingOverridesRequest.
+ * Use `create(ListRoutingOverridesRequestSchema)` to create a new message.
+ */
+export const ListRoutingOverridesRequestSchema: GenMessage<ListRoutingOverridesRequest> = /*@__PURE__*/
+  messageDesc(file_gridcase_v1_directory, 36);
+
+/**
+ * A region's override of a category item's routing, as SetRoutingOverride set it.
+ *
+ * @generated from message gridcase.v1.RoutingOverride
+ */
+export type RoutingOverride = Message<"gridcase.v1.RoutingOverride"> & {
+  /**
+   * The subtree the override applies in; where overrides nest, the lowest region's wins.
+   *
+   * @generated from field: string region_code = 1;
+   */
+  regionCode: string;
+
+  /**
+   * The category item whose cases it routes.
+   *
+   * @generated from field: string category_code = 2;
+   */
+  categoryCode: string;
+
+  /**
+   * The unit that leads such cases instead of the default routing.
+   *
+   * @generated from field: string unit_code = 3;
+   */
+  unitCode: string;
+};
+
+/**
+ * Describes the message gridcase.v1.RoutingOverride.
+ * Use `create(RoutingOverrideSchema)` to create a new message.
+ */
+export const RoutingOverrideSchema: GenMessage<RoutingOverride> = /*@__PURE__*/
+  messageDesc(file_gridcase_v1_directory, 37);
+
+/**
+ * @generated from message gridcase.v1.ListRoutingOverridesResponse
+ */
+export type ListRoutingOverridesResponse = Message<"gridcase.v1.ListRoutingOverridesResponse"> & {
+  /**
+   * By category, then by the region's tier (city first) and code.
+   *
+   * @generated from field: repeated gridcase.v1.RoutingOverride overrides = 1;
+   */
+  overrides: RoutingOverride[];
+
+  /**
+   * The rules version the answer was read at (the answering replica's: a change made through
+   * another replica shows within seconds); every change of the calendar, the SLA policy or the
+   * routing overrides moves it.
+   *
+   * @generated from field: int64 rules_version = 2;
+   */
+  rulesVersion: bigint;
+};
+
+/**
+ * Describes the message gridcase.v1.ListRoutingOverridesResponse.
+ * Use `create(ListRoutingOverridesResponseSchema)` to create a new message.
+ */
+export const ListRoutingOverridesResponseSchema: GenMessage<ListRoutingOverridesResponse> = /*@__PURE__*/
+  messageDesc(file_gridcase_v1_directory, 38);
+
+/**
  * @generated from enum gridcase.v1.CalendarFormat
  */
 export enum CalendarFormat {
@@ -1245,6 +1430,30 @@ export const DirectoryService: GenService<{
     methodKind: "unary";
     input: typeof SetRoutingOverrideRequestSchema;
     output: typeof SetRoutingOverrideResponseSchema;
+  },
+  /**
+   * The SLA policy the clocks run on: every rule an admin set and every default of DESIGN.md
+   * "SLA clocks" that none replaced, all in one answer (rules are set by hand, a few dozen at
+   * most; no paging). Dispatchers, supervisors and admins.
+   *
+   * @generated from rpc gridcase.v1.DirectoryService.ListSlaPolicies
+   */
+  listSlaPolicies: {
+    methodKind: "unary";
+    input: typeof ListSlaPoliciesRequestSchema;
+    output: typeof ListSlaPoliciesResponseSchema;
+  },
+  /**
+   * The routing overrides that route cases in a region's subtree, all in one answer (set by
+   * hand, a few dozen at most; no paging). Admins; dispatchers and supervisors within their
+   * region's subtree (the default when no region is given).
+   *
+   * @generated from rpc gridcase.v1.DirectoryService.ListRoutingOverrides
+   */
+  listRoutingOverrides: {
+    methodKind: "unary";
+    input: typeof ListRoutingOverridesRequestSchema;
+    output: typeof ListRoutingOverridesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_gridcase_v1_directory, 0);
