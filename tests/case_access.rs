@@ -215,6 +215,7 @@ async fn call(app: &TestApp, rpc: &str, token: &str, case: &Case, other: &Case) 
                     expected_version: v,
                     satisfaction: Satisfaction::Satisfied.into(),
                     comment: String::new(),
+                    by_callback: false,
                 },
                 token,
             ))

@@ -139,6 +139,7 @@ impl Steps<'_> {
                     expected_version: c.version,
                     satisfaction: satisfaction.into(),
                     comment: String::new(),
+                    by_callback: false,
                 },
                 &token,
             ))

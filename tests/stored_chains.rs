@@ -338,6 +338,7 @@ async fn evaluated(app: &TestApp, token: &str, case: &Case, satisfaction: Satisf
                 expected_version: case.version,
                 satisfaction: satisfaction.into(),
                 comment: "评价".into(),
+                by_callback: false,
             },
             token,
         ))

@@ -110,6 +110,7 @@ async fn evaluate(
                 expected_version: case.version,
                 satisfaction: s.into(),
                 comment: String::new(),
+                by_callback: false,
             },
             token,
         ))
@@ -676,7 +677,170 @@ async fn a_whistle_summons_units_that_then_see_the_case_and_check_in(backend: Ba
     app.stop().await.expect("clean stop");
 }
 
+/// A hotline ticket from `gateway`, in grid 01 (lead: the township justice office).
+async fn ticket(app: &TestApp, gateway: &str) -> Case {
+    use gridcase::proto::v1::{
+        CoordSystem, IngestTicketRequest, Location, Source,
+        gateway_service_client::GatewayServiceClient,
+    };
+    GatewayServiceClient::new(app.channel.clone())
+        .ingest_ticket(authed(
+            IngestTicketRequest {
+                source: Source::Hotline12345.into(),
+                external_id: uuid::Uuid::new_v4().to_string(),
+                category_code: "dispute.neighbor".into(),
+                description: "邻里纠纷".into(),
+                caller_phone: "13912345678".into(),
+                location: Some(Location {
+                    lat: 35.1,
+                    lon: 119.05,
+                    coord_system: CoordSystem::Wgs84.into(),
+                    accuracy_m: 0.0,
+                }),
+                ..IngestTicketRequest::default()
+            },
+            &app.token(gateway, Role::Gateway),
+        ))
+        .await
+        .expect("ingested")
+        .into_inner()
+        .case
+        .unwrap()
+}
+
+async fn evaluate_by_callback(
+    app: &TestApp,
+    token: &str,
+    case: &Case,
+    s: Satisfaction,
+) -> Result<Case, tonic::Status> {
+    cases(app)
+        .evaluate_case(authed(
+            EvaluateCaseRequest {
+                case_id: case.id.clone(),
+                expected_version: case.version,
+                satisfaction: s.into(),
+                comment: "回访：群众表示满意".into(),
+                by_callback: true,
+            },
+            token,
+        ))
+        .await
+        .map(|r| r.into_inner().case.unwrap())
+}
+
+/// 回访: hotline reporters cannot press a button, so the gateway that brought the case, or a
+/// dispatcher of the center holding it, records their evaluation after a callback; who called
+/// back is on the evaluation and its event, and the statistics count the share.
+async fn a_callback_evaluation_is_recorded_by_the_gateway_or_the_center(backend: Backend) {
+    use gridcase::proto::v1::{GetStatsRequest, get_stats_request::Scope};
+    let app = TestApp::spawn(&backend).await;
+    import(&app, &small_bundle()).await;
+    let a = actors(&app);
+    let resolved = |case: Case| {
+        let app = &app;
+        let a = &a;
+        async move {
+            let case = dispatch(app, &a.dispatcher, &case, "").await.unwrap();
+            let case = accept(app, &a.justice, &case).await.unwrap();
+            resolve(app, &a.justice, &case, vec![]).await.unwrap()
+        }
+    };
+    let gateway = app.token("gateway-12345", Role::Gateway);
+    let other_gateway = app.token("gateway-wechat", Role::Gateway);
+
+    // The gateway's own ticket: recorded by callback, with who called back.
+    let own = resolved(ticket(&app, "gateway-12345").await).await;
+    let refused = evaluate_by_callback(&app, &other_gateway, &own, Satisfaction::Satisfied)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Code::NotFound,
+        "another gateway's case: {refused:?}"
+    );
+    let own = evaluate_by_callback(&app, &gateway, &own, Satisfaction::Satisfied)
+        .await
+        .unwrap();
+    assert_eq!(own.status(), CaseStatus::Resolved);
+    let e = own.evaluation.clone().unwrap();
+    assert!(e.by_callback);
+    assert_eq!(e.by_sub, "gateway-12345");
+
+    // A dispatcher: only by callback.
+    let held = resolved(ticket(&app, "gateway-12345").await).await;
+    let without = evaluate(&app, &a.dispatcher, &held, Satisfaction::Satisfied)
+        .await
+        .unwrap_err();
+    assert_eq!(without.code(), Code::PermissionDenied, "{without:?}");
+    assert!(without.message().contains("by_callback"), "{without:?}");
+    let held = evaluate_by_callback(&app, &a.dispatcher, &held, Satisfaction::BasicallySatisfied)
+        .await
+        .unwrap();
+    let e = held.evaluation.clone().unwrap();
+    assert!(e.by_callback);
+    assert_eq!(e.by_sub, DISPATCHER);
+    let events = cases(&app)
+        .get_case(authed(
+            GetCaseRequest {
+                case_id: held.id.clone(),
+                include_events: true,
+            },
+            &a.dispatcher,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let evaluated = events.iter().rfind(|e| e.kind == "evaluated").unwrap();
+    assert_eq!(evaluated.actor_sub, DISPATCHER);
+    assert!(
+        evaluated.details_json.contains("\"by_callback\":true"),
+        "{}",
+        evaluated.details_json
+    );
+
+    // A reporter on a handset does not call themselves back; pressing the button is theirs.
+    let mine = resolved(report(&app, "dispute.neighbor", 119.05).await).await;
+    let odd = evaluate_by_callback(&app, &a.reporter, &mine, Satisfaction::Satisfied)
+        .await
+        .unwrap_err();
+    assert_eq!(odd.code(), Code::InvalidArgument, "{odd:?}");
+    assert!(odd.message().starts_with("by_callback"), "{odd:?}");
+    let mine = evaluate(&app, &a.reporter, &mine, Satisfaction::Satisfied)
+        .await
+        .unwrap();
+    assert!(!mine.evaluation.unwrap().by_callback);
+
+    // Two of the three evaluations were callbacks.
+    let stats =
+        gridcase::proto::v1::stats_service_client::StatsServiceClient::new(app.channel.clone())
+            .get_stats(authed(
+                GetStatsRequest {
+                    scope: Some(Scope::RegionCode("371102".into())),
+                    from: Some(ts(chrono::Utc::now() - chrono::Duration::hours(1))),
+                    to: Some(ts(chrono::Utc::now() + chrono::Duration::hours(1))),
+                    month: String::new(),
+                },
+                &a.dispatcher,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .stats
+            .unwrap();
+    assert_eq!(stats.evaluated, 3);
+    assert_eq!(stats.evaluated_by_callback, 2);
+    assert!(
+        (stats.callback_evaluation_rate - 2.0 / 3.0).abs() < 1e-9,
+        "{stats:?}"
+    );
+    audit_is_clean(&app).await;
+    app.stop().await.unwrap();
+}
+
 on_both_databases!(
+    a_callback_evaluation_is_recorded_by_the_gateway_or_the_center,
     a_whistle_summons_units_that_then_see_the_case_and_check_in,
     a_dispatcher_escalates_a_case_one_tier_up,
     the_whole_loop_runs_end_to_end,

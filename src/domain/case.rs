@@ -183,13 +183,17 @@ pub struct Case {
     pub evaluation: Option<Evaluation>,
 }
 
-/// An evaluation by the reporter, or by a gateway on the reporter's behalf.
+/// An evaluation by the reporter, or recorded on the reporter's word after a callback (回访).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Evaluation {
     pub satisfaction: super::workflow::Satisfaction,
     pub comment: String,
+    /// Who recorded it: the reporter, or whoever called the reporter back.
     pub by_sub: String,
     pub at: DateTime<Utc>,
+    /// Recorded after a callback (回访), on the reporter's word.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_callback: bool,
 }
 
 /// An assisting unit (协办) of a case.

@@ -178,6 +178,9 @@ pub enum Details {
     },
     Evaluated {
         satisfaction: Satisfaction,
+        /// Recorded after a callback (回访) by the event's actor; written only when true, so
+        /// the events stored before callbacks existed keep their exact text.
+        by_callback: bool,
     },
     Reopened {
         cycle: i32,
@@ -243,8 +246,15 @@ impl Details {
                 attachment_ids,
                 on_the_spot,
             } => json!({ "attachment_ids": attachment_ids, "on_the_spot": on_the_spot }),
-            Details::Evaluated { satisfaction } => {
-                json!({ "satisfaction": satisfaction.as_str() })
+            Details::Evaluated {
+                satisfaction,
+                by_callback,
+            } => {
+                let mut value = json!({ "satisfaction": satisfaction.as_str() });
+                if *by_callback {
+                    value["by_callback"] = json!(true);
+                }
+                value
             }
             Details::Reopened { cycle, to_center } => {
                 let mut value = json!({ "cycle": cycle });
@@ -364,6 +374,10 @@ impl Details {
             },
             K::Evaluated => Details::Evaluated {
                 satisfaction: string("satisfaction")?.parse()?,
+                by_callback: v
+                    .get("by_callback")
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(false),
             },
             K::Reopened => Details::Reopened {
                 cycle: int("cycle")?,

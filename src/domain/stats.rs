@@ -16,6 +16,8 @@ pub struct CohortCase {
     pub escalation_level: i32,
     /// The last evaluation: satisfied (满意 or 基本满意) or not; `None` when not evaluated.
     pub satisfied: Option<bool>,
+    /// The last evaluation was recorded after a callback (回访).
+    pub by_callback: bool,
     pub reopen_count: i32,
     /// A clock of the case passed its due time (running past it, or stopped after it).
     pub overdue: bool,
@@ -41,6 +43,12 @@ pub struct Stats {
     pub escalations: i64,
     pub returns: i64,
     pub reopens: i64,
+    /// Evaluated cases whose (last) evaluation was recorded after a callback (回访), and their
+    /// share of the evaluated. Snapshots stored before callbacks existed read 0.
+    #[serde(default)]
+    pub evaluated_by_callback: i64,
+    #[serde(default)]
+    pub callback_evaluation_rate: f64,
 }
 
 /// Sums a cohort case by case; `finish` turns the sums into rates.
@@ -54,6 +62,7 @@ pub struct Accumulator {
     handling_seconds: i64,
     evaluated: i64,
     satisfied: i64,
+    by_callback: i64,
     local: i64,
     escalations: i64,
     returns: i64,
@@ -92,6 +101,7 @@ impl Accumulator {
         if let Some(satisfied) = c.satisfied {
             self.evaluated += 1;
             self.satisfied += i64::from(satisfied);
+            self.by_callback += i64::from(c.by_callback);
         }
         self.escalations += c.escalations;
         self.returns += c.returns;
@@ -112,6 +122,8 @@ impl Accumulator {
             },
             evaluated: self.evaluated,
             satisfaction_rate: rate(self.satisfied, self.evaluated),
+            evaluated_by_callback: self.by_callback,
+            callback_evaluation_rate: rate(self.by_callback, self.evaluated),
             local_resolution_rate: rate(self.local, self.resolved),
             escalations: self.escalations,
             returns: self.returns,
@@ -136,6 +148,7 @@ mod tests {
             tier: Tier::Community,
             escalation_level: 0,
             satisfied: None,
+            by_callback: false,
             reopen_count: 0,
             overdue: false,
             escalations: 0,

@@ -77,10 +77,12 @@ pub enum Command {
     Feedback {
         note: String,
     },
-    /// 评价.
+    /// 评价: by the reporter, or on the reporter's word after a callback (回访): by a
+    /// dispatcher whose scope holds the case, or by the gateway that brought it.
     Evaluate {
         satisfaction: Satisfaction,
         comment: String,
+        by_callback: bool,
     },
     Close {
         reason: String,
@@ -488,11 +490,34 @@ fn by_person(
         Command::Evaluate {
             satisfaction,
             comment,
+            by_callback,
         } => {
-            if case.reporter_sub != caller.sub {
-                return Err(DomainError::PermissionDenied(
-                    "only the reporter, or the gateway that brought the case, evaluates it".into(),
-                ));
+            match (caller.role, by_callback) {
+                // The holding center calls hotline reporters back; its scope was checked
+                // when the case was read.
+                (Role::Dispatcher, true) => {}
+                (Role::Dispatcher, false) => {
+                    return Err(DomainError::PermissionDenied(
+                        "a dispatcher records a reporter's evaluation only after a callback \
+                         (回访): set by_callback"
+                            .into(),
+                    ));
+                }
+                (Role::Gateway, _) | (_, false) if case.reporter_sub == caller.sub => {}
+                (Role::Gateway, _) | (_, false) => {
+                    return Err(DomainError::PermissionDenied(
+                        "only the reporter, the gateway that brought the case, or a dispatcher \
+                         after a callback evaluates it"
+                            .into(),
+                    ));
+                }
+                (_, true) => {
+                    return Err(DomainError::invalid(
+                        "by_callback",
+                        "a callback (回访) is recorded by the holding center's dispatcher or the \
+                         gateway that brought the case, not by the reporter",
+                    ));
+                }
             }
             if case.status != Resolved {
                 return Err(refuse(
@@ -500,6 +525,7 @@ fn by_person(
                     &Command::Evaluate {
                         satisfaction,
                         comment,
+                        by_callback,
                     },
                 ));
             }
@@ -508,11 +534,15 @@ fn by_person(
                 comment: comment.trim().to_owned(),
                 by_sub: caller.sub.clone(),
                 at: now,
+                by_callback,
             });
             let mut events = vec![
                 event(EventKind::Evaluated)
                     .reason(comment.trim().to_owned())
-                    .details(Details::Evaluated { satisfaction }),
+                    .details(Details::Evaluated {
+                        satisfaction,
+                        by_callback,
+                    }),
             ];
             if satisfaction == Satisfaction::Dissatisfied {
                 // 不满意 reopens the case for a new cycle; the second reopen goes up a tier.
@@ -802,6 +832,7 @@ mod tests {
                 Command::Evaluate {
                     satisfaction: Satisfaction::Satisfied,
                     comment: String::new(),
+                    by_callback: false,
                 },
             ),
             (
@@ -809,6 +840,7 @@ mod tests {
                 Command::Evaluate {
                     satisfaction: Satisfaction::Dissatisfied,
                     comment: String::new(),
+                    by_callback: false,
                 },
             ),
             (

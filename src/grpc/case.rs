@@ -261,6 +261,7 @@ impl CaseService for CaseApi {
         let command = Command::Evaluate {
             satisfaction: satisfaction(r.satisfaction)?,
             comment: r.comment,
+            by_callback: r.by_callback,
         };
         let case = self
             .act(&caller, &r.case_id, r.expected_version, command)

@@ -500,6 +500,7 @@ mod cases {
                 comment: e.comment.clone(),
                 by_sub: e.by_sub.clone(),
                 at: Some(timestamp(e.at)),
+                by_callback: e.by_callback,
             }),
             clocks: Vec::new(),
             external_id: case.external_id.clone().unwrap_or_default(),

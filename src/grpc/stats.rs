@@ -39,6 +39,8 @@ fn stats_for(s: &Stats) -> pb::Stats {
         escalations: s.escalations,
         returns: s.returns,
         reopens: s.reopens,
+        evaluated_by_callback: s.evaluated_by_callback,
+        callback_evaluation_rate: s.callback_evaluation_rate,
     }
 }
 

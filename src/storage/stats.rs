@@ -10,7 +10,12 @@ use sea_orm::{
 };
 
 use super::{StorageError, begin_write, cases::is_unique_violation, entities::*, sql};
-use crate::domain::{case::CaseStatus, directory::Tier, event::EventKind, stats::CohortCase};
+use crate::domain::{
+    case::{CaseStatus, Evaluation},
+    directory::Tier,
+    event::EventKind,
+    stats::CohortCase,
+};
 
 /// Which cases a cohort is drawn from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +89,8 @@ pub async fn cohort(
             &format!(
                 "SELECT c.id, c.status, c.received_at, c.resolved_at, c.tier, c.escalation_level, \
                  c.satisfaction, c.reopen_count, c.city_code, c.district_code, c.township_code, \
-                 c.community_code, c.grid_code, c.unit_code FROM cases c WHERE {cohort}"
+                 c.community_code, c.grid_code, c.unit_code, c.evaluation FROM cases c \
+                 WHERE {cohort}"
             ),
             values(from, to, &code, None),
         ))
@@ -141,6 +147,15 @@ pub async fn cohort(
         let status: String = r.try_get_by_index(1)?;
         let tier: String = r.try_get_by_index(4)?;
         let satisfaction: Option<String> = r.try_get_by_index(6)?;
+        let evaluation: Option<String> = r.try_get_by_index(14)?;
+        let by_callback = match evaluation
+            .as_deref()
+            .map(serde_json::from_str::<Evaluation>)
+        {
+            Some(Ok(e)) => e.by_callback,
+            Some(Err(e)) => return Err(corrupt(format!("case {id}: evaluation: {e}"))),
+            None => false,
+        };
         let (escalations, returns) = counts.get(&id).copied().unwrap_or_default();
         out.push(CohortRow {
             case: CohortCase {
@@ -150,6 +165,7 @@ pub async fn cohort(
                 tier: tier.parse::<Tier>().map_err(corrupt)?,
                 escalation_level: r.try_get_by_index(5)?,
                 satisfied: satisfaction.map(|s| s != "dissatisfied"),
+                by_callback,
                 reopen_count: r.try_get_by_index(7)?,
                 overdue: overdue.contains(&id),
                 escalations,

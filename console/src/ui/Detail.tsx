@@ -24,7 +24,7 @@ import { t, type Key } from "../i18n";
 import { ErrorBox, Field, ShortId, SlaBadge, StatusBadge } from "./common";
 import type { Session } from "./Console";
 
-type Kind = "dispatch" | "whistle" | "escalate" | "feedback" | "close" | "merge" | "cancel" | "accept" | "checkin" | "return" | "progress" | "resolve" | "evaluate";
+type Kind = "dispatch" | "whistle" | "escalate" | "feedback" | "close" | "merge" | "cancel" | "accept" | "checkin" | "return" | "progress" | "resolve" | "evaluate" | "callback";
 type FieldName = "unit" | "units" | "reason" | "reasonOpt" | "note" | "result" | "into" | "satisfaction" | "comment";
 
 interface ActionDef {
@@ -46,6 +46,8 @@ export function actionsFor(c: Case, session: Session): ActionDef[] {
     if (inS(S.REGISTERED, S.RETURNED, S.DISPATCHED, S.ACCEPTED, S.IN_PROGRESS)) out.push({ kind: "escalate", label: "act_escalate", fields: ["reason"] });
     if (inS(S.RESOLVED)) {
       out.push({ kind: "feedback", label: "act_feedback", fields: ["note"] });
+      // 回访: the reporter's evaluation, taken on a callback (hotline reporters cannot press a button).
+      out.push({ kind: "callback", label: "act_callback", fields: ["satisfaction", "comment"] });
       out.push({ kind: "close", label: "act_close", fields: ["reasonOpt"] });
     }
     if (isOpen(st)) {
@@ -105,6 +107,8 @@ async function perform(kind: Kind, c: Case, v: FormValues): Promise<Case | undef
       return (await cases.resolveCase({ ...base, result: v.text })).case;
     case "evaluate":
       return (await cases.evaluateCase({ ...base, satisfaction: v.satisfaction, comment: v.text })).case;
+    case "callback":
+      return (await cases.evaluateCase({ ...base, satisfaction: v.satisfaction, comment: v.text, byCallback: true })).case;
   }
 }
 
@@ -465,7 +469,7 @@ export function Detail({ session, caseId, onClose, onOpen }: { session: Session;
             ) : null}
             {c.evaluation ? (
               <Field label={t("f_evaluation")} wide>
-                {satisfactionText(c.evaluation.satisfaction)} {c.evaluation.comment ? `— ${c.evaluation.comment}` : ""} ({c.evaluation.bySub}, {fmtTime(c.evaluation.at, true)})
+                {satisfactionText(c.evaluation.satisfaction)} {c.evaluation.comment ? `— ${c.evaluation.comment}` : ""} ({c.evaluation.byCallback ? `${t("f_by_callback")} ` : ""}{c.evaluation.bySub}, {fmtTime(c.evaluation.at, true)})
               </Field>
             ) : null}
           </dl>

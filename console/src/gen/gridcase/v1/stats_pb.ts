@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file gridcase/v1/stats.proto.
  */
 export const file_gridcase_v1_stats: GenFile = /*@__PURE__*/
-  fileDesc("ChdncmlkY2FzZS92MS9zdGF0cy5wcm90bxILZ3JpZGNhc2UudjEipwEKD0dldFN0YXRzUmVxdWVzdBIVCgtyZWdpb25fY29kZRgBIAEoCUgAEhMKCXVuaXRfY29kZRgCIAEoCUgAEigKBGZyb20YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKAnRvGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVtb250aBgFIAEoCUIHCgVzY29wZSKUAgoFU3RhdHMSEAoIcmVjZWl2ZWQYASABKAMSEAoIcmVzb2x2ZWQYAiABKAMSFwoPcmVzb2x1dGlvbl9yYXRlGAMgASgBEhQKDG9uX3RpbWVfcmF0ZRgEIAEoARIPCgdvdmVyZHVlGAUgASgDEiMKG21lYW5faGFuZGxpbmdfd29ya2luZ19ob3VycxgGIAEoARIRCglldmFsdWF0ZWQYByABKAMSGQoRc2F0aXNmYWN0aW9uX3JhdGUYCCABKAESHQoVbG9jYWxfcmVzb2x1dGlvbl9yYXRlGAkgASgBEhMKC2VzY2FsYXRpb25zGAogASgDEg8KB3JldHVybnMYCyABKAMSDwoHcmVvcGVucxgMIAEoAyJ4ChBHZXRTdGF0c1Jlc3BvbnNlEiEKBXN0YXRzGAEgASgLMhIuZ3JpZGNhc2UudjEuU3RhdHMSEAoIc25hcHNob3QYAiABKAgSLwoLY29tcHV0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wMlcKDFN0YXRzU2VydmljZRJHCghHZXRTdGF0cxIcLmdyaWRjYXNlLnYxLkdldFN0YXRzUmVxdWVzdBodLmdyaWRjYXNlLnYxLkdldFN0YXRzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChdncmlkY2FzZS92MS9zdGF0cy5wcm90bxILZ3JpZGNhc2UudjEipwEKD0dldFN0YXRzUmVxdWVzdBIVCgtyZWdpb25fY29kZRgBIAEoCUgAEhMKCXVuaXRfY29kZRgCIAEoCUgAEigKBGZyb20YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKAnRvGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVtb250aBgFIAEoCUIHCgVzY29wZSLVAgoFU3RhdHMSEAoIcmVjZWl2ZWQYASABKAMSEAoIcmVzb2x2ZWQYAiABKAMSFwoPcmVzb2x1dGlvbl9yYXRlGAMgASgBEhQKDG9uX3RpbWVfcmF0ZRgEIAEoARIPCgdvdmVyZHVlGAUgASgDEiMKG21lYW5faGFuZGxpbmdfd29ya2luZ19ob3VycxgGIAEoARIRCglldmFsdWF0ZWQYByABKAMSGQoRc2F0aXNmYWN0aW9uX3JhdGUYCCABKAESHQoVbG9jYWxfcmVzb2x1dGlvbl9yYXRlGAkgASgBEhMKC2VzY2FsYXRpb25zGAogASgDEg8KB3JldHVybnMYCyABKAMSDwoHcmVvcGVucxgMIAEoAxIdChVldmFsdWF0ZWRfYnlfY2FsbGJhY2sYDSABKAMSIAoYY2FsbGJhY2tfZXZhbHVhdGlvbl9yYXRlGA4gASgBIngKEEdldFN0YXRzUmVzcG9uc2USIQoFc3RhdHMYASABKAsyEi5ncmlkY2FzZS52MS5TdGF0cxIQCghzbmFwc2hvdBgCIAEoCBIvCgtjb21wdXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAyVwoMU3RhdHNTZXJ2aWNlEkcKCEdldFN0YXRzEhwuZ3JpZGNhc2UudjEuR2V0U3RhdHNSZXF1ZXN0Gh0uZ3JpZGNhc2UudjEuR2V0U3RhdHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message gridcase.v1.GetStatsRequest
@@ -135,6 +135,20 @@ export type Stats = Message<"gridcase.v1.Stats"> & {
    * @generated from field: int64 reopens = 12;
    */
   reopens: bigint;
+
+  /**
+   * Of the evaluated cases, those whose evaluation was recorded after a callback (回访).
+   *
+   * @generated from field: int64 evaluated_by_callback = 13;
+   */
+  evaluatedByCallback: bigint;
+
+  /**
+   * evaluated_by_callback / evaluated.
+   *
+   * @generated from field: double callback_evaluation_rate = 14;
+   */
+  callbackEvaluationRate: number;
 };
 
 /**
