@@ -52,14 +52,29 @@ impl LiveRules {
         self.current.load_full()
     }
 
+    /// Loads the stored rules when their version moved. Never goes back: of two refreshes
+    /// racing (the poll and a change's own), the one that read older rules does not replace
+    /// newer ones already in place.
     pub async fn refresh(&self) -> Result<bool, storage::StorageError> {
         if storage::rules::version(&self.db).await? == self.current.load().version {
             return Ok(false);
         }
-        let rules = Rules::build(storage::rules::load(&self.db).await?, &self.office_hours);
-        tracing::info!(version = rules.version, "rules reloaded");
-        self.current.store(Arc::new(rules));
-        Ok(true)
+        let rules = Arc::new(Rules::build(
+            storage::rules::load(&self.db).await?,
+            &self.office_hours,
+        ));
+        let before = self.current.rcu(|current| {
+            if rules.version > current.version {
+                rules.clone()
+            } else {
+                current.clone()
+            }
+        });
+        let replaced = rules.version > before.version;
+        if replaced {
+            tracing::info!(version = rules.version, "rules reloaded");
+        }
+        Ok(replaced)
     }
 
     pub async fn watch(self: Arc<Self>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
