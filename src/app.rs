@@ -360,7 +360,9 @@ impl Application {
             () = shutdown => {
                 tracing::info!(grace = ?self.settings.shutdown_grace, "shutting down: finishing in-flight calls");
                 let _ = stop_tx.send(true);
-                health.set_not_serving::<pb::directory_service_server::DirectoryServiceServer<DirectoryApi>>().await;
+                // Every service and the overall entry: a balancer asking about any of them
+                // moves new calls elsewhere while these finish.
+                set_health(&health, tonic_health::ServingStatus::NotServing).await;
                 match tokio::time::timeout(self.settings.shutdown_grace, &mut server).await {
                     Ok(result) => result?,
                     Err(_) => tracing::warn!("grace period over: dropping the calls still running"),

@@ -54,6 +54,39 @@ async fn health_answers_serving_without_a_token(backend: Backend) {
     app.stop().await.expect("clean stop");
 }
 
+/// A stopping server tells a balancer watching any of its entries, the overall one included,
+/// that it no longer serves, while its calls in flight finish.
+async fn a_stopping_server_is_not_serving_for_every_service(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut health = HealthClient::new(app.channel.clone());
+    let mut watches = Vec::new();
+    for service in std::iter::once("").chain(SERVICES.iter().copied()) {
+        let mut watch = health
+            .watch(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("watch")
+            .into_inner();
+        let first = watch.message().await.expect("first status").expect("one");
+        assert_eq!(first.status(), ServingStatus::Serving, "{service:?}");
+        watches.push((service, watch));
+    }
+    let stopping = tokio::spawn(app.stop());
+    for (service, mut watch) in watches {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(5), watch.message())
+            .await
+            .unwrap_or_else(|_| panic!("{service:?}: no status within 5 s of the stop"));
+        match next {
+            Ok(Some(status)) => {
+                assert_eq!(status.status(), ServingStatus::NotServing, "{service:?}");
+            }
+            other => panic!("{service:?}: the watch ended without NOT_SERVING: {other:?}"),
+        }
+    }
+    stopping.await.expect("stop task").expect("clean stop");
+}
+
 async fn reflection_lists_all_five_services_without_a_token(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     let mut reflection = ServerReflectionClient::new(app.channel.clone());
@@ -140,6 +173,7 @@ async fn replicas_starting_together_migrate_one_database_safely(backend: Backend
 on_both_databases!(
     replicas_starting_together_migrate_one_database_safely,
     health_answers_serving_without_a_token,
+    a_stopping_server_is_not_serving_for_every_service,
     reflection_lists_all_five_services_without_a_token,
     grpc_web_clients_are_served_over_http1,
     shutdown_lets_the_server_stop_cleanly,
