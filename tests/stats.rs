@@ -194,6 +194,7 @@ fn november(scope: Scope) -> GetStatsRequest {
         from: Some(ts(shanghai(2025, 11, 1, 0, 0))),
         to: Some(ts(shanghai(2025, 12, 1, 0, 0))),
         month: String::new(),
+        period: String::new(),
     }
 }
 
@@ -404,4 +405,167 @@ async fn the_figures_match_counts_made_by_hand_and_the_month_is_snapshotted_once
     other.stop().await.unwrap();
 }
 
-on_both_databases!(the_figures_match_counts_made_by_hand_and_the_month_is_snapshotted_once);
+/// 季通报、年考核: a quarter's and a year's figures are those of the cases received in them, so
+/// their counts are the sums of their months'; the job on the 1st after a quarter and a year
+/// snapshots them once, and GetStats answers from the snapshots.
+async fn quarters_and_years_sum_their_months_and_are_snapshotted_once(backend: Backend) {
+    // Time only moves forward from here: the start-up catch-up takes no period the test uses.
+    let time = Arc::new(ManualTime::new(shanghai(2025, 9, 29, 8, 0)));
+    let db = TestDb::new(&backend).await;
+    let quiet = |s: &mut gridcase::config::Settings| s.sla_tick = Duration::from_secs(3600);
+    let app = TestApp::spawn_full(TestDb::shared(&db.url), quiet, Some(time.clone())).await;
+    let other = TestApp::spawn_full(TestDb::shared(&db.url), quiet, Some(time.clone())).await;
+    import(&app, &small_bundle()).await;
+    let s = Steps {
+        app: &app,
+        time: time.clone(),
+    };
+    // Q4 2025: October 2 cases (one resolved), November 1, December 3 (one resolved); one in
+    // Q3 (September) and one in 2026 outside both.
+    let mut received = Vec::new();
+    for (month, day, resolve) in [
+        (9, 29, true),
+        (10, 9, true),
+        (10, 20, false),
+        (11, 12, false),
+        (12, 1, true),
+        (12, 15, false),
+        (12, 30, false),
+    ] {
+        let c = s
+            .at(shanghai(2025, month, day, 9, 0))
+            .report("dispute.neighbor")
+            .await;
+        if resolve {
+            let c = s
+                .at(shanghai(2025, month, day, 9, 1))
+                .dispatch(&c, "")
+                .await;
+            let c = s
+                .at(shanghai(2025, month, day, 9, 2))
+                .accept(&c, JUSTICE_STAFF)
+                .await;
+            s.at(shanghai(2025, month, day, 11, 0))
+                .resolve(&c, JUSTICE_STAFF)
+                .await;
+        }
+        received.push(c);
+    }
+    s.at(shanghai(2026, 1, 2, 9, 0))
+        .report("dispute.neighbor")
+        .await;
+    let city = || Some(Scope::RegionCode("371100".into()));
+    let of = |period: &str| GetStatsRequest {
+        scope: city(),
+        period: period.into(),
+        ..GetStatsRequest::default()
+    };
+    let mut months = Vec::new();
+    for m in ["2025-10", "2025-11", "2025-12"] {
+        let (figures, snapshot) = stats(&app, SUPERVISOR, of(m)).await.unwrap();
+        assert!(!snapshot);
+        months.push(figures);
+    }
+    assert_eq!(
+        months
+            .iter()
+            .map(|m| (m.received, m.resolved))
+            .collect::<Vec<_>>(),
+        [(2, 1), (1, 0), (3, 1)]
+    );
+    let (quarter, snapshot) = stats(&app, SUPERVISOR, of("2025-Q4")).await.unwrap();
+    assert!(!snapshot, "live before the quarter's snapshot");
+    assert_eq!(
+        quarter.received,
+        months.iter().map(|m| m.received).sum::<i64>()
+    );
+    assert_eq!(
+        quarter.resolved,
+        months.iter().map(|m| m.resolved).sum::<i64>()
+    );
+    assert!(close(quarter.resolution_rate, 2.0 / 6.0), "{quarter:?}");
+    let (q3, _) = stats(&app, SUPERVISOR, of("2025-Q3")).await.unwrap();
+    assert_eq!((q3.received, q3.resolved), (1, 1));
+    let (year, _) = stats(&app, SUPERVISOR, of("2025")).await.unwrap();
+    assert_eq!(
+        (year.received, year.resolved),
+        (
+            q3.received + quarter.received,
+            q3.resolved + quarter.resolved
+        )
+    );
+    // `month` still names a month; a bad period is INVALID_ARGUMENT naming it.
+    let (november, _) = stats(
+        &app,
+        SUPERVISOR,
+        GetStatsRequest {
+            scope: city(),
+            month: "2025-11".into(),
+            ..GetStatsRequest::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(november, months[1]);
+    for bad in ["2025-Q5", "2025Q4", "25"] {
+        let status = stats(&app, SUPERVISOR, of(bad)).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{bad}");
+        assert!(status.message().starts_with("period"), "{status:?}");
+    }
+
+    // 00:10 on 1 January 2026: the job, on two replicas at once, takes December's, Q4's and
+    // 2025's snapshots, each once.
+    time.set(shanghai(2026, 1, 1, 0, 10));
+    let (a, b) = tokio::join!(app.stats.run_monthly(), other.stats.run_monthly());
+    assert!(
+        a.unwrap() ^ b.unwrap(),
+        "December's snapshot taken exactly once"
+    );
+    let snapshots = |period: &'static str| {
+        let url = db.url.clone();
+        async move {
+            use sea_orm::ConnectionTrait;
+            let db = gridcase::storage::connect(&url, 1).await.unwrap();
+            let row = db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    db.get_database_backend(),
+                    format!(
+                        "SELECT COUNT(*) FROM stats_snapshots WHERE month = '{period}' \
+                         AND scope_kind = 'region' AND scope_code = '371100'"
+                    ),
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get_by_index::<i64>(0).unwrap()
+        }
+    };
+    for period in ["2025-12", "2025-Q4", "2025"] {
+        assert_eq!(snapshots(period).await, 1, "{period}");
+    }
+    // Later changes do not move them: a case resolved now leaves Q4's snapshot as it was.
+    let c = s
+        .at(shanghai(2026, 1, 1, 8, 0))
+        .dispatch(&received[2], "")
+        .await;
+    let c = s
+        .at(shanghai(2026, 1, 1, 8, 1))
+        .accept(&c, JUSTICE_STAFF)
+        .await;
+    s.at(shanghai(2026, 1, 1, 9, 0))
+        .resolve(&c, JUSTICE_STAFF)
+        .await;
+    let (frozen, snapshot) = stats(&app, SUPERVISOR, of("2025-Q4")).await.unwrap();
+    assert!(snapshot);
+    assert_eq!(frozen.resolved, quarter.resolved);
+    let (frozen, snapshot) = stats(&app, SUPERVISOR, of("2025")).await.unwrap();
+    assert!(snapshot);
+    assert_eq!(frozen.received, year.received);
+    app.stop().await.unwrap();
+    other.stop().await.unwrap();
+}
+
+on_both_databases!(
+    the_figures_match_counts_made_by_hand_and_the_month_is_snapshotted_once,
+    quarters_and_years_sum_their_months_and_are_snapshotted_once,
+);

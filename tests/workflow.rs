@@ -821,6 +821,7 @@ async fn a_callback_evaluation_is_recorded_by_the_gateway_or_the_center(backend:
                     from: Some(ts(chrono::Utc::now() - chrono::Duration::hours(1))),
                     to: Some(ts(chrono::Utc::now() + chrono::Duration::hours(1))),
                     month: String::new(),
+                    period: String::new(),
                 },
                 &a.dispatcher,
             ))

@@ -1,4 +1,5 @@
-//! `StatsService`: a region subtree's or a unit's figures, live or for a month.
+//! `StatsService`: a region subtree's or a unit's figures, live or for a period (month, quarter,
+//! year).
 
 use std::sync::Arc;
 
@@ -59,18 +60,38 @@ impl StatsService for StatsApi {
         };
         let from = time_of("from", r.from.as_ref())?;
         let to = time_of("to", r.to.as_ref())?;
-        let answer = match (r.month.is_empty(), from, to) {
-            (false, None, None) => self.stats.month(&caller, &target, &r.month).await?,
-            (true, Some(from), Some(to)) => self.stats.live(&caller, &target, from, to).await?,
-            (false, _, _) => {
+        // `month` is the older name of a month period; errors name the field the caller used.
+        let period = match (r.month.is_empty(), r.period.is_empty()) {
+            (false, false) => {
                 return Err(
-                    DomainError::invalid("month", "give a month or from/to, not both").into(),
+                    DomainError::invalid("period", "give a period or a month, not both").into(),
                 );
             }
-            (true, _, _) => {
+            (false, true) => {
+                crate::service::stats::month_bounds(&r.month)?;
+                Some(r.month.as_str())
+            }
+            (true, false) => Some(r.period.as_str()),
+            (true, true) => None,
+        };
+        let answer = match (period, from, to) {
+            (Some(p), None, None) => self.stats.period(&caller, &target, p).await?,
+            (None, Some(from), Some(to)) => self.stats.live(&caller, &target, from, to).await?,
+            (Some(_), _, _) => {
+                return Err(DomainError::invalid(
+                    if r.month.is_empty() {
+                        "period"
+                    } else {
+                        "month"
+                    },
+                    "give a period or from/to, not both",
+                )
+                .into());
+            }
+            (None, _, _) => {
                 return Err(DomainError::invalid(
                     "from",
-                    "give both from and to (a live range), or a month (YYYY-MM)",
+                    "give both from and to (a live range), or a period (2026-11, 2026-Q4, 2026)",
                 )
                 .into());
             }

@@ -1,4 +1,5 @@
-//! `GetStats`, live or from a month's snapshot, and the monthly job that takes the snapshots.
+//! `GetStats`, live or from a period's snapshot (a month, a quarter, a year), and the job that
+//! takes the snapshots on the 1st of each month.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -57,17 +58,61 @@ pub fn month_bounds(month: &str) -> DomainResult<(DateTime<Utc>, DateTime<Utc>)>
     if month.len() != 7 {
         return Err(bad());
     }
-    let next = first
-        .checked_add_months(chrono::Months::new(1))
-        .ok_or_else(bad)?;
+    local_bounds(first, 1).ok_or_else(bad)
+}
+
+/// A period's bounds, Asia/Shanghai: a month `2026-11`, a quarter `2026-Q4` (October to
+/// December) or a year `2026`, each [its first day 00:00, the next period's first day 00:00).
+pub fn period_bounds(period: &str) -> DomainResult<(DateTime<Utc>, DateTime<Utc>)> {
+    let bad = || {
+        DomainError::invalid(
+            "period",
+            format!("{period:?} is not a month (2026-11), a quarter (2026-Q4) or a year (2026)"),
+        )
+    };
+    let year = |y: &str| -> DomainResult<i32> {
+        if y.len() != 4 || !y.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        y.parse().map_err(|_| bad())
+    };
+    let (first, months) = match period.split_once('-') {
+        None => (NaiveDate::from_ymd_opt(year(period)?, 1, 1), 12),
+        Some((y, q)) if q.len() == 2 && q.starts_with('Q') => {
+            let n: u32 = match q.as_bytes()[1] {
+                b @ b'1'..=b'4' => u32::from(b - b'0'),
+                _ => return Err(bad()),
+            };
+            (NaiveDate::from_ymd_opt(year(y)?, 3 * n - 2, 1), 3)
+        }
+        Some(_) => return month_bounds(period).map_err(|_| bad()),
+    };
+    local_bounds(first.ok_or_else(bad)?, months).ok_or_else(bad)
+}
+
+/// [`first` 00:00, `first` + `months` 00:00), Asia/Shanghai.
+fn local_bounds(first: NaiveDate, months: u32) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let next = first.checked_add_months(chrono::Months::new(months))?;
     let at = |d: NaiveDate| {
         SHANGHAI
             .from_local_datetime(&d.and_time(chrono::NaiveTime::MIN))
             .single()
             .map(|t| t.with_timezone(&Utc))
-            .ok_or_else(bad)
     };
-    Ok((at(first)?, at(next)?))
+    Some((at(first)?, at(next)?))
+}
+
+/// The quarter and the year before the ones `now` falls in (Asia/Shanghai): `2026-Q3` and
+/// `2025` for a day in November 2026.
+pub fn previous_quarter_and_year(now: DateTime<Utc>) -> (String, String) {
+    let today = now.with_timezone(&SHANGHAI).date_naive();
+    let quarter = (today.month0() / 3) as i32;
+    let (year, quarter) = if quarter == 0 {
+        (today.year() - 1, 4)
+    } else {
+        (today.year(), quarter)
+    };
+    (format!("{year}-Q{quarter}"), (today.year() - 1).to_string())
 }
 
 /// The month before the one `now` falls in (Asia/Shanghai), as `YYYY-MM`.
@@ -170,17 +215,19 @@ impl StatsService {
         })
     }
 
-    /// A month's figures: its snapshot when one was taken, else live over the month.
-    pub async fn month(
+    /// A period's figures (a month `2026-11`, a quarter `2026-Q4`, a year `2026`): its
+    /// snapshot when one was taken, else live over the period. A quarter's or a year's cohort
+    /// is the union of its months' cohorts: the cases received in it.
+    pub async fn period(
         &self,
         caller: &Caller,
         target: &StatsTarget,
-        month: &str,
+        period: &str,
     ) -> DomainResult<StatsAnswer> {
-        let (from, to) = month_bounds(month)?;
+        let (from, to) = period_bounds(period)?;
         let directory = self.directory.snapshot();
         let (_, kind, code) = self.target(caller, &directory, target)?;
-        if let Some(s) = storage::stats::snapshot(&self.db, month, kind, &code).await? {
+        if let Some(s) = storage::stats::snapshot(&self.db, period, kind, &code).await? {
             let stats: Stats = serde_json::from_str(&s.stats).map_err(DomainError::internal)?;
             return Ok(StatsAnswer {
                 stats,
@@ -191,10 +238,11 @@ impl StatsService {
         self.live(caller, target, from, to).await
     }
 
-    /// Takes the snapshots of `month` for every region subtree and every unit, once across all
-    /// replicas: `Ok(false)` when another run has it (or had it).
+    /// Takes the snapshots of a period (a month, a quarter, a year: see [`period_bounds`]) for
+    /// every region subtree and every unit, once across all replicas: `Ok(false)` when another
+    /// run has it (or had it).
     pub async fn snapshot_month(&self, month: &str) -> anyhow::Result<bool> {
-        let (from, to) = month_bounds(month)?;
+        let (from, to) = period_bounds(month)?;
         let now = self.time.now();
         if !storage::stats::claim(&self.db, MONTHLY_JOB, month, &self.replica, now).await? {
             return Ok(false);
@@ -215,23 +263,30 @@ impl StatsService {
         .await?;
         if stored {
             tracing::info!(
-                month,
+                period = month,
                 cases = rows.len(),
                 scopes = count,
-                "monthly statistics snapshot taken"
+                "statistics snapshot taken"
             );
         }
         Ok(stored)
     }
 
-    /// The monthly job: last month's snapshot unless taken already (also run at start-up, so a
-    /// replica down on the 1st catches up).
+    /// The monthly job: last month's snapshot, and last quarter's and last year's (月统计、季通报、
+    /// 年考核), each unless taken already (also run at start-up, so a replica down on the 1st
+    /// catches up). Answers whether this run took last month's.
     pub async fn run_monthly(&self) -> anyhow::Result<bool> {
-        let month = previous_month(self.time.now());
-        if storage::stats::finished(&self.db, MONTHLY_JOB, &month).await? {
-            return Ok(false);
+        let now = self.time.now();
+        let month = previous_month(now);
+        let took_month = !storage::stats::finished(&self.db, MONTHLY_JOB, &month).await?
+            && self.snapshot_month(&month).await?;
+        let (quarter, year) = previous_quarter_and_year(now);
+        for period in [quarter, year] {
+            if !storage::stats::finished(&self.db, MONTHLY_JOB, &period).await? {
+                self.snapshot_month(&period).await?;
+            }
         }
-        self.snapshot_month(&month).await
+        Ok(took_month)
     }
 }
 
@@ -289,5 +344,47 @@ mod tests {
         assert_eq!(previous_month(at), "2026-11");
         let at = Utc.with_ymd_and_hms(2026, 1, 5, 0, 0, 0).unwrap();
         assert_eq!(previous_month(at), "2025-12");
+    }
+
+    #[test]
+    fn quarters_and_years_are_bounded_in_shanghai_time() {
+        let (from, to) = period_bounds("2026-Q4").unwrap();
+        assert_eq!(from.to_rfc3339(), "2026-09-30T16:00:00+00:00");
+        assert_eq!(to.to_rfc3339(), "2026-12-31T16:00:00+00:00");
+        let (from, to) = period_bounds("2026-Q1").unwrap();
+        assert_eq!(from.to_rfc3339(), "2025-12-31T16:00:00+00:00");
+        assert_eq!(to.to_rfc3339(), "2026-03-31T16:00:00+00:00");
+        let (from, to) = period_bounds("2026").unwrap();
+        assert_eq!(from.to_rfc3339(), "2025-12-31T16:00:00+00:00");
+        assert_eq!(to.to_rfc3339(), "2026-12-31T16:00:00+00:00");
+        assert_eq!(
+            period_bounds("2026-11").unwrap(),
+            month_bounds("2026-11").unwrap()
+        );
+        for bad in [
+            "",
+            "2026-Q0",
+            "2026-Q5",
+            "2026-q4",
+            "26",
+            "2026-",
+            "2026-13",
+            "Q4",
+            "２０２６",
+        ] {
+            let e = period_bounds(bad).unwrap_err();
+            assert!(e.to_string().contains("period"), "{bad:?}: {e}");
+        }
+        let at = |y, m, d| Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).unwrap();
+        assert_eq!(
+            previous_quarter_and_year(at(2026, 11, 30)),
+            ("2026-Q3".into(), "2025".into())
+        );
+        // 00:30 on 1 January in Shanghai: the last quarter and year just ended.
+        let new_year = Utc.with_ymd_and_hms(2026, 12, 31, 16, 30, 0).unwrap();
+        assert_eq!(
+            previous_quarter_and_year(new_year),
+            ("2026-Q4".into(), "2026".into())
+        );
     }
 }
