@@ -105,6 +105,10 @@ pub const RPC_ROLES: &[(&str, &[Role])] = &[
         "/gridcase.v1.StatsService/GetStats",
         &[Supervisor, Dispatcher],
     ),
+    (
+        "/gridcase.v1.StatsService/RankUnits",
+        &[Supervisor, Dispatcher],
+    ),
 ];
 
 /// Paths that need no token: health and reflection.

@@ -132,6 +132,106 @@ impl Accumulator {
     }
 }
 
+/// A figure units and regions are ranked by (季通报).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Figure {
+    OnTimeRate,
+    SatisfactionRate,
+    ResolutionRate,
+    /// Fewest first.
+    Overdue,
+}
+
+impl Figure {
+    /// The figure's value in `stats`.
+    pub fn of(self, stats: &Stats) -> f64 {
+        match self {
+            Figure::OnTimeRate => stats.on_time_rate,
+            Figure::SatisfactionRate => stats.satisfaction_rate,
+            Figure::ResolutionRate => stats.resolution_rate,
+            Figure::Overdue => stats.overdue as f64,
+        }
+    }
+}
+
+/// One of the practice's targets (DESIGN.md "Statistics") held against a figure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetCheck {
+    /// `satisfaction_rate`, `resolution_rate` or `local_resolution_rate`.
+    pub figure: &'static str,
+    pub target: f64,
+    pub value: f64,
+    pub met: bool,
+}
+
+/// The practice's targets that apply to figures of a region (or a unit) at `tier`:
+/// satisfaction ≥ 90 % once anything was evaluated; resolution ≥ 95 / 93 / 90 % at city /
+/// district / township (the township's 90 % below it) once anything was received; local
+/// resolution ≥ 85 % once anything was resolved.
+pub fn targets(stats: &Stats, tier: Tier) -> Vec<TargetCheck> {
+    let check = |figure, target, value: f64| TargetCheck {
+        figure,
+        target,
+        value,
+        met: value >= target,
+    };
+    let mut out = Vec::new();
+    if stats.evaluated > 0 {
+        out.push(check("satisfaction_rate", 0.90, stats.satisfaction_rate));
+    }
+    if stats.received > 0 {
+        let target = match tier {
+            Tier::City => 0.95,
+            Tier::District => 0.93,
+            Tier::Township | Tier::Community | Tier::Grid => 0.90,
+        };
+        out.push(check("resolution_rate", target, stats.resolution_rate));
+    }
+    if stats.resolved > 0 {
+        out.push(check(
+            "local_resolution_rate",
+            0.85,
+            stats.local_resolution_rate,
+        ));
+    }
+    out
+}
+
+/// Ranks `entries` (a code and its figures) by `figure`: the highest rate first, the fewest
+/// overdue first; entries that received nothing come last, since they have no figures to
+/// judge; ties share a rank (1, 1, 3) and are listed by code.
+pub fn rank<T>(
+    mut entries: Vec<(T, Stats)>,
+    figure: Figure,
+    code: impl Fn(&T) -> &str,
+) -> Vec<(u32, T, Stats)> {
+    let key = |s: &Stats| {
+        let v = figure.of(s);
+        if figure == Figure::Overdue { v } else { -v }
+    };
+    entries.sort_by(|(a, sa), (b, sb)| {
+        (sa.received == 0)
+            .cmp(&(sb.received == 0))
+            .then(key(sa).total_cmp(&key(sb)))
+            .then_with(|| code(a).cmp(code(b)))
+    });
+    let mut out: Vec<(u32, T, Stats)> = Vec::with_capacity(entries.len());
+    for (i, (item, stats)) in entries.into_iter().enumerate() {
+        let position = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        let rank = match out.last() {
+            Some((r, _, last))
+                if (last.received == 0) == (stats.received == 0)
+                    && key(last).total_cmp(&key(&stats)).is_eq() =>
+            {
+                *r
+            }
+            _ => position,
+        };
+        out.push((rank, item, stats));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +254,61 @@ mod tests {
             escalations: 0,
             returns: 0,
         }
+    }
+
+    fn with(received: i64, resolved: i64, on_time: f64, overdue: i64) -> Stats {
+        Stats {
+            received,
+            resolved,
+            resolution_rate: rate(resolved, received),
+            on_time_rate: on_time,
+            overdue,
+            ..Stats::default()
+        }
+    }
+
+    #[test]
+    fn ranks_put_the_best_first_share_ties_and_leave_the_empty_last() {
+        let entries = vec![
+            ("b", with(10, 9, 0.8, 2)),
+            ("empty", with(0, 0, 0.0, 0)),
+            ("a", with(10, 9, 0.8, 1)),
+            ("c", with(5, 5, 1.0, 3)),
+        ];
+        let ranked = rank(entries.clone(), Figure::OnTimeRate, |c| c);
+        let order: Vec<(u32, &str)> = ranked.iter().map(|(r, c, _)| (*r, *c)).collect();
+        assert_eq!(order, [(1, "c"), (2, "a"), (2, "b"), (4, "empty")]);
+        let ranked = rank(entries, Figure::Overdue, |c| c);
+        let order: Vec<(u32, &str)> = ranked.iter().map(|(r, c, _)| (*r, *c)).collect();
+        assert_eq!(order, [(1, "a"), (2, "b"), (3, "c"), (4, "empty")]);
+    }
+
+    #[test]
+    fn targets_follow_the_practice_by_tier_and_only_where_there_are_figures() {
+        let mut s = with(100, 94, 0.9, 0);
+        s.evaluated = 10;
+        s.satisfaction_rate = 0.9;
+        s.local_resolution_rate = 0.8;
+        let by_figure = |tier| -> Vec<(&'static str, f64, bool)> {
+            targets(&s, tier)
+                .into_iter()
+                .map(|t| (t.figure, t.target, t.met))
+                .collect()
+        };
+        assert_eq!(
+            by_figure(Tier::City),
+            [
+                ("satisfaction_rate", 0.90, true),
+                ("resolution_rate", 0.95, false),
+                ("local_resolution_rate", 0.85, false),
+            ]
+        );
+        assert_eq!(
+            by_figure(Tier::District)[1],
+            ("resolution_rate", 0.93, true)
+        );
+        assert_eq!(by_figure(Tier::Grid)[1], ("resolution_rate", 0.90, true));
+        assert!(targets(&Stats::default(), Tier::City).is_empty());
     }
 
     #[test]

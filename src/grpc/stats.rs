@@ -10,7 +10,10 @@ use super::{
     convert::{time_of, timestamp},
 };
 use crate::{
-    domain::{DomainError, stats::Stats},
+    domain::{
+        DomainError,
+        stats::{Figure, Stats},
+    },
     proto::v1::{self as pb, get_stats_request::Scope, stats_service_server::StatsService},
     service::stats::{StatsService as Figures, StatsTarget},
 };
@@ -100,6 +103,65 @@ impl StatsService for StatsApi {
             stats: Some(stats_for(&answer.stats)),
             snapshot: answer.snapshot,
             computed_at: Some(timestamp(answer.computed_at)),
+        }))
+    }
+
+    async fn rank_units(
+        &self,
+        request: Request<pb::RankUnitsRequest>,
+    ) -> Result<Response<pb::RankUnitsResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let target = if r.region_code.is_empty() {
+            StatsTarget::Own
+        } else {
+            StatsTarget::Region(r.region_code)
+        };
+        let figure = match pb::RankFigure::try_from(r.figure) {
+            Ok(pb::RankFigure::Unspecified | pb::RankFigure::OnTimeRate) => Figure::OnTimeRate,
+            Ok(pb::RankFigure::SatisfactionRate) => Figure::SatisfactionRate,
+            Ok(pb::RankFigure::ResolutionRate) => Figure::ResolutionRate,
+            Ok(pb::RankFigure::Overdue) => Figure::Overdue,
+            Err(_) => {
+                return Err(DomainError::invalid(
+                    "figure",
+                    format!("{} is not a RankFigure", r.figure),
+                )
+                .into());
+            }
+        };
+        if r.period.is_empty() {
+            return Err(DomainError::invalid(
+                "period",
+                "required: a month (2026-11), a quarter (2026-Q4) or a year (2026)",
+            )
+            .into());
+        }
+        let (ranked, computed_at) = self
+            .stats
+            .rank(&caller, &target, &r.period, figure, r.regions)
+            .await?;
+        Ok(Response::new(pb::RankUnitsResponse {
+            entries: ranked
+                .into_iter()
+                .map(|e| pb::RankedEntry {
+                    rank: i32::try_from(e.rank).unwrap_or(i32::MAX),
+                    code: e.code,
+                    name: e.name,
+                    stats: Some(stats_for(&e.stats)),
+                    targets: e
+                        .targets
+                        .into_iter()
+                        .map(|t| pb::TargetCheck {
+                            figure: t.figure.to_owned(),
+                            target: t.target,
+                            value: t.value,
+                            met: t.met,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            computed_at: Some(timestamp(computed_at)),
         }))
     }
 }

@@ -12,8 +12,9 @@ use crate::{
         Caller, DomainError, DomainResult,
         calendar::SHANGHAI,
         directory::Directory,
+        directory::Tier,
         scope::Scope,
-        stats::{Accumulator, Stats},
+        stats::{self as figures, Accumulator, Figure, Stats, TargetCheck},
     },
     storage::{
         self,
@@ -39,6 +40,16 @@ pub struct StatsAnswer {
     pub stats: Stats,
     pub snapshot: bool,
     pub computed_at: DateTime<Utc>,
+}
+
+/// One line of a ranking.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranked {
+    pub rank: u32,
+    pub code: String,
+    pub name: String,
+    pub stats: Stats,
+    pub targets: Vec<TargetCheck>,
 }
 
 #[derive(Debug)]
@@ -236,6 +247,122 @@ impl StatsService {
             });
         }
         self.live(caller, target, from, to).await
+    }
+
+    /// `RankUnits`: the units within a region of the caller's (or, with `regions`, the regions
+    /// one tier below it), each with the figures of the cases received in `period` that it led
+    /// (or that lie in it), ranked by `figure`. Every active unit and child region is listed,
+    /// those with no case last.
+    pub async fn rank(
+        &self,
+        caller: &Caller,
+        target: &StatsTarget,
+        period: &str,
+        figure: Figure,
+        regions: bool,
+    ) -> DomainResult<(Vec<Ranked>, DateTime<Utc>)> {
+        if matches!(target, StatsTarget::Unit(_)) {
+            return Err(DomainError::invalid(
+                "region_code",
+                "rankings are of a region's units or child regions",
+            ));
+        }
+        let (from, to) = period_bounds(period)?;
+        let directory = self.directory.snapshot();
+        let (scope, _, code) = self.target(caller, &directory, target)?;
+        let region = directory
+            .region(&code)
+            .ok_or_else(|| DomainError::NotFound(format!("no region {code:?}")))?
+            .clone();
+        let now = self.time.now();
+        let rows = storage::stats::cohort(&self.db, &scope, from, to, now).await?;
+        let rules = self.rules.snapshot();
+        // (name, tier) of each entry, and its sums.
+        let mut entries: HashMap<String, (String, Tier, Accumulator)> = HashMap::new();
+        if regions {
+            let Some(child) = Tier::ALL
+                .iter()
+                .position(|t| *t == region.tier)
+                .and_then(|i| Tier::ALL.get(i + 1).copied())
+            else {
+                return Err(DomainError::invalid(
+                    "regions",
+                    format!("{} is a grid: it has no regions below it", region.code),
+                ));
+            };
+            let level = Tier::ALL.iter().position(|t| *t == child).unwrap_or(0);
+            let children = directory
+                .entry(&region.code)
+                .map(|e| e.children.as_slice())
+                .unwrap_or_default();
+            for c in children.iter().filter_map(|c| directory.region(c)) {
+                if !c.retired {
+                    entries.insert(
+                        c.code.clone(),
+                        (c.name.clone(), c.tier, Accumulator::default()),
+                    );
+                }
+            }
+            for r in &rows {
+                let Some(Some(c)) = r.chain.get(level) else {
+                    continue;
+                };
+                let name = directory
+                    .region(c)
+                    .map(|x| x.name.clone())
+                    .unwrap_or_default();
+                entries
+                    .entry(c.clone())
+                    .or_insert_with(|| (name, child, Accumulator::default()))
+                    .2
+                    .add(&r.case, &rules.calendar);
+            }
+        } else {
+            let tier_of = |unit_region: &str| {
+                directory
+                    .region(unit_region)
+                    .map_or(region.tier, |r| r.tier)
+            };
+            for u in directory.units() {
+                if !u.retired && directory.is_within(&u.region_code, &region.code) {
+                    entries.insert(
+                        u.code.clone(),
+                        (
+                            u.name.clone(),
+                            tier_of(&u.region_code),
+                            Accumulator::default(),
+                        ),
+                    );
+                }
+            }
+            for r in &rows {
+                let (name, tier) = directory
+                    .unit(&r.unit_code)
+                    .map_or((String::new(), region.tier), |u| {
+                        (u.name.clone(), tier_of(&u.region_code))
+                    });
+                entries
+                    .entry(r.unit_code.clone())
+                    .or_insert_with(|| (name, tier, Accumulator::default()))
+                    .2
+                    .add(&r.case, &rules.calendar);
+            }
+        }
+        let finished: Vec<((String, String, Tier), Stats)> = entries
+            .into_iter()
+            .map(|(code, (name, tier, acc))| ((code, name, tier), acc.finish()))
+            .collect();
+        let ranked = figures::rank(finished, figure, |(code, _, _)| code.as_str())
+            .into_iter()
+            .map(|(rank, (code, name, tier), stats)| Ranked {
+                rank,
+                targets: figures::targets(&stats, tier),
+                code,
+                name,
+                stats,
+            })
+            .collect();
+        Ok((ranked, now))
     }
 
     /// Takes the snapshots of a period (a month, a quarter, a year: see [`period_bounds`]) for
