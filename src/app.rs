@@ -336,13 +336,16 @@ impl Application {
                 ))
             ))
             .add_service(limited!(pb::case_service_server::CaseServiceServer::new(
-                CaseApi::new(Arc::new(CaseQueries::new(
-                    self.db.clone(),
-                    self.directory.clone(),
-                    self.rules.clone(),
-                    self.time.clone(),
-                    self.wake.clone(),
-                )))
+                CaseApi::new(Arc::new(
+                    CaseQueries::new(
+                        self.db.clone(),
+                        self.directory.clone(),
+                        self.rules.clone(),
+                        self.time.clone(),
+                        self.wake.clone(),
+                    )
+                    .with_max_reporter_wait(self.settings.max_reporter_wait)
+                ))
             )))
             .add_service(limited!(
                 pb::gateway_service_server::GatewayServiceServer::new(GatewayApi::new(

@@ -13,7 +13,7 @@ use std::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
-use crate::domain::calendar::OfficeHours;
+use crate::domain::calendar::{OfficeHours, SlaDuration};
 pub use crate::storage::redact_url;
 
 /// Everything the service reads at start-up.
@@ -45,6 +45,11 @@ pub struct Settings {
     /// `HH:MM-HH:MM`, in order, not overlapping. Every replica must be given the same.
     #[serde(deserialize_with = "office_hours")]
     pub office_hours: OfficeHours,
+    /// The longest a case waits on the reporter (`AwaitReporter`) with its resolve clock
+    /// paused: the wait then ends by itself and counts against no one. An SLA duration
+    /// (`5wd` by default; `48h`, `3wd`, `16wh`).
+    #[serde(deserialize_with = "sla_duration")]
+    pub max_reporter_wait: SlaDuration,
     /// After this much quiet on a connection the server sends an HTTP/2 ping, so that long-lived
     /// streams (WatchEvents) survive proxies and mobile networks that drop idle connections,
     /// and a peer that is gone is noticed (no answer within 20 s closes the connection).
@@ -194,6 +199,7 @@ impl Default for Settings {
             max_attachment_bytes: 20 * 1024 * 1024,
             sla_tick: Duration::from_secs(5),
             office_hours: OfficeHours::default(),
+            max_reporter_wait: crate::service::cases::DEFAULT_MAX_REPORTER_WAIT,
             keepalive: Duration::from_secs(30),
             console_tile_url: None,
             metrics_listen: None,
@@ -218,6 +224,13 @@ impl Default for JwtSettings {
             leeway_secs: 30,
         }
     }
+}
+
+/// `max_reporter_wait = "5wd"`, checked as it is read.
+fn sla_duration<'de, D: Deserializer<'de>>(d: D) -> Result<SlaDuration, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse()
+        .map_err(|e| serde::de::Error::custom(format!("max_reporter_wait: {e}")))
 }
 
 /// `office_hours = ["08:30-12:00", "13:30-17:30"]`, checked as it is read.
@@ -332,6 +345,11 @@ impl Settings {
                 ConfigError::new(format!(
                     "GRIDCASE_OFFICE_HOURS={v:?}: {e} (separate periods with commas: 08:30-12:00,13:30-17:30)"
                 ))
+            })?;
+        }
+        if let Some(v) = env("GRIDCASE_MAX_REPORTER_WAIT") {
+            self.max_reporter_wait = v.parse().map_err(|e| {
+                ConfigError::new(format!("GRIDCASE_MAX_REPORTER_WAIT={v:?}: {e} (e.g. 5wd)"))
             })?;
         }
         if let Some(v) = env("GRIDCASE_KEEPALIVE") {

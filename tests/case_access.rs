@@ -12,11 +12,11 @@ use common::*;
 use gridcase::{
     domain::Role,
     proto::v1::{
-        AcceptCaseRequest, CancelCaseRequest, Case, CloseCaseRequest, CoordSystem,
-        DispatchCaseRequest, EscalateCaseRequest, EvaluateCaseRequest, GetCaseRequest,
+        AcceptCaseRequest, AwaitReporterRequest, CancelCaseRequest, Case, CloseCaseRequest,
+        CoordSystem, DispatchCaseRequest, EscalateCaseRequest, EvaluateCaseRequest, GetCaseRequest,
         IngestTicketRequest, ListCasesRequest, Location, MergeCaseRequest, RecordFeedbackRequest,
-        ResolveCaseRequest, ReturnCaseRequest, Satisfaction, Source, UpdateProgressRequest,
-        WhistleCaseRequest, case_service_client::CaseServiceClient,
+        ResolveCaseRequest, ResumeCaseRequest, ReturnCaseRequest, Satisfaction, Source,
+        UpdateProgressRequest, WhistleCaseRequest, case_service_client::CaseServiceClient,
         gateway_service_client::GatewayServiceClient,
     },
 };
@@ -278,6 +278,28 @@ async fn call(app: &TestApp, rpc: &str, token: &str, case: &Case, other: &Case) 
             ))
             .await
             .map(drop),
+        "AwaitReporter" => c
+            .await_reporter(authed(
+                AwaitReporterRequest {
+                    case_id: id,
+                    expected_version: v,
+                    question: "具体在哪一栋？".into(),
+                },
+                token,
+            ))
+            .await
+            .map(drop),
+        "ResumeCase" => c
+            .resume_case(authed(
+                ResumeCaseRequest {
+                    case_id: id,
+                    expected_version: v,
+                    note: String::new(),
+                },
+                token,
+            ))
+            .await
+            .map(drop),
         other => panic!("no call for {other}"),
     };
     match result {
@@ -302,7 +324,7 @@ fn subjects(role: Role) -> (&'static str, Option<&'static str>) {
 async fn every_case_rpc_answers_every_role_in_and_out_of_scope(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     import(&app, &small_bundle()).await;
-    use Code::{NotFound as NF, Ok as OK, PermissionDenied as PD};
+    use Code::{FailedPrecondition as FP, NotFound as NF, Ok as OK, PermissionDenied as PD};
     // (rpc, state it needs, in-scope answer per role: grid member, unit staff, dispatcher,
     // supervisor, gateway, admin). The grid member of the ticket's grid is in scope but is not
     // its reporter, and a township-tier dispute is not theirs to settle on the spot.
@@ -320,6 +342,9 @@ async fn every_case_rpc_answers_every_role_in_and_out_of_scope(backend: Backend)
         ("CancelCase", State::Registered, [PD, PD, OK, PD, PD, PD]),
         ("WhistleCase", State::Dispatched, [PD, PD, OK, PD, PD, PD]),
         ("EscalateCase", State::Registered, [PD, PD, OK, PD, PD, PD]),
+        ("AwaitReporter", State::Accepted, [PD, OK, PD, PD, PD, PD]),
+        // Not waiting on the reporter: nothing to resume.
+        ("ResumeCase", State::Accepted, [PD, FP, PD, PD, PD, PD]),
     ];
     let allowed = |rpc: &str, role: Role| {
         gridcase::auth::permissions::roles_for(&format!("/gridcase.v1.CaseService/{rpc}"))

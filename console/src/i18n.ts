@@ -160,6 +160,11 @@ const zh = {
   act_checkin: "报到",
   act_progress: "更新进展",
   act_resolve: "办结",
+  act_await_reporter: "向上报人询问",
+  act_resume: "恢复计时",
+  act_question: "问题",
+  f_awaiting: "等待上报人",
+  f_awaiting_since: "自 {t} 起等待上报人答复，办理时限暂停",
   act_confirm: "确认",
   act_cancel_form: "取消",
   act_unit: "交办单位",
@@ -282,6 +287,8 @@ const zh = {
   ek_sla_breach: "超时督办",
   ek_sla_escalation: "超时升级",
   ek_red_card: "红牌",
+  ek_awaiting_reporter: "询问上报人",
+  ek_resumed: "恢复计时",
 } as const;
 
 export type Key = keyof typeof zh;
@@ -438,6 +445,11 @@ const en: Record<Key, string> = {
   act_accept: "Accept",
   act_checkin: "Check in",
   act_progress: "Update progress",
+  act_await_reporter: "Ask the reporter",
+  act_resume: "Resume the clock",
+  act_question: "Question",
+  f_awaiting: "Waiting on the reporter",
+  f_awaiting_since: "Waiting on the reporter since {t}; the resolve clock is paused",
   act_resolve: "Resolve",
   act_confirm: "Confirm",
   act_cancel_form: "Back",
@@ -559,6 +571,8 @@ const en: Record<Key, string> = {
   ek_sla_breach: "SLA breach",
   ek_sla_escalation: "SLA escalation",
   ek_red_card: "Red card",
+  ek_awaiting_reporter: "Asked the reporter",
+  ek_resumed: "Clock resumed",
 };
 
 export type Lang = "zh" | "en";

@@ -10,6 +10,7 @@ mod m20261123_000003_create_sla;
 mod m20261130_000001_key_tickets_per_gateway;
 mod m20261130_000002_retire_directory_records;
 mod m20261130_000003_event_audience;
+mod m20261130_000004_reporter_wait;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_key_tickets_per_gateway::Migration),
             Box::new(m20261130_000002_retire_directory_records::Migration),
             Box::new(m20261130_000003_event_audience::Migration),
+            Box::new(m20261130_000004_reporter_wait::Migration),
         ]
     }
 }

@@ -98,6 +98,9 @@ pub const RPC_ROLES: &[(&str, &[Role])] = &[
     ("/gridcase.v1.CaseService/CancelCase", &[Dispatcher]),
     ("/gridcase.v1.CaseService/WhistleCase", &[Dispatcher]),
     ("/gridcase.v1.CaseService/EscalateCase", &[Dispatcher]),
+    // The lead unit's staff only (`workflow::apply` checks the unit).
+    ("/gridcase.v1.CaseService/AwaitReporter", &[UnitStaff]),
+    ("/gridcase.v1.CaseService/ResumeCase", &[UnitStaff]),
     ("/gridcase.v1.GatewayService/IngestTicket", &[Gateway]),
     // Everyone follows what they may see (the scope rule of ListCases; admins all).
     ("/gridcase.v1.GatewayService/WatchEvents", EVERYONE),

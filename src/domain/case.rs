@@ -181,6 +181,12 @@ pub struct Case {
     pub resolved_at: Option<DateTime<Utc>>,
     /// The last evaluation (评价) of the case.
     pub evaluation: Option<Evaluation>,
+    /// Since when the case waits on the reporter: the lead unit asked a question
+    /// (`AwaitReporter`) and its resolve clock is paused until the reporter's supplement, the
+    /// unit's `ResumeCase` or the end of the longest wait (`max_reporter_wait`). `None`: not
+    /// waiting. Only an accepted or in-progress case waits; any change that takes it out of
+    /// those states ends the wait.
+    pub awaiting_since: Option<DateTime<Utc>>,
 }
 
 /// An evaluation by the reporter, or recorded on the reporter's word after a callback (回访).

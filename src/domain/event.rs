@@ -47,10 +47,16 @@ pub enum EventKind {
     SlaBreach,
     SlaEscalation,
     RedCard,
+    /// The lead unit asked the reporter a question (the event's reason); the resolve clock
+    /// pauses until the case is resumed.
+    AwaitingReporter,
+    /// The wait on the reporter ended (by the unit, by the reporter's supplement, or by itself
+    /// after `max_reporter_wait`); the resolve clock runs again, its times moved by the wait.
+    Resumed,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 21] = [
+    pub const ALL: [EventKind; 23] = [
         EventKind::Submitted,
         EventKind::Registered,
         EventKind::Dispatched,
@@ -72,6 +78,8 @@ impl EventKind {
         EventKind::SlaBreach,
         EventKind::SlaEscalation,
         EventKind::RedCard,
+        EventKind::AwaitingReporter,
+        EventKind::Resumed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -97,6 +105,8 @@ impl EventKind {
             EventKind::SlaBreach => "sla_breach",
             EventKind::SlaEscalation => "sla_escalation",
             EventKind::RedCard => "red_card",
+            EventKind::AwaitingReporter => "awaiting_reporter",
+            EventKind::Resumed => "resumed",
         }
     }
 }
@@ -141,6 +151,37 @@ pub struct SlaEscalation {
     pub to_region: String,
     pub supervising_center: String,
     pub escalation_level: i32,
+}
+
+/// Who ended a wait on the reporter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumedBy {
+    /// The lead unit (`ResumeCase`).
+    Unit,
+    /// The reporter's supplement.
+    Reporter,
+    /// gridcase, when the wait reached `max_reporter_wait`.
+    Limit,
+}
+
+impl ResumedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResumedBy::Unit => "unit",
+            ResumedBy::Reporter => "reporter",
+            ResumedBy::Limit => "limit",
+        }
+    }
+}
+
+impl FromStr for ResumedBy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [ResumedBy::Unit, ResumedBy::Reporter, ResumedBy::Limit]
+            .into_iter()
+            .find(|b| b.as_str() == s)
+            .ok_or_else(|| format!("unknown resumer {s:?}"))
+    }
 }
 
 /// What each kind of event records beyond who, when and from what state to what.
@@ -204,6 +245,18 @@ pub enum Details {
     RedCard {
         escalation_level: i32,
         unit_code: String,
+    },
+    /// The question is the event's reason; the wait ends by itself at `until` (the pause
+    /// started at the event's time plus `max_reporter_wait`, by the calendar).
+    AwaitingReporter {
+        until: DateTime<Utc>,
+    },
+    /// The resolve clock ran again from `resumed_at` (the event's time, or for an end by itself
+    /// the limit's time), its times moved by `resumed_at − paused_at`.
+    Resumed {
+        by: ResumedBy,
+        paused_at: DateTime<Utc>,
+        resumed_at: DateTime<Utc>,
     },
 }
 
@@ -305,6 +358,17 @@ impl Details {
                 escalation_level,
                 unit_code,
             } => json!({ "escalation_level": escalation_level, "unit_code": unit_code }),
+            Details::AwaitingReporter { until } => json!({ "until": until.to_rfc3339() }),
+            Details::Resumed {
+                by,
+                paused_at,
+                resumed_at,
+            } => json!({
+                "by": by.as_str(),
+                "paused_at": paused_at.to_rfc3339(),
+                "resumed_at": resumed_at.to_rfc3339(),
+                "paused_seconds": (*resumed_at - *paused_at).num_seconds(),
+            }),
         };
         value.to_string()
     }
@@ -425,6 +489,14 @@ impl Details {
                 escalation_level: int("escalation_level")?,
                 unit_code: string("unit_code")?,
             },
+            K::AwaitingReporter => Details::AwaitingReporter {
+                until: time("until")?,
+            },
+            K::Resumed => Details::Resumed {
+                by: string("by")?.parse()?,
+                paused_at: time("paused_at")?,
+                resumed_at: time("resumed_at")?,
+            },
         })
     }
 }
@@ -456,6 +528,8 @@ pub struct Audience {
 /// | sla_breach (督办) | the unit and its region's center |
 /// | sla_escalation, escalated, red_card | the higher center, now holding the case |
 /// | resolved, feedback, closed, merged, cancelled | the reporter, told |
+/// | awaiting_reporter | the reporter, asked |
+/// | resumed | the lead unit, whose resolve clock runs again |
 pub fn address(events: &mut [NewEvent], before: &Case, after: &Case) {
     let mut units: Vec<String> = [&before.unit_code, &after.unit_code]
         .into_iter()
@@ -470,9 +544,10 @@ pub fn address(events: &mut [NewEvent], before: &Case, after: &Case) {
         let details = e.parsed_details().unwrap_or(Details::None);
         let (notify_units, notify_members): (Vec<String>, Vec<String>) = match e.kind {
             EventKind::Registered | EventKind::Returned => (vec![holder.clone()], vec![]),
-            EventKind::Dispatched | EventKind::Reopened | EventKind::Supplement => {
-                (vec![after.unit_code.clone()], vec![])
-            }
+            EventKind::Dispatched
+            | EventKind::Reopened
+            | EventKind::Supplement
+            | EventKind::Resumed => (vec![after.unit_code.clone()], vec![]),
             EventKind::Whistled => match details {
                 Details::Whistled { unit_codes } => (unit_codes, vec![]),
                 _ => (vec![], vec![]),
@@ -488,7 +563,8 @@ pub fn address(events: &mut [NewEvent], before: &Case, after: &Case) {
             | EventKind::Feedback
             | EventKind::Closed
             | EventKind::Merged
-            | EventKind::Cancelled => (vec![], vec![after.reporter_sub.clone()]),
+            | EventKind::Cancelled
+            | EventKind::AwaitingReporter => (vec![], vec![after.reporter_sub.clone()]),
             EventKind::Submitted
             | EventKind::Accepted
             | EventKind::CheckedIn
@@ -815,6 +891,18 @@ mod addressees {
             (EventKind::Evaluated, Details::None, vec![], vec![]),
             (EventKind::Progress, Details::None, vec![], vec![]),
             (EventKind::CheckedIn, Details::None, vec![], vec![]),
+            (
+                EventKind::AwaitingReporter,
+                Details::None,
+                vec![],
+                reporter.clone(),
+            ),
+            (
+                EventKind::Resumed,
+                Details::None,
+                vec![POLICE.into()],
+                vec![],
+            ),
         ];
         assert_eq!(table.len(), EventKind::ALL.len(), "every kind has its row");
         for (kind, details, units, members) in table {

@@ -214,5 +214,6 @@ pub fn case(status: CaseStatus) -> Case {
         assisting: Vec::new(),
         resolved_at: None,
         evaluation: None,
+        awaiting_since: None,
     }
 }

@@ -191,6 +191,7 @@ pub fn register(directory: &Directory, rules: &Rules, r: Report<'_>) -> DomainRe
         assisting: Vec::new(),
         resolved_at: None,
         evaluation: None,
+        awaiting_since: None,
     };
     let reason = match grid {
         Some(g) => format!("grid {}; lead unit {} at {} tier", g.code, unit.code, tier),

@@ -309,6 +309,15 @@ pub enum ClockOp {
         started_at: DateTime<Utc>,
         at: DateTime<Utc>,
     },
+    /// Pause the running, unpaused clock of this kind at `at` (the case waits on the reporter):
+    /// it fires nothing until resumed, and resumes by itself at `until`.
+    Pause {
+        kind: ClockKind,
+        at: DateTime<Utc>,
+        until: DateTime<Utc>,
+    },
+    /// Resume the paused clock of this kind at `at`: its times move by the paused span.
+    Resume { kind: ClockKind, at: DateTime<Utc> },
 }
 
 fn start(kind: ClockKind, at: DateTime<Utc>) -> ClockOp {
@@ -428,6 +437,25 @@ pub fn plan(after: &Case, events: &[NewEvent]) -> Vec<ClockOp> {
                     at,
                 })
             }
+            // Waiting on the reporter pauses the resolve clock; the end of the wait resumes it
+            // from the time the wait ended (for an end by itself, the limit's time).
+            EventKind::AwaitingReporter => {
+                if let Ok(Details::AwaitingReporter { until }) = e.parsed_details() {
+                    ops.push(ClockOp::Pause {
+                        kind: Resolve,
+                        at,
+                        until,
+                    });
+                }
+            }
+            EventKind::Resumed => {
+                if let Ok(Details::Resumed { resumed_at, .. }) = e.parsed_details() {
+                    ops.push(ClockOp::Resume {
+                        kind: Resolve,
+                        at: resumed_at,
+                    });
+                }
+            }
             EventKind::Submitted
             | EventKind::Evaluated
             | EventKind::Supplement
@@ -472,6 +500,16 @@ impl Schedule {
     pub fn next_after(&self, stage: i32) -> Option<DateTime<Utc>> {
         Level::after_stage(stage).map(|l| self.at(l))
     }
+
+    /// Every level's time moved by `span`.
+    pub fn shifted(&self, span: chrono::TimeDelta) -> Schedule {
+        Schedule {
+            due_at: self.due_at + span,
+            warn_at: self.warn_at + span,
+            escalate_at: self.escalate_at + span,
+            red_card_at: self.red_card_at + span,
+        }
+    }
 }
 
 /// One clock of one case as stored.
@@ -493,9 +531,34 @@ pub struct Clock {
     pub escalated_at: Option<DateTime<Utc>>,
     pub escalations: i32,
     pub stopped_at: Option<DateTime<Utc>>,
+    /// Since when the clock is paused (the case waits on the reporter). A paused clock fires
+    /// nothing: its `next_at` holds the time its pause ends by itself, not a level's.
+    pub paused_at: Option<DateTime<Utc>>,
 }
 
 impl Clock {
+    /// The clock resumed at `at`: every level's time moves by the paused span `at − paused_at`
+    /// (wall-clock: the wait is given back exactly as it passed, whatever working days it
+    /// spanned), and `next_at` is the next level that has not fired. Levels fired before the
+    /// pause stay fired. A clock that is not paused is returned as it is.
+    pub fn resumed(&self, at: DateTime<Utc>) -> Clock {
+        let Some(paused_at) = self.paused_at else {
+            return self.clone();
+        };
+        let span = (at - paused_at).max(chrono::TimeDelta::zero());
+        let schedule = self.schedule.shifted(span);
+        Clock {
+            schedule,
+            next_at: if self.stopped_at.is_some() {
+                None
+            } else {
+                schedule.next_after(self.stage)
+            },
+            paused_at: None,
+            ..self.clone()
+        }
+    }
+
     /// Past due at `now` while running, or stopped after its due time.
     pub fn overdue(&self, now: DateTime<Utc>) -> bool {
         match self.stopped_at {
@@ -520,6 +583,9 @@ pub fn clock_unit<'a>(clock: &'a Clock, case: &'a Case) -> &'a str {
 pub struct ClockChanges {
     pub started: Vec<Clock>,
     pub stopped: Vec<(i64, DateTime<Utc>)>,
+    /// Stored clocks paused or resumed (their schedule, `next_at` and `paused_at` as they are
+    /// now), written after the stops.
+    pub updated: Vec<Clock>,
 }
 
 /// The clocks `ops` leave a case with, given the clocks it has (running and stopped: a clock's
@@ -558,9 +624,11 @@ pub fn clock_changes(
             escalated_at: None,
             escalations: 0,
             stopped_at: None,
+            paused_at: None,
         })
     };
     let mut stopped: Vec<(usize, DateTime<Utc>)> = Vec::new();
+    let mut touched: Vec<usize> = Vec::new();
     for op in ops {
         match op {
             ClockOp::Start {
@@ -599,14 +667,44 @@ pub fn clock_changes(
                         && kind.is_none_or(|k| k == c.kind)
                         && unit_code.as_deref().is_none_or(|u| u == c.unit_code)
                     {
+                        // A clock stopped while paused is resumed at the stop first: the wait
+                        // counts against no one.
+                        if c.paused_at.is_some() {
+                            *c = c.resumed(*at);
+                            touched.push(i);
+                        }
                         c.stopped_at = Some(*at);
                         c.next_at = None;
                         stopped.push((i, *at));
                     }
                 }
             }
+            ClockOp::Pause { kind, at, until } => {
+                for (i, c) in clocks.iter_mut().enumerate() {
+                    if c.stopped_at.is_none() && c.paused_at.is_none() && c.kind == *kind {
+                        c.paused_at = Some(*at);
+                        c.next_at = Some(*until);
+                        touched.push(i);
+                    }
+                }
+            }
+            ClockOp::Resume { kind, at } => {
+                for (i, c) in clocks.iter_mut().enumerate() {
+                    if c.stopped_at.is_none() && c.paused_at.is_some() && c.kind == *kind {
+                        *c = c.resumed(*at);
+                        touched.push(i);
+                    }
+                }
+            }
         }
     }
+    touched.sort_unstable();
+    touched.dedup();
+    let updated = touched
+        .into_iter()
+        .filter(|i| *i < first_new)
+        .map(|i| clocks[i].clone())
+        .collect();
     let stopped = stopped
         .into_iter()
         .filter(|(i, _)| *i < first_new)
@@ -615,6 +713,7 @@ pub fn clock_changes(
     ClockChanges {
         started: clocks.split_off(first_new),
         stopped,
+        updated,
     }
 }
 
@@ -634,8 +733,41 @@ pub struct ClockMove {
     pub escalations: i32,
 }
 
-/// The levels of `clock` that have come by `now` and not fired yet; `None` when none has.
+/// A paused clock whose wait has reached its limit (`next_at`, set when it paused): the scan
+/// resumes it as of that limit, so the whole wait counts against no one, with a compare-and-set
+/// on `paused_at` (exactly once across replicas).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClockResume {
+    /// The clock as it was read, paused.
+    pub clock: Clock,
+    /// The clock resumed.
+    pub resumed: Clock,
+    pub paused_at: DateTime<Utc>,
+    pub resumed_at: DateTime<Utc>,
+}
+
+/// The end by itself of `clock`'s pause, when its limit has come by `now`; `None` for a clock
+/// that is not paused, or whose wait may go on.
+pub fn pause_ended(clock: &Clock, now: DateTime<Utc>) -> Option<ClockResume> {
+    let paused_at = clock.paused_at?;
+    let until = clock.next_at?;
+    if clock.stopped_at.is_some() || until > now {
+        return None;
+    }
+    Some(ClockResume {
+        resumed: clock.resumed(until),
+        clock: clock.clone(),
+        paused_at,
+        resumed_at: until,
+    })
+}
+
+/// The levels of `clock` that have come by `now` and not fired yet; `None` when none has, and
+/// always for a paused clock (its `next_at` is the end of its pause: see [`pause_ended`]).
 pub fn due_levels(clock: &Clock, now: DateTime<Utc>) -> Option<ClockMove> {
+    if clock.paused_at.is_some() {
+        return None;
+    }
     let mut stage = clock.stage;
     let mut levels: Vec<Level> = Vec::new();
     while let Some(level) = Level::after_stage(stage)
@@ -673,6 +805,8 @@ pub fn lateness(clocks: &[Clock], now: DateTime<Utc>) -> u8 {
         .iter()
         .filter(|c| c.stopped_at.is_none())
         .map(|c| {
+            // A paused clock stands where it stood when it paused.
+            let now = c.paused_at.map_or(now, |p| p.min(now));
             if c.schedule.due_at <= now {
                 2
             } else if c.schedule.warn_at <= now {
@@ -995,5 +1129,91 @@ mod decisions {
         assert_eq!(all.next_at, None);
         assert_eq!(all.escalations, 2);
         assert_eq!(all.escalated_at, Some(late));
+    }
+
+    #[test]
+    fn a_paused_clock_fires_nothing_and_resumes_with_its_times_moved_by_the_wait() {
+        let (policy, calendar) = policy_and_calendar();
+        let case = fixtures::case(CaseStatus::Accepted);
+        let at = t0();
+        let start = ClockOp::Start {
+            kind: ClockKind::Resolve,
+            unit_code: String::new(),
+            at,
+        };
+        let resolve = Clock {
+            id: 7,
+            ..clock_changes(&case, &[], &[start], &policy, &calendar).started[0].clone()
+        };
+        let paused_at = at + chrono::Duration::hours(1);
+        let until = at + chrono::Duration::days(10);
+        let pause = ClockOp::Pause {
+            kind: ClockKind::Resolve,
+            at: paused_at,
+            until,
+        };
+        let changes = clock_changes(
+            &case,
+            std::slice::from_ref(&resolve),
+            &[pause],
+            &policy,
+            &calendar,
+        );
+        let paused = changes.updated[0].clone();
+        assert_eq!(paused.paused_at, Some(paused_at));
+        assert_eq!(
+            paused.next_at,
+            Some(until),
+            "next_at is the end of the wait"
+        );
+        assert_eq!(paused.schedule, resolve.schedule);
+        // Long past every level: nothing fires while paused, until the wait's limit.
+        let late = resolve.schedule.red_card_at + chrono::Duration::hours(1);
+        assert_eq!(due_levels(&paused, late), None);
+        assert_eq!(
+            pause_ended(&paused, until - chrono::Duration::seconds(1)),
+            None
+        );
+        let ended = pause_ended(&paused, until + chrono::Duration::hours(3)).unwrap();
+        assert_eq!(ended.resumed_at, until);
+        let span = until - paused_at;
+        assert_eq!(ended.resumed.schedule, resolve.schedule.shifted(span));
+        assert_eq!(ended.resumed.paused_at, None);
+        assert_eq!(ended.resumed.next_at, Some(resolve.schedule.warn_at + span));
+        // A person's resume moves it by the wait so far.
+        let back = paused_at + chrono::Duration::hours(30);
+        let resume = ClockOp::Resume {
+            kind: ClockKind::Resolve,
+            at: back,
+        };
+        let resumed = clock_changes(
+            &case,
+            std::slice::from_ref(&paused),
+            &[resume],
+            &policy,
+            &calendar,
+        )
+        .updated[0]
+            .clone();
+        assert_eq!(
+            resumed.schedule.due_at,
+            resolve.schedule.due_at + chrono::Duration::hours(30)
+        );
+        // Stopped while paused: resumed at the stop first, so the wait counts against no one.
+        let stop = ClockOp::Stop {
+            kind: Some(ClockKind::Resolve),
+            unit_code: None,
+            at: back,
+        };
+        let stopped = clock_changes(
+            &case,
+            std::slice::from_ref(&paused),
+            &[stop],
+            &policy,
+            &calendar,
+        );
+        assert_eq!(stopped.stopped, [(7, back)]);
+        assert_eq!(stopped.updated[0].schedule, resumed.schedule);
+        assert_eq!(stopped.updated[0].next_at, None);
     }
 }

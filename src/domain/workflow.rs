@@ -7,7 +7,7 @@ use super::{
     Caller, DomainError, DomainResult, Role,
     case::{Assist, Case, CaseStatus, NewEvent},
     directory::{Directory, Tier, center_code},
-    event::{self, Details, EventKind, SlaEscalation, SlaLevelDetails},
+    event::{self, Details, EventKind, ResumedBy, SlaEscalation, SlaLevelDetails},
     sla::{Clock, Level, clock_unit},
 };
 
@@ -113,6 +113,23 @@ pub enum Command {
         clock: Box<Clock>,
         level: Level,
     },
+    /// The lead unit asks the reporter a question; the case waits on the reporter (its resolve
+    /// clock pauses) until `ResumeCase`, the reporter's supplement, or `until` (the pause's
+    /// start plus `max_reporter_wait`, worked out by the service with the calendar).
+    AwaitReporter {
+        question: String,
+        until: DateTime<Utc>,
+    },
+    /// The lead unit ends the wait on the reporter.
+    Resume {
+        note: String,
+    },
+    /// The SLA supervisor: a wait on the reporter reached its limit at `resumed_at` and ends by
+    /// itself, counting against no one.
+    PauseEnded {
+        paused_at: DateTime<Utc>,
+        resumed_at: DateTime<Utc>,
+    },
 }
 
 /// Who gives a command.
@@ -141,6 +158,9 @@ impl Command {
             Command::Whistle { .. } => "whistle for",
             Command::Supplement { .. } => "add a supplement to",
             Command::SlaLevel { .. } => "fire an SLA level on",
+            Command::AwaitReporter { .. } => "ask the reporter of",
+            Command::Resume { .. } => "resume",
+            Command::PauseEnded { .. } => "end the wait on the reporter of",
         }
     }
 }
@@ -191,6 +211,27 @@ pub fn apply(
         (Actor::Supervisor, Command::SlaLevel { clock, level }) => {
             sla_level(case, &clock, level, directory, now)
         }
+        (
+            Actor::Supervisor,
+            Command::PauseEnded {
+                paused_at,
+                resumed_at,
+            },
+        ) => {
+            // The scan found the case's paused clock at its limit (and claimed it): the wait
+            // ends, whatever the case row says of it.
+            let mut next = case.clone();
+            next.awaiting_since = None;
+            next.updated_at = now;
+            let event = NewEvent::system(EventKind::Resumed, now)
+                .reason("the wait on the reporter reached its limit")
+                .details(Details::Resumed {
+                    by: ResumedBy::Limit,
+                    paused_at,
+                    resumed_at,
+                });
+            (next, vec![event])
+        }
         (Actor::Supervisor, other) => {
             return Err(DomainError::internal(anyhow::anyhow!(
                 "the SLA supervisor cannot {} case {}",
@@ -198,7 +239,7 @@ pub fn apply(
                 case.code
             )));
         }
-        (Actor::Person(_), Command::SlaLevel { .. }) => {
+        (Actor::Person(_), Command::SlaLevel { .. } | Command::PauseEnded { .. }) => {
             return Err(DomainError::PermissionDenied(
                 "SLA levels are fired by gridcase's supervisor only".into(),
             ));
@@ -683,13 +724,66 @@ fn by_person(
                 )));
             }
             next.attachment_ids.extend(attachment_ids.iter().cloned());
-            vec![
+            let mut events = vec![
                 event(EventKind::Supplement)
                     .reason(text)
                     .details(Details::Attachments { attachment_ids }),
+            ];
+            // The reporter's answer ends a wait on them.
+            if let Some(paused_at) = case.awaiting_since {
+                next.awaiting_since = None;
+                events.push(
+                    event(EventKind::Resumed)
+                        .reason("the reporter added a supplement")
+                        .details(Details::Resumed {
+                            by: ResumedBy::Reporter,
+                            paused_at,
+                            resumed_at: now,
+                        }),
+                );
+            }
+            events
+        }
+        Command::AwaitReporter { question, until } => {
+            lead()?;
+            if !matches!(case.status, Accepted | InProgress) {
+                return Err(refuse(case, &Command::AwaitReporter { question, until }));
+            }
+            if case.awaiting_since.is_some() {
+                return Err(DomainError::FailedPrecondition(format!(
+                    "cannot ask the reporter of case {}: it is {} and already waiting on the \
+                     reporter",
+                    case.code, case.status
+                )));
+            }
+            let question = require("question", &question)?;
+            next.awaiting_since = Some(now);
+            vec![event(EventKind::AwaitingReporter).reason(question).details(
+                Details::AwaitingReporter {
+                    until: until.max(now),
+                },
+            )]
+        }
+        Command::Resume { note } => {
+            lead()?;
+            let Some(paused_at) = case.awaiting_since else {
+                return Err(DomainError::FailedPrecondition(format!(
+                    "cannot resume case {}: it is {} and not waiting on the reporter",
+                    case.code, case.status
+                )));
+            };
+            next.awaiting_since = None;
+            vec![
+                event(EventKind::Resumed)
+                    .reason(note.trim().to_owned())
+                    .details(Details::Resumed {
+                        by: ResumedBy::Unit,
+                        paused_at,
+                        resumed_at: now,
+                    }),
             ]
         }
-        Command::SlaLevel { .. } => {
+        Command::SlaLevel { .. } | Command::PauseEnded { .. } => {
             return Err(DomainError::PermissionDenied(
                 "SLA levels are fired by gridcase's supervisor only".into(),
             ));
@@ -733,6 +827,12 @@ fn by_person(
             ]
         }
     };
+    // A wait on the reporter lasts only while the case is accepted or in progress: a change
+    // that takes it elsewhere (resolved, returned, escalated, merged, cancelled) ends the wait,
+    // and storage resumes the stopped clock at its stop (`sla::clock_changes`).
+    if !matches!(next.status, Accepted | InProgress) {
+        next.awaiting_since = None;
+    }
     Ok((next, events))
 }
 
@@ -882,6 +982,19 @@ mod tests {
                     attachment_ids: vec![],
                 },
             ),
+            (
+                "await reporter",
+                Command::AwaitReporter {
+                    question: "哪一栋楼？".into(),
+                    until: t0() + chrono::Duration::days(7),
+                },
+            ),
+            (
+                "resume",
+                Command::Resume {
+                    note: String::new(),
+                },
+            ),
         ]
     }
 
@@ -929,6 +1042,10 @@ mod tests {
             "supplement" if who != Who::Reporter => Denied,
             "supplement" if open => To(status),
             "supplement" => NotNow,
+            // The lead unit asks while the resolve clock runs; no case here waits yet.
+            "await reporter" if who == Who::LeadStaff => to(&[Accepted, InProgress], status),
+            "resume" if who == Who::LeadStaff => NotNow,
+            "await reporter" | "resume" => Denied,
             other => panic!("no rule for {other}"),
         }
     }
@@ -975,7 +1092,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 10 * 7 * 14);
+        assert_eq!(checked, 10 * 7 * 16);
     }
 
     #[test]
@@ -1022,6 +1139,7 @@ mod tests {
             escalated_at: None,
             escalations: 0,
             stopped_at: None,
+            paused_at: None,
         }
     }
 
@@ -1117,5 +1235,83 @@ mod tests {
         assert_eq!(after.tier, Tier::District);
         assert_eq!(after.status, CaseStatus::Dispatched);
         assert_eq!(after.escalation_level, 1);
+    }
+
+    #[test]
+    fn a_wait_on_the_reporter_is_asked_once_ended_once_and_ends_with_the_state() {
+        let directory = fixtures::directory();
+        let lead = caller(JUSTICE_STAFF, Role::UnitStaff);
+        let reporter = caller(REPORTER, Role::GridMember);
+        let case = fixtures::case(CaseStatus::InProgress);
+        let until = t0() + chrono::Duration::days(7);
+        let ask = || Command::AwaitReporter {
+            question: "哪一栋楼？".into(),
+            until,
+        };
+        let (waiting, events) =
+            apply(&case, Actor::Person(&lead), &directory, ask(), t0()).unwrap();
+        assert_eq!(waiting.awaiting_since, Some(t0()));
+        assert_eq!(events[0].kind, EventKind::AwaitingReporter);
+        assert_eq!(
+            events[0].audience.as_ref().unwrap().notify_members,
+            [REPORTER]
+        );
+        assert!(matches!(
+            apply(&waiting, Actor::Person(&lead), &directory, ask(), t0()),
+            Err(DomainError::FailedPrecondition(m)) if m.contains("already waiting")
+        ));
+        // The reporter's supplement ends it, in the same change.
+        let later = t0() + chrono::Duration::hours(5);
+        let supplement = Command::Supplement {
+            text: "3号楼".into(),
+            attachment_ids: vec![],
+        };
+        let (after, events) = apply(
+            &waiting,
+            Actor::Person(&reporter),
+            &directory,
+            supplement,
+            later,
+        )
+        .unwrap();
+        assert_eq!(after.awaiting_since, None);
+        assert_eq!(
+            events.iter().map(|e| e.kind).collect::<Vec<_>>(),
+            [EventKind::Supplement, EventKind::Resumed]
+        );
+        assert_eq!(
+            events[1].parsed_details().unwrap(),
+            Details::Resumed {
+                by: ResumedBy::Reporter,
+                paused_at: t0(),
+                resumed_at: later,
+            }
+        );
+        // Resolving while waiting ends the wait with the state.
+        let resolve = Command::Resolve {
+            result: "已化解".into(),
+            attachment_ids: vec![],
+        };
+        let (resolved, _) =
+            apply(&waiting, Actor::Person(&lead), &directory, resolve, later).unwrap();
+        assert_eq!(resolved.awaiting_since, None);
+        // Only the supervisor ends a wait by its limit.
+        let ended = Command::PauseEnded {
+            paused_at: t0(),
+            resumed_at: until,
+        };
+        assert!(matches!(
+            apply(
+                &waiting,
+                Actor::Person(&lead),
+                &directory,
+                ended.clone(),
+                later
+            ),
+            Err(DomainError::PermissionDenied(_))
+        ));
+        let (after, events) = apply(&waiting, Actor::Supervisor, &directory, ended, until).unwrap();
+        assert_eq!(after.awaiting_since, None);
+        assert_eq!(events[0].actor_sub, event::SYSTEM_SUB);
     }
 }

@@ -194,6 +194,34 @@ impl CaseService for CaseApi {
         Ok(Response::new(pb::AcceptCaseResponse { case }))
     }
 
+    async fn await_reporter(
+        &self,
+        request: Request<pb::AwaitReporterRequest>,
+    ) -> Result<Response<pb::AwaitReporterResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let case = self
+            .cases
+            .await_reporter(&caller, &r.case_id, r.expected_version, r.question)
+            .await?;
+        Ok(Response::new(pb::AwaitReporterResponse {
+            case: self.view(&case, &caller),
+        }))
+    }
+
+    async fn resume_case(
+        &self,
+        request: Request<pb::ResumeCaseRequest>,
+    ) -> Result<Response<pb::ResumeCaseResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let command = Command::Resume { note: r.note };
+        let case = self
+            .act(&caller, &r.case_id, r.expected_version, command)
+            .await?;
+        Ok(Response::new(pb::ResumeCaseResponse { case }))
+    }
+
     async fn return_case(
         &self,
         request: Request<pb::ReturnCaseRequest>,

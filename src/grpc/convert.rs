@@ -231,6 +231,7 @@ mod tests {
             assisting: Vec::new(),
             resolved_at: None,
             evaluation: None,
+            awaiting_since: None,
         };
         let phone_for = |sub: &str, role| {
             case_for(
@@ -365,8 +366,8 @@ mod cases {
             breached_at: c.breached_at.map(timestamp),
             escalated_at: c.escalated_at.map(timestamp),
             stopped_at: c.stopped_at.map(timestamp),
-            // No state of the lifecycle waits on the reporter, so no clock pauses yet.
-            paused_at: None,
+            // Set while the case waits on the reporter (`AwaitReporter`).
+            paused_at: c.paused_at.map(timestamp),
             escalations: c.escalations,
         }
     }
@@ -506,6 +507,7 @@ mod cases {
             external_id: case.external_id.clone().unwrap_or_default(),
             // Filled in where the case's clocks are read (GetCase, ListCases).
             sla_state: pb::SlaState::Unspecified.into(),
+            awaiting_reporter_since: case.awaiting_since.map(timestamp),
             resolved_locally: matches!(case.status, CaseStatus::Resolved | CaseStatus::Closed)
                 && local_tier(case.tier)
                 && case.escalation_level == 0,

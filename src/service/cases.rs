@@ -10,6 +10,7 @@ use super::{LiveDirectory, events::Wake, paging, rules::LiveRules, time::TimeSou
 use crate::{
     domain::{
         Caller, DomainError, DomainResult,
+        calendar::SlaDuration,
         case::{Case, Event, Pin},
         scope::Scope,
         sla::{Clock, SlaState},
@@ -40,6 +41,8 @@ pub struct CaseQueries {
     rules: Arc<LiveRules>,
     time: Arc<dyn TimeSource>,
     wake: Wake,
+    /// The longest a case waits on the reporter before its wait ends by itself.
+    max_reporter_wait: SlaDuration,
 }
 
 impl CaseQueries {
@@ -56,7 +59,14 @@ impl CaseQueries {
             rules,
             time,
             wake,
+            max_reporter_wait: DEFAULT_MAX_REPORTER_WAIT,
         }
+    }
+
+    /// The longest a case waits on the reporter (`max_reporter_wait`).
+    pub fn with_max_reporter_wait(mut self, limit: SlaDuration) -> Self {
+        self.max_reporter_wait = limit;
+        self
     }
 
     /// A case's SLA clocks, oldest first (for `GetCase`; the caller has already been let see it).
@@ -179,6 +189,9 @@ impl CaseQueries {
     }
 }
 
+/// How long a case waits on the reporter at most, unless configured: 5 working days.
+pub const DEFAULT_MAX_REPORTER_WAIT: SlaDuration = SlaDuration::WorkingDays(5);
+
 /// The most pins one answer carries.
 pub const MAX_PINS: u64 = 50_000;
 
@@ -235,6 +248,30 @@ impl CaseQueries {
                 Err(stale(&now))
             }
         }
+    }
+
+    /// `AwaitReporter`: the lead unit asks the reporter `question`; the wait ends by itself
+    /// `max_reporter_wait` after now, by the calendar of the rules in force (stored in the
+    /// event, so every replica ends it at the same time).
+    pub async fn await_reporter(
+        &self,
+        caller: &Caller,
+        case_id: &str,
+        expected_version: i64,
+        question: String,
+    ) -> DomainResult<Case> {
+        let until = self
+            .rules
+            .snapshot()
+            .calendar
+            .due(self.time.now(), self.max_reporter_wait);
+        self.act(
+            caller,
+            case_id,
+            expected_version,
+            Command::AwaitReporter { question, until },
+        )
+        .await
     }
 
     /// `MergeCase`: both cases must be in the caller's scope.

@@ -17,7 +17,7 @@ use crate::{
         calendar::SHANGHAI,
         case::Case,
         event::NewEvent,
-        sla::{self, ClockMove},
+        sla::{self, ClockMove, ClockResume},
         workflow::{self, Actor, Command},
     },
     storage::{self, StorageError},
@@ -81,6 +81,12 @@ impl Supervisor {
         loop {
             let fired = self.scan_once(self.time.now()).await?;
             total += fired.levels;
+            if fired.resumed > 0 {
+                tracing::info!(
+                    resumed = fired.resumed,
+                    "waits on the reporter ended by their limit"
+                );
+            }
             if fired.levels > 0 {
                 tracing::info!(
                     levels = fired.levels,
@@ -90,7 +96,7 @@ impl Supervisor {
                 );
             }
             let drained = fired.due < usize::try_from(SCAN_BATCH).unwrap_or(usize::MAX);
-            if (drained && fired.skipped == 0) || fired.levels == 0 {
+            if (drained && fired.skipped == 0) || fired.levels + fired.resumed == 0 {
                 return Ok(total);
             }
         }
@@ -100,6 +106,11 @@ impl Supervisor {
     /// transaction. Storage finds and locks the work and writes the outcome; the domain says
     /// which levels have come ([`sla::due_levels`]) and what each does to its case
     /// ([`workflow::apply`]).
+    ///
+    /// A paused clock (its case waits on the reporter) fires nothing: its `next_at` is the time
+    /// its pause ends by itself, so the scan finds it only then, and resumes it as of that time
+    /// ([`sla::pause_ended`], a compare-and-set on `paused_at`) with a `resumed` event before
+    /// any level that has come since fires.
     pub async fn scan_once(&self, now: DateTime<Utc>) -> Result<Fired, StorageError> {
         let Some((scan, due)) = storage::sla::begin_scan(&self.db, now, SCAN_BATCH).await? else {
             return Ok(Fired::default());
@@ -108,16 +119,46 @@ impl Supervisor {
             due: due.due,
             skipped: due.skipped,
             levels: 0,
+            resumed: 0,
         };
-        let moves: Vec<ClockMove> = due
+        let directory = self.directory.snapshot();
+        let mut changes: BTreeMap<String, (Case, Vec<NewEvent>)> = BTreeMap::new();
+        let resumes: Vec<ClockResume> = due
             .clocks
+            .iter()
+            .filter(|c| due.cases.contains_key(&c.case_id))
+            .filter_map(|c| sla::pause_ended(c, now))
+            .collect();
+        let resumed = scan.resume_clocks(&resumes).await?;
+        let mut clocks = due.clocks.clone();
+        for r in resumes.iter().filter(|r| resumed.contains(&r.clock.id)) {
+            let Some(case) = due.cases.get(&r.clock.case_id) else {
+                continue;
+            };
+            let (case, events) = changes
+                .entry(case.id.clone())
+                .or_insert_with(|| (case.clone(), Vec::new()));
+            let command = Command::PauseEnded {
+                paused_at: r.paused_at,
+                resumed_at: r.resumed_at,
+            };
+            let (next, more) =
+                workflow::apply(case, Actor::Supervisor, &directory, command, now)
+                    .map_err(|e| StorageError::corrupt(format!("end of a wait refused: {e}")))?;
+            *case = next;
+            events.extend(more);
+            fired.resumed += 1;
+            // Levels that have come since the limit fire in this scan too.
+            if let Some(c) = clocks.iter_mut().find(|c| c.id == r.clock.id) {
+                *c = r.resumed.clone();
+            }
+        }
+        let moves: Vec<ClockMove> = clocks
             .iter()
             .filter(|c| due.cases.contains_key(&c.case_id))
             .filter_map(|c| sla::due_levels(c, now))
             .collect();
         let moved = scan.move_clocks(&moves).await?;
-        let directory = self.directory.snapshot();
-        let mut changes: BTreeMap<String, (Case, Vec<NewEvent>)> = BTreeMap::new();
         for m in moves.iter().filter(|m| moved.contains(&m.clock.id)) {
             let Some(case) = due.cases.get(&m.clock.case_id) else {
                 continue;
@@ -142,7 +183,7 @@ impl Supervisor {
         }
         scan.record(changes.into_values().collect()).await?;
         scan.commit().await?;
-        if fired.levels > 0 {
+        if fired.levels + fired.resumed > 0 {
             self.wake.events_committed();
             metrics::counter!("gridcase_sla_levels_fired_total").increment(fired.levels as u64);
         }
@@ -159,6 +200,8 @@ pub struct Fired {
     pub due: usize,
     /// Due cases skipped because another replica holds them.
     pub skipped: usize,
+    /// Waits on the reporter ended by their limit (paused clocks resumed).
+    pub resumed: usize,
 }
 
 /// The scheduled work of one replica.

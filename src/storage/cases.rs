@@ -129,6 +129,7 @@ fn to_model(c: &Case) -> case::Model {
             .evaluation
             .as_ref()
             .and_then(|e| serde_json::to_string(e).ok()),
+        awaiting_since: c.awaiting_since,
     }
 }
 
@@ -207,6 +208,7 @@ pub fn to_case(m: case::Model) -> Result<Case, String> {
         assisting: Vec::new(),
         resolved_at: m.resolved_at,
         evaluation,
+        awaiting_since: m.awaiting_since,
     })
 }
 
@@ -602,8 +604,9 @@ pub async fn lateness_of(
             .query_all_raw(sql(
                 db.get_database_backend(),
                 &format!(
-                    "SELECT case_id, MAX(CASE WHEN due_at <= $1 THEN 2 WHEN warn_at <= $2 THEN 1 \
-                     ELSE 0 END) FROM sla_clocks WHERE stopped_at IS NULL AND case_id IN ({}) \
+                    "SELECT case_id, MAX(CASE WHEN due_at <= COALESCE(paused_at, $1) THEN 2 \
+                     WHEN warn_at <= COALESCE(paused_at, $2) THEN 1 ELSE 0 END) \
+                     FROM sla_clocks WHERE stopped_at IS NULL AND case_id IN ({}) \
                      GROUP BY case_id",
                     placeholders.join(", ")
                 ),

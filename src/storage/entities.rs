@@ -158,6 +158,8 @@ pub mod case {
         /// JSON: satisfaction, comment, by_sub, at.
         #[sea_orm(column_type = "Text", nullable)]
         pub evaluation: Option<String>,
+        /// Since when the case waits on the reporter (the lead unit asked a question).
+        pub awaiting_since: Option<DateTimeUtc>,
     }
 
     impl ActiveModelBehavior for ActiveModel {}
@@ -258,6 +260,7 @@ pub mod sla_clock {
         pub escalated_at: Option<DateTimeUtc>,
         pub escalations: i32,
         pub stopped_at: Option<DateTimeUtc>,
+        pub paused_at: Option<DateTimeUtc>,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

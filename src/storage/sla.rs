@@ -27,7 +27,7 @@ use crate::domain::{
     case::Case,
     event::{self, NewEvent},
     rules::Rules,
-    sla::{self, Clock, ClockMove, ClockOp, Schedule},
+    sla::{self, Clock, ClockMove, ClockOp, ClockResume, Schedule},
     workflow,
 };
 
@@ -55,6 +55,7 @@ pub fn to_clock(m: sla_clock::Model) -> Result<Clock, String> {
         escalated_at: m.escalated_at,
         escalations: m.escalations,
         stopped_at: m.stopped_at,
+        paused_at: m.paused_at,
     })
 }
 
@@ -78,6 +79,7 @@ pub(crate) fn new_row(c: &Clock) -> sla_clock::ActiveModel {
         escalated_at: Set(None),
         escalations: Set(0),
         stopped_at: Set(c.stopped_at),
+        paused_at: Set(c.paused_at),
         ..Default::default()
     }
 }
@@ -121,6 +123,25 @@ pub async fn apply(
             )
             .filter(sla_clock::Column::Id.eq(id))
             .filter(sla_clock::Column::StoppedAt.is_null())
+            .exec(txn)
+            .await?;
+    }
+    // Paused and resumed clocks (a clock stopped while paused was resumed at its stop first).
+    for c in &changes.updated {
+        sla_clock::Entity::update_many()
+            .col_expr(sla_clock::Column::DueAt, Expr::value(c.schedule.due_at))
+            .col_expr(sla_clock::Column::WarnAt, Expr::value(c.schedule.warn_at))
+            .col_expr(
+                sla_clock::Column::EscalateAt,
+                Expr::value(c.schedule.escalate_at),
+            )
+            .col_expr(
+                sla_clock::Column::RedCardAt,
+                Expr::value(c.schedule.red_card_at),
+            )
+            .col_expr(sla_clock::Column::NextAt, Expr::value(c.next_at))
+            .col_expr(sla_clock::Column::PausedAt, Expr::value(c.paused_at))
+            .filter(sla_clock::Column::Id.eq(c.id))
             .exec(txn)
             .await?;
     }
@@ -265,7 +286,8 @@ impl Scan {
                          warned_at = v.warned_at, breached_at = v.breached_at, \
                          escalated_at = v.escalated_at, escalations = v.escalations \
                          FROM v WHERE sla_clocks.id = v.id AND sla_clocks.stage = v.old_stage \
-                         AND sla_clocks.stopped_at IS NULL RETURNING sla_clocks.id",
+                         AND sla_clocks.stopped_at IS NULL AND sla_clocks.paused_at IS NULL \
+                         RETURNING sla_clocks.id",
                         placeholders(chunk.len(), 8)
                     ),
                     values,
@@ -276,6 +298,45 @@ impl Scan {
             }
         }
         Ok(moved)
+    }
+
+    /// Ends the pauses that reached their limit: each clock resumed as the domain says
+    /// ([`sla::pause_ended`]), with a compare-and-set on the `paused_at` it was read with, so a
+    /// pause ends by itself once, on one replica, and never after a person resumed it. Returns
+    /// the ids of the clocks resumed.
+    pub async fn resume_clocks(
+        &self,
+        resumes: &[ClockResume],
+    ) -> Result<BTreeSet<i64>, StorageError> {
+        let mut resumed: BTreeSet<i64> = BTreeSet::new();
+        for r in resumes {
+            let c = &r.resumed;
+            let result = sla_clock::Entity::update_many()
+                .col_expr(sla_clock::Column::DueAt, Expr::value(c.schedule.due_at))
+                .col_expr(sla_clock::Column::WarnAt, Expr::value(c.schedule.warn_at))
+                .col_expr(
+                    sla_clock::Column::EscalateAt,
+                    Expr::value(c.schedule.escalate_at),
+                )
+                .col_expr(
+                    sla_clock::Column::RedCardAt,
+                    Expr::value(c.schedule.red_card_at),
+                )
+                .col_expr(sla_clock::Column::NextAt, Expr::value(c.next_at))
+                .col_expr(
+                    sla_clock::Column::PausedAt,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .filter(sla_clock::Column::Id.eq(c.id))
+                .filter(sla_clock::Column::PausedAt.eq(r.paused_at))
+                .filter(sla_clock::Column::StoppedAt.is_null())
+                .exec(&self.txn)
+                .await?;
+            if result.rows_affected == 1 {
+                resumed.insert(c.id);
+            }
+        }
+        Ok(resumed)
     }
 
     /// Appends each case's events to its chain and stores the case as the domain left it. The
@@ -309,7 +370,7 @@ impl Scan {
             cases.push(case);
         }
         for chunk in cases.chunks(SET_CHUNK) {
-            let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 7);
+            let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 8);
             for c in chunk {
                 values.extend([
                     c.id.as_str().into(),
@@ -319,6 +380,7 @@ impl Scan {
                     c.red_card.into(),
                     c.version.into(),
                     c.updated_at.into(),
+                    c.awaiting_since.into(),
                 ]);
             }
             self.txn
@@ -326,12 +388,13 @@ impl Scan {
                     backend,
                     &format!(
                         "WITH v (id, last_event_hash, region_code, escalation_level, red_card, \
-                         version, updated_at) AS (VALUES {}) \
+                         version, updated_at, awaiting_since) AS (VALUES {}) \
                          UPDATE cases SET last_event_hash = v.last_event_hash, \
                          region_code = v.region_code, escalation_level = v.escalation_level, \
-                         red_card = v.red_card, version = v.version, updated_at = v.updated_at \
+                         red_card = v.red_card, version = v.version, updated_at = v.updated_at, \
+                         awaiting_since = v.awaiting_since \
                          FROM v WHERE cases.id = v.id",
-                        placeholders(chunk.len(), 7)
+                        placeholders(chunk.len(), 8)
                     ),
                     values,
                 ))
@@ -395,6 +458,15 @@ pub fn overdue_condition(now: DateTime<Utc>) -> sea_orm::Condition {
                 .from(sla_clock::Entity)
                 .and_where(Expr::col(sla_clock::Column::StoppedAt).is_null())
                 .and_where(Expr::col(sla_clock::Column::DueAt).lte(now))
+                // A paused clock stands where it stood when it paused.
+                .cond_where(
+                    sea_orm::Condition::any()
+                        .add(Expr::col(sla_clock::Column::PausedAt).is_null())
+                        .add(
+                            Expr::col(sla_clock::Column::DueAt)
+                                .lte(Expr::col(sla_clock::Column::PausedAt)),
+                        ),
+                )
                 .to_owned(),
         ),
     )

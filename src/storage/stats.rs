@@ -100,8 +100,8 @@ pub async fn cohort(
             backend,
             &format!(
                 "SELECT DISTINCT k.case_id FROM sla_clocks k JOIN cases c ON c.id = k.case_id \
-                 WHERE {cohort} AND ((k.stopped_at IS NULL AND k.due_at <= {now_param}) \
-                 OR k.stopped_at > k.due_at)"
+                 WHERE {cohort} AND ((k.stopped_at IS NULL \
+                 AND k.due_at <= COALESCE(k.paused_at, {now_param})) OR k.stopped_at > k.due_at)"
             ),
             values(from, to, &code, Some(now)),
         ))

@@ -24,8 +24,8 @@ import { t, type Key } from "../i18n";
 import { ErrorBox, Field, ShortId, SlaBadge, StatusBadge } from "./common";
 import type { Session } from "./Console";
 
-type Kind = "dispatch" | "whistle" | "escalate" | "feedback" | "close" | "merge" | "cancel" | "accept" | "checkin" | "return" | "progress" | "resolve" | "evaluate" | "callback";
-type FieldName = "unit" | "units" | "reason" | "reasonOpt" | "note" | "result" | "into" | "satisfaction" | "comment";
+type Kind = "dispatch" | "whistle" | "escalate" | "feedback" | "close" | "merge" | "cancel" | "accept" | "checkin" | "return" | "progress" | "resolve" | "evaluate" | "callback" | "awaitReporter" | "resume";
+type FieldName = "unit" | "units" | "reason" | "reasonOpt" | "note" | "noteOpt" | "result" | "question" | "into" | "satisfaction" | "comment";
 
 interface ActionDef {
   kind: Kind;
@@ -63,6 +63,9 @@ export function actionsFor(c: Case, session: Session): ActionDef[] {
     if (lead && inS(S.ACCEPTED, S.IN_PROGRESS)) {
       out.push({ kind: "progress", label: "act_progress", fields: ["note"] });
       out.push({ kind: "resolve", label: "act_resolve", fields: ["result"] });
+      // Waiting on the reporter pauses the resolve clock; asked once until resumed.
+      if (c.awaitingReporterSince) out.push({ kind: "resume", label: "act_resume", fields: ["noteOpt"] });
+      else out.push({ kind: "awaitReporter", label: "act_await_reporter", fields: ["question"] });
     }
     if (lead && inS(S.RESOLVED)) out.push({ kind: "feedback", label: "act_feedback", fields: ["note"] });
   } else if (session.role === Role.GRID_MEMBER) {
@@ -109,7 +112,17 @@ async function perform(kind: Kind, c: Case, v: FormValues): Promise<Case | undef
       return (await cases.evaluateCase({ ...base, satisfaction: v.satisfaction, comment: v.text })).case;
     case "callback":
       return (await cases.evaluateCase({ ...base, satisfaction: v.satisfaction, comment: v.text, byCallback: true })).case;
+    case "awaitReporter":
+      return (await cases.awaitReporter({ ...base, question: v.text })).case;
+    case "resume":
+      return (await cases.resumeCase({ ...base, note: v.text })).case;
   }
+}
+
+/** The question of the latest wait on the reporter (the `awaiting_reporter` event's reason). */
+function question(events: CaseEvent[]): string {
+  for (let i = events.length - 1; i >= 0; i--) if (events[i].kind === "awaiting_reporter") return events[i].reason;
+  return "";
 }
 
 /** Each event's prev_hash against the hash of the event before it (the first against "genesis"). */
@@ -225,6 +238,7 @@ export function Detail({ session, caseId, onClose, onOpen }: { session: Session;
       need("reason", values.text.trim() !== "", "act_reason");
       need("note", values.text.trim() !== "", "act_note");
       need("result", values.text.trim() !== "", "act_result");
+      need("question", values.text.trim() !== "", "act_question");
       need("into", values.into.trim() !== "", "act_into");
       need("units", values.units.length > 0, "act_units");
     } catch (err) {
@@ -280,8 +294,19 @@ export function Detail({ session, caseId, onClose, onOpen }: { session: Session;
             <SlaBadge s={c.slaState} />
             <span class="badge">{severityText(c.severity)}</span>
             {c.redCard ? <span class="badge red">{t("f_red_card")}</span> : null}
+            {c.awaitingReporterSince ? (
+              <span class="badge" data-testid="awaiting-reporter">
+                {t("f_awaiting")}
+              </span>
+            ) : null}
           </div>
           <p class="description">{c.description}</p>
+          {c.awaitingReporterSince ? (
+            <div class="notice warn" data-testid="awaiting-question">
+              <p>{t("f_awaiting_since", { t: fmtTime(c.awaitingReporterSince) })}</p>
+              {question(events) ? <p class="detail">{question(events)}</p> : null}
+            </div>
+          ) : null}
 
           <div class="actions" data-testid="actions">
             <h3>{t("actions_title")}</h3>
@@ -364,9 +389,19 @@ export function Detail({ session, caseId, onClose, onOpen }: { session: Session;
                     </select>
                   </label>
                 ) : null}
-                {open.fields.some((f) => f === "reason" || f === "reasonOpt" || f === "note" || f === "result" || f === "comment") ? (
+                {open.fields.some((f) => f === "reason" || f === "reasonOpt" || f === "note" || f === "noteOpt" || f === "result" || f === "question" || f === "comment") ? (
                   <label>
-                    {t(open.fields.includes("reason") ? "act_reason" : open.fields.includes("note") ? "act_note" : open.fields.includes("result") ? "act_result" : "act_reason_opt")}
+                    {t(
+                      open.fields.includes("reason")
+                        ? "act_reason"
+                        : open.fields.includes("note") || open.fields.includes("noteOpt")
+                          ? "act_note"
+                          : open.fields.includes("result")
+                            ? "act_result"
+                            : open.fields.includes("question")
+                              ? "act_question"
+                              : "act_reason_opt",
+                    )}
                     <textarea rows={2} value={values.text} onInput={(e) => setValues((v) => ({ ...v, text: (e.target as HTMLTextAreaElement).value }))} data-testid="action-text" />
                   </label>
                 ) : null}

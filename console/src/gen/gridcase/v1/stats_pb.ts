@@ -4,8 +4,8 @@
 // @generated from file gridcase/v1/stats.proto (package gridcase.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +14,147 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file gridcase/v1/stats.proto.
  */
 export const file_gridcase_v1_stats: GenFile = /*@__PURE__*/
-  fileDesc("ChdncmlkY2FzZS92MS9zdGF0cy5wcm90bxILZ3JpZGNhc2UudjEipwEKD0dldFN0YXRzUmVxdWVzdBIVCgtyZWdpb25fY29kZRgBIAEoCUgAEhMKCXVuaXRfY29kZRgCIAEoCUgAEigKBGZyb20YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKAnRvGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVtb250aBgFIAEoCUIHCgVzY29wZSLVAgoFU3RhdHMSEAoIcmVjZWl2ZWQYASABKAMSEAoIcmVzb2x2ZWQYAiABKAMSFwoPcmVzb2x1dGlvbl9yYXRlGAMgASgBEhQKDG9uX3RpbWVfcmF0ZRgEIAEoARIPCgdvdmVyZHVlGAUgASgDEiMKG21lYW5faGFuZGxpbmdfd29ya2luZ19ob3VycxgGIAEoARIRCglldmFsdWF0ZWQYByABKAMSGQoRc2F0aXNmYWN0aW9uX3JhdGUYCCABKAESHQoVbG9jYWxfcmVzb2x1dGlvbl9yYXRlGAkgASgBEhMKC2VzY2FsYXRpb25zGAogASgDEg8KB3JldHVybnMYCyABKAMSDwoHcmVvcGVucxgMIAEoAxIdChVldmFsdWF0ZWRfYnlfY2FsbGJhY2sYDSABKAMSIAoYY2FsbGJhY2tfZXZhbHVhdGlvbl9yYXRlGA4gASgBIngKEEdldFN0YXRzUmVzcG9uc2USIQoFc3RhdHMYASABKAsyEi5ncmlkY2FzZS52MS5TdGF0cxIQCghzbmFwc2hvdBgCIAEoCBIvCgtjb21wdXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAyVwoMU3RhdHNTZXJ2aWNlEkcKCEdldFN0YXRzEhwuZ3JpZGNhc2UudjEuR2V0U3RhdHNSZXF1ZXN0Gh0uZ3JpZGNhc2UudjEuR2V0U3RhdHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChdncmlkY2FzZS92MS9zdGF0cy5wcm90bxILZ3JpZGNhc2UudjEicQoQUmFua1VuaXRzUmVxdWVzdBITCgtyZWdpb25fY29kZRgBIAEoCRIOCgZwZXJpb2QYAiABKAkSJwoGZmlndXJlGAMgASgOMhcuZ3JpZGNhc2UudjEuUmFua0ZpZ3VyZRIPCgdyZWdpb25zGAQgASgIIkkKC1RhcmdldENoZWNrEg4KBmZpZ3VyZRgBIAEoCRIOCgZ0YXJnZXQYAiABKAESDQoFdmFsdWUYAyABKAESCwoDbWV0GAQgASgIIoUBCgtSYW5rZWRFbnRyeRIMCgRyYW5rGAEgASgFEgwKBGNvZGUYAiABKAkSDAoEbmFtZRgDIAEoCRIhCgVzdGF0cxgEIAEoCzISLmdyaWRjYXNlLnYxLlN0YXRzEikKB3RhcmdldHMYBSADKAsyGC5ncmlkY2FzZS52MS5UYXJnZXRDaGVjayJvChFSYW5rVW5pdHNSZXNwb25zZRIpCgdlbnRyaWVzGAEgAygLMhguZ3JpZGNhc2UudjEuUmFua2VkRW50cnkSLwoLY29tcHV0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIrcBCg9HZXRTdGF0c1JlcXVlc3QSFQoLcmVnaW9uX2NvZGUYASABKAlIABITCgl1bml0X2NvZGUYAiABKAlIABIoCgRmcm9tGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgJ0bxgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbW9udGgYBSABKAkSDgoGcGVyaW9kGAYgASgJQgcKBXNjb3BlItUCCgVTdGF0cxIQCghyZWNlaXZlZBgBIAEoAxIQCghyZXNvbHZlZBgCIAEoAxIXCg9yZXNvbHV0aW9uX3JhdGUYAyABKAESFAoMb25fdGltZV9yYXRlGAQgASgBEg8KB292ZXJkdWUYBSABKAMSIwobbWVhbl9oYW5kbGluZ193b3JraW5nX2hvdXJzGAYgASgBEhEKCWV2YWx1YXRlZBgHIAEoAxIZChFzYXRpc2ZhY3Rpb25fcmF0ZRgIIAEoARIdChVsb2NhbF9yZXNvbHV0aW9uX3JhdGUYCSABKAESEwoLZXNjYWxhdGlvbnMYCiABKAMSDwoHcmV0dXJucxgLIAEoAxIPCgdyZW9wZW5zGAwgASgDEh0KFWV2YWx1YXRlZF9ieV9jYWxsYmFjaxgNIAEoAxIgChhjYWxsYmFja19ldmFsdWF0aW9uX3JhdGUYDiABKAEieAoQR2V0U3RhdHNSZXNwb25zZRIhCgVzdGF0cxgBIAEoCzISLmdyaWRjYXNlLnYxLlN0YXRzEhAKCHNuYXBzaG90GAIgASgIEi8KC2NvbXB1dGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqkAQoKUmFua0ZpZ3VyZRIbChdSQU5LX0ZJR1VSRV9VTlNQRUNJRklFRBAAEhwKGFJBTktfRklHVVJFX09OX1RJTUVfUkFURRABEiEKHVJBTktfRklHVVJFX1NBVElTRkFDVElPTl9SQVRFEAISHwobUkFOS19GSUdVUkVfUkVTT0xVVElPTl9SQVRFEAMSFwoTUkFOS19GSUdVUkVfT1ZFUkRVRRAEMqMBCgxTdGF0c1NlcnZpY2USRwoIR2V0U3RhdHMSHC5ncmlkY2FzZS52MS5HZXRTdGF0c1JlcXVlc3QaHS5ncmlkY2FzZS52MS5HZXRTdGF0c1Jlc3BvbnNlEkoKCVJhbmtVbml0cxIdLmdyaWRjYXNlLnYxLlJhbmtVbml0c1JlcXVlc3QaHi5ncmlkY2FzZS52MS5SYW5rVW5pdHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+
+/**
+ * @generated from message gridcase.v1.RankUnitsRequest
+ */
+export type RankUnitsRequest = Message<"gridcase.v1.RankUnitsRequest"> & {
+  /**
+   * The region whose units (or child regions) are ranked; empty: the caller's own.
+   *
+   * @generated from field: string region_code = 1;
+   */
+  regionCode: string;
+
+  /**
+   * A month `2026-11`, a quarter `2026-Q4` or a year `2026`: the cases received in it.
+   *
+   * @generated from field: string period = 2;
+   */
+  period: string;
+
+  /**
+   * @generated from field: gridcase.v1.RankFigure figure = 3;
+   */
+  figure: RankFigure;
+
+  /**
+   * Rank the regions one tier below region_code instead of the units within it.
+   *
+   * @generated from field: bool regions = 4;
+   */
+  regions: boolean;
+};
+
+/**
+ * Describes the message gridcase.v1.RankUnitsRequest.
+ * Use `create(RankUnitsRequestSchema)` to create a new message.
+ */
+export const RankUnitsRequestSchema: GenMessage<RankUnitsRequest> = /*@__PURE__*/
+  messageDesc(file_gridcase_v1_stats, 0);
+
+/**
+ * One of the practice's targets held against a figure (DESIGN.md "Statistics"): satisfaction
+ * >= 90 %, resolution >= 95 / 93 / 90 % at city / district / township (90 % below), local
+ * resolution >= 85 %; listed only where the entry has the figure (something evaluated,
+ * received, resolved).
+ *
+ * @generated from message gridcase.v1.TargetCheck
+ */
+export type TargetCheck = Message<"gridcase.v1.TargetCheck"> & {
+  /**
+   * `satisfaction_rate`, `resolution_rate` or `local_resolution_rate`.
+   *
+   * @generated from field: string figure = 1;
+   */
+  figure: string;
+
+  /**
+   * @generated from field: double target = 2;
+   */
+  target: number;
+
+  /**
+   * @generated from field: double value = 3;
+   */
+  value: number;
+
+  /**
+   * @generated from field: bool met = 4;
+   */
+  met: boolean;
+};
+
+/**
+ * Describes the message gridcase.v1.TargetCheck.
+ * Use `create(TargetCheckSchema)` to create a new message.
+ */
+export const TargetCheckSchema: GenMessage<TargetCheck> = /*@__PURE__*/
+  messageDesc(file_gridcase_v1_stats, 1);
+
+/**
+ * @generated from message gridcase.v1.RankedEntry
+ */
+export type RankedEntry = Message<"gridcase.v1.RankedEntry"> & {
+  /**
+   * 1 for the best; ties share a rank (1, 1, 3). Entries that received nothing come last.
+   *
+   * @generated from field: int32 rank = 1;
+   */
+  rank: number;
+
+  /**
+   * A unit's code, or a region's.
+   *
+   * @generated from field: string code = 2;
+   */
+  code: string;
+
+  /**
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * @generated from field: gridcase.v1.Stats stats = 4;
+   */
+  stats?: Stats | undefined;
+
+  /**
+   * @generated from field: repeated gridcase.v1.TargetCheck targets = 5;
+   */
+  targets: TargetCheck[];
+};
+
+/**
+ * Describes the message gridcase.v1.RankedEntry.
+ * Use `create(RankedEntrySchema)` to create a new message.
+ */
+export const RankedEntrySchema: GenMessage<RankedEntry> = /*@__PURE__*/
+  messageDesc(file_gridcase_v1_stats, 2);
+
+/**
+ * @generated from message gridcase.v1.RankUnitsResponse
+ */
+export type RankUnitsResponse = Message<"gridcase.v1.RankUnitsResponse"> & {
+  /**
+   * @generated from field: repeated gridcase.v1.RankedEntry entries = 1;
+   */
+  entries: RankedEntry[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp computed_at = 2;
+   */
+  computedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message gridcase.v1.RankUnitsResponse.
+ * Use `create(RankUnitsResponseSchema)` to create a new message.
+ */
+export const RankUnitsResponseSchema: GenMessage<RankUnitsResponse> = /*@__PURE__*/
+  messageDesc(file_gridcase_v1_stats, 3);
 
 /**
  * @generated from message gridcase.v1.GetStatsRequest
@@ -57,6 +197,15 @@ export type GetStatsRequest = Message<"gridcase.v1.GetStatsRequest"> & {
    * @generated from field: string month = 5;
    */
   month: string;
+
+  /**
+   * Or a period: a month `2026-11`, a quarter `2026-Q4` or a year `2026` (月统计、季通报、年考核),
+   * answered from its snapshot when one exists (taken on the 1st after it ends), else live. Its
+   * cohort is the cases received in it: a quarter's is the union of its months'.
+   *
+   * @generated from field: string period = 6;
+   */
+  period: string;
 };
 
 /**
@@ -64,7 +213,7 @@ export type GetStatsRequest = Message<"gridcase.v1.GetStatsRequest"> & {
  * Use `create(GetStatsRequestSchema)` to create a new message.
  */
 export const GetStatsRequestSchema: GenMessage<GetStatsRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_stats, 0);
+  messageDesc(file_gridcase_v1_stats, 4);
 
 /**
  * @generated from message gridcase.v1.Stats
@@ -156,7 +305,7 @@ export type Stats = Message<"gridcase.v1.Stats"> & {
  * Use `create(StatsSchema)` to create a new message.
  */
 export const StatsSchema: GenMessage<Stats> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_stats, 1);
+  messageDesc(file_gridcase_v1_stats, 5);
 
 /**
  * @generated from message gridcase.v1.GetStatsResponse
@@ -185,7 +334,53 @@ export type GetStatsResponse = Message<"gridcase.v1.GetStatsResponse"> & {
  * Use `create(GetStatsResponseSchema)` to create a new message.
  */
 export const GetStatsResponseSchema: GenMessage<GetStatsResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_stats, 2);
+  messageDesc(file_gridcase_v1_stats, 6);
+
+/**
+ * A figure to rank by.
+ *
+ * @generated from enum gridcase.v1.RankFigure
+ */
+export enum RankFigure {
+  /**
+   * On-time rate.
+   *
+   * @generated from enum value: RANK_FIGURE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: RANK_FIGURE_ON_TIME_RATE = 1;
+   */
+  ON_TIME_RATE = 1,
+
+  /**
+   * (满意 + 基本满意) / evaluated.
+   *
+   * @generated from enum value: RANK_FIGURE_SATISFACTION_RATE = 2;
+   */
+  SATISFACTION_RATE = 2,
+
+  /**
+   * 化解率.
+   *
+   * @generated from enum value: RANK_FIGURE_RESOLUTION_RATE = 3;
+   */
+  RESOLUTION_RATE = 3,
+
+  /**
+   * Fewest first.
+   *
+   * @generated from enum value: RANK_FIGURE_OVERDUE = 4;
+   */
+  OVERDUE = 4,
+}
+
+/**
+ * Describes the enum gridcase.v1.RankFigure.
+ */
+export const RankFigureSchema: GenEnum<RankFigure> = /*@__PURE__*/
+  enumDesc(file_gridcase_v1_stats, 0);
 
 /**
  * @generated from service gridcase.v1.StatsService
@@ -198,6 +393,18 @@ export const StatsService: GenService<{
     methodKind: "unary";
     input: typeof GetStatsRequestSchema;
     output: typeof GetStatsResponseSchema;
+  },
+  /**
+   * 季通报: the units, or the regions one tier down, of a region in the caller's scope, ranked
+   * by a figure over a period, each with the practice's targets marked met or missed.
+   * Supervisors and dispatchers, within their region.
+   *
+   * @generated from rpc gridcase.v1.StatsService.RankUnits
+   */
+  rankUnits: {
+    methodKind: "unary";
+    input: typeof RankUnitsRequestSchema;
+    output: typeof RankUnitsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_gridcase_v1_stats, 0);
