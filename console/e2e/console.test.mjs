@@ -356,6 +356,20 @@ test("a supervisor sees the city's statistics against the targets", async () => 
   await page.getByTestId("chart-ranked").first().waitFor({ timeout: 20_000 });
   await page.waitForTimeout(500);
   await page.screenshot({ path: artifact("05-supervisor-statistics.png") });
+  // 季通报、年考核: the period switch offers quarters and years; this year's figures hold at least
+  // this month's cases, and the rankings come from RankUnits for the period.
+  const select = page.getByTestId("stats-month");
+  const options = await select.locator("option").evaluateAll((os) => os.map((o) => o.value));
+  const year = options.find((v) => /^\d{4}$/.test(v));
+  assert.ok(options.some((v) => /^\d{4}-Q[1-4]$/.test(v)) && year, `periods offered: ${options.join(", ")}`);
+  await select.selectOption(year);
+  const yearly = page.locator(`[data-testid="stats-kpis"][data-period="${year}"]`);
+  await yearly.waitFor({ timeout: 20_000 });
+  const receivedInYear = Number((await yearly.locator(".kpi .v").first().innerText()).trim());
+  assert.ok(receivedInYear >= received, `received in ${year}: ${receivedInYear}, this month: ${received}`);
+  await page.getByTestId("chart-ranked").first().waitFor({ timeout: 20_000 });
+  await select.selectOption(options[0]);
+  await kpis.waitFor({ timeout: 20_000 });
   // The English view.
   await page.getByTestId("lang-switch").click();
   await page.waitForFunction(() => document.documentElement.lang === "en");

@@ -107,6 +107,15 @@ export function monthLabel(month: string): string {
   return getLang() === "zh" ? `${y}年${m}月` : `${MONTHS[m - 1]} ${y}`;
 }
 
+/** A statistics period in words: a month (`2026-11`), a quarter (`2026-Q4`) or a year (`2026`). */
+export function periodLabel(period: string): string {
+  const zh = getLang() === "zh";
+  const q = /^(\d{4})-Q([1-4])$/.exec(period);
+  if (q) return zh ? `${q[1]}年第${q[2]}季度` : `Q${q[2]} ${q[1]}`;
+  if (/^\d{4}$/.test(period)) return zh ? `${period}年` : period;
+  return monthLabel(period);
+}
+
 /** A duration in words: `2天3小时`, `45分钟` / `2d 3h`, `45m`. */
 export function fmtDuration(ms: number): string {
   const zh = getLang() === "zh";

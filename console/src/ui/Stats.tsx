@@ -1,11 +1,11 @@
 import { useEffect, useState } from "preact/hooks";
-import type { Stats as StatsMsg } from "../gen/gridcase/v1/stats_pb";
+import type { RankedEntry, Stats as StatsMsg } from "../gen/gridcase/v1/stats_pb";
+import { RankFigure } from "../gen/gridcase/v1/stats_pb";
 import type { Region } from "../gen/gridcase/v1/common_pb";
 import { Tier } from "../gen/gridcase/v1/common_pb";
 import { directory, explain, stats } from "../api";
-import { fmtTime, monthLabel, monthOf, pct, tierText } from "../format";
+import { fmtTime, monthLabel, monthOf, pct, periodLabel, tierText } from "../format";
 import { t } from "../i18n";
-import { store } from "../store";
 import { ErrorBox } from "./common";
 import { Ranked, RateBars, Trend, type RankRow, type TrendPoint } from "./charts";
 import type { Session } from "./Console";
@@ -32,6 +32,53 @@ function lastMonths(n: number): string[] {
   return out;
 }
 
+/** The last `n` quarters and years up to now, the current first: `2026-Q4`, `2026-Q3`, …; `2026`, …. */
+function lastQuartersAndYears(quarters: number, years: number): string[] {
+  const [y, m] = monthOf(new Date()).split("-").map(Number);
+  const out: string[] = [];
+  let qy = y, q = Math.floor((m - 1) / 3) + 1;
+  for (let i = 0; i < quarters; i++) {
+    out.push(`${qy}-Q${q}`);
+    q--;
+    if (q === 0) {
+      q = 4;
+      qy--;
+    }
+  }
+  for (let i = 0; i < years; i++) out.push(String(y - i));
+  return out;
+}
+
+/** The six months of the trend: those ending with the period's last month (no later than now). */
+function trendMonths(period: string): string[] {
+  const now = monthOf(new Date());
+  let end = period;
+  const q = /^(\d{4})-Q([1-4])$/.exec(period);
+  if (q) end = `${q[1]}-${String(Number(q[2]) * 3).padStart(2, "0")}`;
+  else if (/^\d{4}$/.test(period)) end = `${period}-12`;
+  if (end > now) end = now;
+  let [y, m] = end.split("-").map(Number);
+  const out: string[] = [];
+  for (let i = 0; i < 6; i++) {
+    out.push(`${y}-${String(m).padStart(2, "0")}`);
+    m--;
+    if (m === 0) {
+      m = 12;
+      y--;
+    }
+  }
+  return out.reverse();
+}
+
+/** RankUnits' entries as chart rows: resolution rate where something was received. */
+function rankRows(entries: RankedEntry[]): RankRow[] {
+  return entries.map((e) => ({
+    label: e.name || e.code,
+    value: e.stats && e.stats.received > 0n ? e.stats.resolutionRate : null,
+    count: Number(e.stats?.received ?? 0n),
+  }));
+}
+
 async function mapLimit<T, R>(items: T[], limit: number, f: (x: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
   let next = 0;
@@ -46,9 +93,9 @@ async function mapLimit<T, R>(items: T[], limit: number, f: (x: T) => Promise<R>
 }
 
 type Scope = { case: "regionCode"; value: string } | { case: "unitCode"; value: string };
-async function get(scope: Scope, month: string): Promise<{ s: StatsMsg | null; snapshot: boolean; at: string }> {
+async function get(scope: Scope, period: string): Promise<{ s: StatsMsg | null; snapshot: boolean; at: string }> {
   try {
-    const r = await stats.getStats({ scope, month });
+    const r = await stats.getStats({ scope, period });
     return { s: r.stats ?? null, snapshot: r.snapshot, at: fmtTime(r.computedAt, true) };
   } catch {
     return { s: null, snapshot: false, at: "" };
@@ -60,8 +107,10 @@ const rate = (s: StatsMsg | null, f: (s: StatsMsg) => number, denom: (s: StatsMs
 export function Stats({ session }: { session: Session }) {
   const home = session.who.home!;
   const months = lastMonths(12);
+  // 月统计、季通报、年考核: the last twelve months, four quarters and two years.
+  const periods = [...months, ...lastQuartersAndYears(4, 2)];
   const [month, setMonth] = useState(months[0]);
-  const [main, setMain] = useState<{ s: StatsMsg | null; snapshot: boolean; at: string } | null>(null);
+  const [main, setMain] = useState<{ s: StatsMsg | null; snapshot: boolean; at: string; period: string } | null>(null);
   const [error, setError] = useState<{ text: string; detail: string } | null>(null);
   const [trend, setTrend] = useState<{ month: string; s: StatsMsg | null }[]>([]);
   const [children, setChildren] = useState<RankRow[]>([]);
@@ -79,52 +128,43 @@ export function Stats({ session }: { session: Session }) {
     let gone = false;
     setMain(null);
     setError(null);
-    stats.getStats({ scope: { case: "regionCode", value: home.code }, month }).then(
-      (r) => !gone && setMain({ s: r.stats ?? null, snapshot: r.snapshot, at: fmtTime(r.computedAt, true) }),
+    stats.getStats({ scope: { case: "regionCode", value: home.code }, period: month }).then(
+      (r) => !gone && setMain({ s: r.stats ?? null, snapshot: r.snapshot, at: fmtTime(r.computedAt, true), period: month }),
       (e) => {
         if (gone) return;
         const x = explain(e);
         setError({ text: x.text, detail: x.detail });
       },
     );
-    const sel = months.indexOf(month);
-    const trendMonths = months.slice(sel, sel + 6).reverse();
-    void mapLimit(trendMonths, 3, (m) => get({ case: "regionCode", value: home.code }, m)).then((rs) => {
-      if (!gone) setTrend(rs.map((r, i) => ({ month: trendMonths[i], s: r.s })));
+    const shown = trendMonths(month);
+    void mapLimit(shown, 3, (m) => get({ case: "regionCode", value: home.code }, m)).then((rs) => {
+      if (!gone) setTrend(rs.map((r, i) => ({ month: shown[i], s: r.s })));
     });
-    // Units: this region's own, and those leading the most open cases on the map.
-    const byPins = new Map<string, number>();
-    for (const p of store.pins.values()) if (p.unit) byPins.set(p.unit, (byPins.get(p.unit) ?? 0) + 1);
-    const busiest = [...byPins.entries()].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([code]) => code);
-    const codes = [...new Set([...session.units.filter((u) => u.regionCode === home.code && !u.retired).map((u) => u.code), ...busiest])];
-    const nameOf = (code: string) =>
-      session.units.find((u) => u.code === code)?.name ?? (code.endsWith(".center") ? `${code.slice(0, -7)} ${t("map_center")}` : code);
-    void mapLimit(codes, 3, (code) => get({ case: "unitCode", value: code }, month)).then((rs) => {
-      if (gone) return;
-      setUnits(
-        rs
-          .map((r, i) => ({ label: nameOf(codes[i]), value: rate(r.s, (s) => s.resolutionRate, (s) => s.received), count: Number(r.s?.received ?? 0n) }))
-          .filter((r) => r.count > 0)
-          .sort((a, b) => b.count - a.count || (b.value ?? -1) - (a.value ?? -1))
-          .slice(0, 15),
-      );
-    });
+    // 季通报: the units within the region that led cases in the period, ranked by resolution
+    // rate by the server (RankUnits), the fifteen with the most cases.
+    stats.rankUnits({ regionCode: home.code, period: month, figure: RankFigure.RESOLUTION_RATE }).then(
+      (r) =>
+        !gone &&
+        setUnits(
+          rankRows(r.entries)
+            .filter((x) => x.count > 0)
+            .slice(0, 15),
+        ),
+      () => !gone && setUnits([]),
+    );
     return () => {
       gone = true;
     };
-  }, [month, session.units.length]);
+  }, [month]);
 
   useEffect(() => {
     let gone = false;
     if (!childRegions.length) return;
-    void mapLimit(childRegions, 3, (r) => get({ case: "regionCode", value: r.code }, month)).then((rs) => {
-      if (gone) return;
-      setChildren(
-        rs
-          .map((r, i) => ({ label: childRegions[i].name, value: rate(r.s, (s) => s.resolutionRate, (s) => s.received), count: Number(r.s?.received ?? 0n) }))
-          .sort((a, b) => (b.value ?? -1) - (a.value ?? -1) || b.count - a.count),
-      );
-    });
+    // The regions one tier down, ranked by resolution rate (those with no case last).
+    stats.rankUnits({ regionCode: home.code, period: month, figure: RankFigure.RESOLUTION_RATE, regions: true }).then(
+      (r) => !gone && setChildren(rankRows(r.entries)),
+      () => !gone && setChildren([]),
+    );
     return () => {
       gone = true;
     };
@@ -163,9 +203,9 @@ export function Stats({ session }: { session: Session }) {
         <label>
           {t("stats_month")}
           <select value={month} onChange={(e) => setMonth((e.target as HTMLSelectElement).value)} data-testid="stats-month">
-            {months.map((m) => (
+            {periods.map((m) => (
               <option key={m} value={m}>
-                {monthLabel(m)}
+                {periodLabel(m)}
               </option>
             ))}
           </select>
@@ -180,7 +220,7 @@ export function Stats({ session }: { session: Session }) {
       {!main && !error ? <p class="empty">{t("stats_loading")}</p> : null}
       {s ? (
         <>
-          <div class="kpis" data-testid="stats-kpis">
+          <div class="kpis" data-testid="stats-kpis" data-period={main?.period}>
             {kpis.map(([label, value, cls]) => (
               <div class={`kpi ${cls ?? ""}`} key={label}>
                 <span class="v">{value}</span>
