@@ -18,8 +18,8 @@ use gridcase::{
     domain::Role,
     proto::v1::{
         AcceptCaseRequest, AddSupplementRequest, AwaitReporterRequest, Case, CaseEvent, ClockKind,
-        DispatchCaseRequest, GetCaseRequest, ListCasesRequest, ResumeCaseRequest, SlaClock,
-        case_service_client::CaseServiceClient, report_service_client::ReportServiceClient,
+        DispatchCaseRequest, ResumeCaseRequest, SlaClock, case_service_client::CaseServiceClient,
+        report_service_client::ReportServiceClient,
     },
     service::time::ManualTime,
     storage,
@@ -29,22 +29,6 @@ use tonic::{Code, transport::Channel};
 
 fn cases(app: &TestApp) -> CaseServiceClient<Channel> {
     CaseServiceClient::new(app.channel.clone())
-}
-
-async fn get(app: &TestApp, id: &str) -> (Case, Vec<CaseEvent>) {
-    let token = app.token(DISPATCHER, Role::Dispatcher);
-    let r = cases(app)
-        .get_case(authed(
-            GetCaseRequest {
-                case_id: id.into(),
-                include_events: true,
-            },
-            &token,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    (r.case.unwrap(), r.events)
 }
 
 fn resolve_clock(case: &Case) -> SlaClock {
@@ -57,14 +41,6 @@ fn resolve_clock(case: &Case) -> SlaClock {
     clocks[0].clone()
 }
 
-fn sla_kinds(events: &[CaseEvent]) -> Vec<String> {
-    events
-        .iter()
-        .filter(|e| e.kind.starts_with("sla_") || e.kind == "red_card")
-        .map(|e| e.kind.clone())
-        .collect()
-}
-
 fn details(e: &CaseEvent) -> serde_json::Value {
     serde_json::from_str(&e.details_json).unwrap()
 }
@@ -72,31 +48,6 @@ fn details(e: &CaseEvent) -> serde_json::Value {
 fn at(t: &Option<prost_types::Timestamp>) -> DateTime<Utc> {
     let t = t.as_ref().expect("a time");
     DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap()).unwrap()
-}
-
-async fn overdue_ids(app: &TestApp) -> Vec<String> {
-    let token = app.token(DISPATCHER, Role::Dispatcher);
-    cases(app)
-        .list_cases(authed(
-            ListCasesRequest {
-                overdue_only: true,
-                ..ListCasesRequest::default()
-            },
-            &token,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .cases
-        .into_iter()
-        .map(|c| c.id)
-        .collect()
-}
-
-async fn audit_is_clean(url: &str) {
-    let db = storage::connect(url, 1).await.unwrap();
-    let report = gridcase::service::audit::verify(&db, None).await.unwrap();
-    assert_eq!(report.broken, None);
 }
 
 /// A community-tier case led by the township's justice office, dispatched an hour after `t0`
@@ -169,12 +120,12 @@ async fn resume(app: &TestApp, sub: &str, role: Role, case: &Case) -> Result<Cas
 
 /// Steps `time` through `steps`, scanning at each, and checks that nothing fired.
 async fn nothing_fires(app: &TestApp, time: &ManualTime, id: &str, steps: &[DateTime<Utc>]) {
-    let before = sla_kinds(&get(app, id).await.1);
+    let before = sla_kinds(&case_with_events(app, id).await.1);
     for &t in steps {
         time.set(t);
         app.supervisor.run_due().await.unwrap();
         assert_eq!(
-            sla_kinds(&get(app, id).await.1),
+            sla_kinds(&case_with_events(app, id).await.1),
             before,
             "nothing fires for a paused clock (at {t})"
         );
@@ -191,7 +142,7 @@ async fn a_pause_across_national_day_and_a_weekend_fires_nothing_and_moves_the_c
     let app = TestApp::spawn_at(TestDb::new(&backend).await, time.clone()).await;
     import(&app, &small_bundle()).await;
     let case = accepted_case(&app, &time, t0).await;
-    let (c, _) = get(&app, &case.id).await;
+    let (c, _) = case_with_events(&app, &case.id).await;
     let due = at(&resolve_clock(&c).due_at);
     assert_eq!(due, shanghai(2025, 10, 14, 0, 0));
 
@@ -203,7 +154,7 @@ async fn a_pause_across_national_day_and_a_weekend_fires_nothing_and_moves_the_c
         .unwrap();
     assert_eq!(case.version, c.version + 1);
     assert_eq!(case.awaiting_reporter_since, Some(ts(paused)));
-    let (c, events) = get(&app, &case.id).await;
+    let (c, events) = case_with_events(&app, &case.id).await;
     assert_eq!(c.awaiting_reporter_since, Some(ts(paused)));
     assert_eq!(resolve_clock(&c).paused_at, Some(ts(paused)));
     let asked = events.last().unwrap();
@@ -238,7 +189,7 @@ async fn a_pause_across_national_day_and_a_weekend_fires_nothing_and_moves_the_c
         .await
         .unwrap();
     assert_eq!(case.awaiting_reporter_since, None);
-    let (c, events) = get(&app, &case.id).await;
+    let (c, events) = case_with_events(&app, &case.id).await;
     let r = resolve_clock(&c);
     assert_eq!(r.paused_at, None);
     let span = resumed_at - paused;
@@ -252,16 +203,19 @@ async fn a_pause_across_national_day_and_a_weekend_fires_nothing_and_moves_the_c
     // The levels come at their moved times, each once.
     time.set(due + span - Duration::minutes(1));
     app.supervisor.run_due().await.unwrap();
-    assert_eq!(sla_kinds(&get(&app, &case.id).await.1), ["sla_warning"]);
+    assert_eq!(
+        sla_kinds(&case_with_events(&app, &case.id).await.1),
+        ["sla_warning"]
+    );
     time.set(due + span);
     app.supervisor.run_due().await.unwrap();
     app.supervisor.run_due().await.unwrap();
     assert_eq!(
-        sla_kinds(&get(&app, &case.id).await.1),
+        sla_kinds(&case_with_events(&app, &case.id).await.1),
         ["sla_warning", "sla_breach"]
     );
     assert_eq!(overdue_ids(&app).await, vec![case.id.clone()]);
-    audit_is_clean(&app.db.url).await;
+    audit_verifies(&app.db.url).await;
     app.stop().await.unwrap();
 }
 
@@ -271,7 +225,7 @@ async fn the_reporters_supplement_resumes_the_clock(backend: Backend) {
     let app = TestApp::spawn_at(TestDb::new(&backend).await, time.clone()).await;
     import(&app, &small_bundle()).await;
     let case = accepted_case(&app, &time, t0).await;
-    let due = at(&resolve_clock(&get(&app, &case.id).await.0).due_at);
+    let due = at(&resolve_clock(&case_with_events(&app, &case.id).await.0).due_at);
     let paused = t0 + Duration::hours(3);
     time.set(paused);
     let case = ask(&app, JUSTICE_STAFF, Role::UnitStaff, &case)
@@ -296,7 +250,7 @@ async fn the_reporters_supplement_resumes_the_clock(backend: Backend) {
         .into_inner();
     let after = answer.case.unwrap();
     assert_eq!(after.awaiting_reporter_since, None);
-    let (c, events) = get(&app, &case.id).await;
+    let (c, events) = case_with_events(&app, &case.id).await;
     assert_eq!(
         c.version,
         case.version + 1,
@@ -325,14 +279,14 @@ async fn the_reporters_supplement_resumes_the_clock(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!(again.event.unwrap().kind, "supplement");
-    let (c, events) = get(&app, &case.id).await;
+    let (c, events) = case_with_events(&app, &case.id).await;
     assert_eq!(events.iter().filter(|e| e.kind == "resumed").count(), 1);
     let refused = resume(&app, JUSTICE_STAFF, Role::UnitStaff, &c)
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition);
     assert!(refused.message().contains("not waiting"), "{refused:?}");
-    audit_is_clean(&app.db.url).await;
+    audit_verifies(&app.db.url).await;
     app.stop().await.unwrap();
 }
 
@@ -418,7 +372,7 @@ async fn only_the_lead_unit_asks_and_only_while_the_resolve_clock_runs(backend: 
         twice.message().contains("accepted") && twice.message().contains("already waiting"),
         "{twice:?}"
     );
-    audit_is_clean(&app.db.url).await;
+    audit_verifies(&app.db.url).await;
     app.stop().await.unwrap();
 }
 
@@ -429,14 +383,17 @@ async fn a_wait_ends_by_itself_at_the_limit_and_counts_against_no_one(backend: B
     import(&app, &small_bundle()).await;
     let case = accepted_case(&app, &time, t0).await;
     // Accepted Monday 12:00: due at 24:00 on 30 September (28 September is a make-up day).
-    let due = at(&resolve_clock(&get(&app, &case.id).await.0).due_at);
+    let due = at(&resolve_clock(&case_with_events(&app, &case.id).await.0).due_at);
     assert_eq!(due, shanghai(2025, 10, 1, 0, 0));
     // The warning (80 %) has fired before the pause.
     let paused = shanghai(2025, 9, 30, 10, 0);
     time.set(paused);
     app.supervisor.run_due().await.unwrap();
-    assert_eq!(sla_kinds(&get(&app, &case.id).await.1), ["sla_warning"]);
-    let case = get(&app, &case.id).await.0;
+    assert_eq!(
+        sla_kinds(&case_with_events(&app, &case.id).await.1),
+        ["sla_warning"]
+    );
+    let case = case_with_events(&app, &case.id).await.0;
     ask(&app, JUSTICE_STAFF, Role::UnitStaff, &case)
         .await
         .unwrap();
@@ -451,7 +408,7 @@ async fn a_wait_ends_by_itself_at_the_limit_and_counts_against_no_one(backend: B
     )
     .await;
     assert!(
-        get(&app, &case.id)
+        case_with_events(&app, &case.id)
             .await
             .0
             .awaiting_reporter_since
@@ -460,7 +417,7 @@ async fn a_wait_ends_by_itself_at_the_limit_and_counts_against_no_one(backend: B
     );
     time.set(limit + Duration::minutes(5));
     app.supervisor.run_due().await.unwrap();
-    let (c, events) = get(&app, &case.id).await;
+    let (c, events) = case_with_events(&app, &case.id).await;
     assert_eq!(c.awaiting_reporter_since, None);
     let ended: Vec<&CaseEvent> = events.iter().filter(|e| e.kind == "resumed").collect();
     assert_eq!(ended.len(), 1);
@@ -478,7 +435,7 @@ async fn a_wait_ends_by_itself_at_the_limit_and_counts_against_no_one(backend: B
     );
     app.supervisor.run_due().await.unwrap();
     assert_eq!(
-        get(&app, &case.id)
+        case_with_events(&app, &case.id)
             .await
             .1
             .iter()
@@ -490,10 +447,10 @@ async fn a_wait_ends_by_itself_at_the_limit_and_counts_against_no_one(backend: B
     time.set(due + (limit - paused));
     app.supervisor.run_due().await.unwrap();
     assert_eq!(
-        sla_kinds(&get(&app, &case.id).await.1),
+        sla_kinds(&case_with_events(&app, &case.id).await.1),
         ["sla_warning", "sla_breach"]
     );
-    audit_is_clean(&app.db.url).await;
+    audit_verifies(&app.db.url).await;
     app.stop().await.unwrap();
 }
 
@@ -518,7 +475,7 @@ async fn two_replicas_fire_nothing_for_a_paused_clock_across_a_restart(backend: 
     import(&a, &small_bundle()).await;
     wait_for_directory(&b).await;
     let case = accepted_case(&a, &time, t0).await;
-    let due = at(&resolve_clock(&get(&a, &case.id).await.0).due_at);
+    let due = at(&resolve_clock(&case_with_events(&a, &case.id).await.0).due_at);
     let paused = t0 + Duration::hours(3);
     time.set(paused);
     let case = ask(&b, JUSTICE_STAFF, Role::UnitStaff, &case)
@@ -540,7 +497,11 @@ async fn two_replicas_fire_nothing_for_a_paused_clock_across_a_restart(backend: 
     assert_eq!(fa.unwrap() + fb.unwrap(), 0);
     assert_eq!(count(&url, sla_events).await, 0);
     assert!(
-        get(&b, &case.id).await.0.awaiting_reporter_since.is_some(),
+        case_with_events(&b, &case.id)
+            .await
+            .0
+            .awaiting_reporter_since
+            .is_some(),
         "still waiting"
     );
 
@@ -549,7 +510,7 @@ async fn two_replicas_fire_nothing_for_a_paused_clock_across_a_restart(backend: 
     let case = resume(&b, JUSTICE_STAFF, Role::UnitStaff, &case)
         .await
         .unwrap();
-    let r = resolve_clock(&get(&a, &case.id).await.0);
+    let r = resolve_clock(&case_with_events(&a, &case.id).await.0);
     assert_eq!(at(&r.due_at), due + (resumed_at - paused));
     time.set(due + (resumed_at - paused));
     let (fa, fb) = tokio::join!(a.supervisor.run_due(), b.supervisor.run_due());
@@ -558,11 +519,11 @@ async fn two_replicas_fire_nothing_for_a_paused_clock_across_a_restart(backend: 
     let (fa, fb) = tokio::join!(a.supervisor.run_due(), b.supervisor.run_due());
     assert_eq!(fa.unwrap() + fb.unwrap(), 0);
     assert_eq!(
-        sla_kinds(&get(&a, &case.id).await.1),
+        sla_kinds(&case_with_events(&a, &case.id).await.1),
         ["sla_warning", "sla_breach"]
     );
     assert_eq!(count(&url, sla_events).await, 2);
-    audit_is_clean(&url).await;
+    audit_verifies(&url).await;
     a.stop().await.unwrap();
     b.stop().await.unwrap();
 }

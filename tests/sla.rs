@@ -15,9 +15,8 @@ use common::*;
 use gridcase::{
     domain::Role,
     proto::v1::{
-        AcceptCaseRequest, Case, CaseEvent, ClockKind, DispatchCaseRequest, GetCaseRequest,
-        ListCasesRequest, RecordFeedbackRequest, ResolveCaseRequest, SlaClock, WhistleCaseRequest,
-        case_service_client::CaseServiceClient,
+        AcceptCaseRequest, Case, ClockKind, DispatchCaseRequest, RecordFeedbackRequest,
+        ResolveCaseRequest, SlaClock, WhistleCaseRequest, case_service_client::CaseServiceClient,
     },
     service::time::ManualTime,
     storage,
@@ -29,61 +28,12 @@ fn cases(app: &TestApp) -> CaseServiceClient<Channel> {
     CaseServiceClient::new(app.channel.clone())
 }
 
-async fn get(app: &TestApp, id: &str) -> (Case, Vec<CaseEvent>) {
-    let token = app.token(DISPATCHER, Role::Dispatcher);
-    let r = cases(app)
-        .get_case(authed(
-            GetCaseRequest {
-                case_id: id.into(),
-                include_events: true,
-            },
-            &token,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    (r.case.unwrap(), r.events)
-}
-
 fn clock(case: &Case, kind: ClockKind) -> Vec<SlaClock> {
     case.clocks
         .iter()
         .filter(|c| c.kind == i32::from(kind))
         .cloned()
         .collect()
-}
-
-fn sla_kinds(events: &[CaseEvent]) -> Vec<String> {
-    events
-        .iter()
-        .filter(|e| e.kind.starts_with("sla_") || e.kind == "red_card")
-        .map(|e| e.kind.clone())
-        .collect()
-}
-
-async fn overdue_ids(app: &TestApp) -> Vec<String> {
-    let token = app.token(DISPATCHER, Role::Dispatcher);
-    cases(app)
-        .list_cases(authed(
-            ListCasesRequest {
-                overdue_only: true,
-                ..ListCasesRequest::default()
-            },
-            &token,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .cases
-        .into_iter()
-        .map(|c| c.id)
-        .collect()
-}
-
-async fn audit_is_clean(url: &str) {
-    let db = storage::connect(url, 1).await.unwrap();
-    let report = gridcase::service::audit::verify(&db, None).await.unwrap();
-    assert_eq!(report.broken, None);
 }
 
 async fn warning_notice_escalation_and_red_card_fire_once_each_on_time(backend: Backend) {
@@ -94,7 +44,7 @@ async fn warning_notice_escalation_and_red_card_fire_once_each_on_time(backend: 
     // A grid-tier item: held by the grid's center, dispatch clock 24 h.
     let case = submit(&app, GRID_MEMBER, "city.litter", 35.1, 119.05).await;
     assert_eq!(case.region_code, "371102001001001");
-    let (c, _) = get(&app, &case.id).await;
+    let (c, _) = case_with_events(&app, &case.id).await;
     let dispatch = clock(&c, ClockKind::Dispatch);
     assert_eq!(dispatch.len(), 1);
     assert_eq!(
@@ -117,7 +67,7 @@ async fn warning_notice_escalation_and_red_card_fire_once_each_on_time(backend: 
         0,
         "a warning fires once"
     );
-    let (c, events) = get(&app, &case.id).await;
+    let (c, events) = case_with_events(&app, &case.id).await;
     assert_eq!(sla_kinds(&events), ["sla_warning"]);
     assert_eq!(
         c.version, case.version,
@@ -127,7 +77,7 @@ async fn warning_notice_escalation_and_red_card_fire_once_each_on_time(backend: 
     // Due: the supervision notice (督办), to the unit (here also its region's center).
     time.set(t0 + chrono::Duration::hours(24));
     assert_eq!(app.supervisor.run_due().await.unwrap(), 1);
-    let (c, events) = get(&app, &case.id).await;
+    let (c, events) = case_with_events(&app, &case.id).await;
     assert_eq!(sla_kinds(&events), ["sla_warning", "sla_breach"]);
     let breach = events.iter().find(|e| e.kind == "sla_breach").unwrap();
     let details: serde_json::Value = serde_json::from_str(&breach.details_json).unwrap();
@@ -140,7 +90,7 @@ async fn warning_notice_escalation_and_red_card_fire_once_each_on_time(backend: 
     // Due plus half the time again: one tier up; the higher center supervises.
     time.set(t0 + chrono::Duration::hours(36));
     assert_eq!(app.supervisor.run_due().await.unwrap(), 1);
-    let (c, events) = get(&app, &case.id).await;
+    let (c, events) = case_with_events(&app, &case.id).await;
     assert_eq!(
         sla_kinds(&events),
         ["sla_warning", "sla_breach", "sla_escalation"]
@@ -159,7 +109,7 @@ async fn warning_notice_escalation_and_red_card_fire_once_each_on_time(backend: 
         0,
         "no level is left"
     );
-    let (c, events) = get(&app, &case.id).await;
+    let (c, events) = case_with_events(&app, &case.id).await;
     assert_eq!(
         sla_kinds(&events),
         [
@@ -192,7 +142,7 @@ async fn warning_notice_escalation_and_red_card_fire_once_each_on_time(backend: 
         .await
         .unwrap();
     assert!(overdue_ids(&app).await.is_empty());
-    audit_is_clean(&app.db.url).await;
+    audit_verifies(&app.db.url).await;
     app.stop().await.unwrap();
 }
 
@@ -236,7 +186,7 @@ async fn the_lifecycle_starts_and_stops_the_clocks(backend: Backend) {
         .into_inner()
         .case
         .unwrap();
-    let (c, _) = get(&app, &case.id).await;
+    let (c, _) = case_with_events(&app, &case.id).await;
     let d = &clock(&c, ClockKind::Dispatch)[0];
     assert_eq!(d.stopped_at, Some(ts(t0 + chrono::Duration::hours(1))));
     assert!(
@@ -267,7 +217,7 @@ async fn the_lifecycle_starts_and_stops_the_clocks(backend: Backend) {
         .into_inner()
         .case
         .unwrap();
-    let (c, _) = get(&app, &case.id).await;
+    let (c, _) = case_with_events(&app, &case.id).await;
     let w = &clock(&c, ClockKind::WhistleCheckIn)[0];
     assert_eq!(w.unit_code, "371102.police");
     assert_eq!(
@@ -291,7 +241,7 @@ async fn the_lifecycle_starts_and_stops_the_clocks(backend: Backend) {
         .into_inner()
         .case
         .unwrap();
-    let (c, _) = get(&app, &case.id).await;
+    let (c, _) = case_with_events(&app, &case.id).await;
     assert_eq!(
         clock(&c, ClockKind::WhistleCheckIn)[0].stopped_at,
         Some(ts(t0
@@ -328,7 +278,7 @@ async fn the_lifecycle_starts_and_stops_the_clocks(backend: Backend) {
         ))
         .await
         .unwrap();
-    let (c, _) = get(&app, &case.id).await;
+    let (c, _) = case_with_events(&app, &case.id).await;
     let r = &clock(&c, ClockKind::Resolve)[0];
     assert_eq!(r.stopped_at, Some(ts(shanghai(2025, 10, 9, 9, 0))));
     let f = &clock(&c, ClockKind::Feedback)[0];
@@ -357,7 +307,7 @@ async fn a_server_down_across_the_deadlines_catches_up_once_on_start(backend: Ba
     // The catch-up runs at start-up, by itself.
     let mut events = Vec::new();
     for _ in 0..100 {
-        events = get(&second, &case.id).await.1;
+        events = case_with_events(&second, &case.id).await.1;
         if events.iter().any(|e| e.kind == "red_card") {
             break;
         }
@@ -379,8 +329,11 @@ async fn a_server_down_across_the_deadlines_catches_up_once_on_start(backend: Ba
     second.stop().await.unwrap();
     let third = TestApp::spawn_at(TestDb::shared(&db.url), time.clone()).await;
     assert_eq!(third.supervisor.run_due().await.unwrap(), 0);
-    assert_eq!(sla_kinds(&get(&third, &case.id).await.1).len(), 5);
-    audit_is_clean(&db.url).await;
+    assert_eq!(
+        sla_kinds(&case_with_events(&third, &case.id).await.1).len(),
+        5
+    );
+    audit_verifies(&db.url).await;
     third.stop().await.unwrap();
 }
 
@@ -464,7 +417,7 @@ async fn two_servers_fire_a_thousand_breaches_exactly_once(backend: Backend) {
     // Again, from both: nothing.
     let (fa, fb) = tokio::join!(a.supervisor.run_due(), b.supervisor.run_due());
     assert_eq!(fa.unwrap() + fb.unwrap(), 0);
-    audit_is_clean(url).await;
+    audit_verifies(url).await;
     a.stop().await.unwrap();
     b.stop().await.unwrap();
 }
@@ -510,7 +463,7 @@ async fn a_working_hours_policy_runs_on_office_hours(backend: Backend) {
     assert_eq!(count(&app.db.url, policies).await, 1);
 
     let case = submit(&app, GRID_MEMBER, "city.litter", 35.1, 119.05).await;
-    let (c, _) = get(&app, &case.id).await;
+    let (c, _) = case_with_events(&app, &case.id).await;
     let dispatch = clock(&c, ClockKind::Dispatch);
     assert_eq!(dispatch.len(), 1);
     assert_eq!(dispatch[0].started_at, Some(ts(t0)));
@@ -544,7 +497,7 @@ async fn a_working_hours_policy_runs_on_office_hours(backend: Backend) {
     ] {
         time.set(shanghai(2025, 9, day, hour, minute));
         app.supervisor.run_due().await.unwrap();
-        let (_, events) = get(&app, &case.id).await;
+        let (_, events) = case_with_events(&app, &case.id).await;
         assert_eq!(
             sla_kinds(&events),
             levels[..fired],
@@ -552,7 +505,7 @@ async fn a_working_hours_policy_runs_on_office_hours(backend: Backend) {
         );
     }
     assert_eq!(overdue_ids(&app).await, vec![case.id.clone()]);
-    audit_is_clean(&app.db.url).await;
+    audit_verifies(&app.db.url).await;
     app.stop().await.unwrap();
 
     // Another deployment's office hours, 09:00–17:00 without lunch: 30 min on Friday, then
@@ -566,7 +519,7 @@ async fn a_working_hours_policy_runs_on_office_hours(backend: Backend) {
     import(&app, &small_bundle()).await;
     set_dispatch_policy(&app, "4wh").await.unwrap();
     let case = submit(&app, GRID_MEMBER, "city.litter", 35.1, 119.05).await;
-    let (c, _) = get(&app, &case.id).await;
+    let (c, _) = case_with_events(&app, &case.id).await;
     assert_eq!(
         clock(&c, ClockKind::Dispatch)[0].due_at,
         Some(ts(shanghai(2025, 9, 28, 12, 30)))
@@ -606,7 +559,7 @@ async fn a_policy_change_is_in_force_on_every_replica_when_the_call_returns(back
             .await
             .unwrap();
         let litter = submit(&b, GRID_MEMBER, "city.litter", 35.1, 119.05).await;
-        let (c, _) = get(&b, &litter.id).await;
+        let (c, _) = case_with_events(&b, &litter.id).await;
         assert_eq!(
             clock(&c, ClockKind::Dispatch)[0].due_at,
             Some(ts(t0 + chrono::Duration::minutes(minutes))),
@@ -643,7 +596,7 @@ async fn a_policy_change_is_in_force_on_every_replica_when_the_call_returns(back
             ))
             .await
             .unwrap();
-        let (c, _) = get(&b, &dispute.id).await;
+        let (c, _) = case_with_events(&b, &dispute.id).await;
         let hours = i64::try_from(round).unwrap() + 2;
         assert_eq!(
             clock(&c, ClockKind::Resolve)[0].due_at,
@@ -651,7 +604,7 @@ async fn a_policy_change_is_in_force_on_every_replica_when_the_call_returns(back
             "round {round}: acceptance through replica b started the old resolve clock"
         );
     }
-    audit_is_clean(&db.url).await;
+    audit_verifies(&db.url).await;
     a.stop().await.unwrap();
     b.stop().await.unwrap();
 }
@@ -789,5 +742,5 @@ async fn two_server_processes_notice_a_thousand_breaches_exactly_once() {
         .await,
         0
     );
-    audit_is_clean(url).await;
+    audit_verifies(url).await;
 }

@@ -679,3 +679,64 @@ impl Drop for TcpProxy {
         self.task.abort();
     }
 }
+
+/// A case as a dispatcher of district 371102 sees it, with its events.
+pub async fn case_with_events(
+    app: &TestApp,
+    id: &str,
+) -> (
+    gridcase::proto::v1::Case,
+    Vec<gridcase::proto::v1::CaseEvent>,
+) {
+    use gridcase::proto::v1::{GetCaseRequest, case_service_client::CaseServiceClient};
+    let token = app.token(DISPATCHER, Role::Dispatcher);
+    let r = CaseServiceClient::new(app.channel.clone())
+        .get_case(authed(
+            GetCaseRequest {
+                case_id: id.into(),
+                include_events: true,
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    (r.case.unwrap(), r.events)
+}
+
+/// The kinds of the SLA levels among `events`, in order.
+pub fn sla_kinds(events: &[gridcase::proto::v1::CaseEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.kind.starts_with("sla_") || e.kind == "red_card")
+        .map(|e| e.kind.clone())
+        .collect()
+}
+
+/// The ids of the overdue cases a dispatcher of district 371102 sees.
+pub async fn overdue_ids(app: &TestApp) -> Vec<String> {
+    use gridcase::proto::v1::{ListCasesRequest, case_service_client::CaseServiceClient};
+    let token = app.token(DISPATCHER, Role::Dispatcher);
+    CaseServiceClient::new(app.channel.clone())
+        .list_cases(authed(
+            ListCasesRequest {
+                overdue_only: true,
+                ..ListCasesRequest::default()
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .cases
+        .into_iter()
+        .map(|c| c.id)
+        .collect()
+}
+
+/// Every case's event hash chain in the database at `url` verifies.
+pub async fn audit_verifies(url: &str) {
+    let db = gridcase::storage::connect(url, 1).await.unwrap();
+    let report = gridcase::service::audit::verify(&db, None).await.unwrap();
+    assert_eq!(report.broken, None);
+}
