@@ -436,29 +436,10 @@ impl Calendar {
     /// working days (whole 24 h days, Asia/Shanghai). 0 when `b <= a`. Walks the days of the
     /// span once, so it takes time linear in the number of days, not seconds.
     pub fn working_seconds_between(&self, a: DateTime<Utc>, b: DateTime<Utc>) -> i64 {
-        if b <= a {
-            return 0;
-        }
-        let last = local_date(b);
-        let mut day = local_date(a);
-        let mut total = TimeDelta::zero();
-        loop {
-            if self.is_working_day(day) {
-                let from = midnight(day).max(a);
-                let to = midnight_after(day).min(b);
-                if to > from {
-                    total += to - from;
-                }
-            }
-            if day >= last {
-                break;
-            }
-            match day.succ_opt() {
-                Some(next) => day = next,
-                None => break,
-            }
-        }
-        total.num_seconds()
+        self.seconds_within(a, b, |day| {
+            self.is_working_day(day)
+                .then(|| (midnight(day), midnight_after(day)))
+        })
     }
 
     /// Office time between two instants, in whole seconds: the parts of `[a, b)` that fall in
@@ -466,6 +447,20 @@ impl Calendar {
     /// 0 when `b <= a`. From a clock's start to its due time under `Nwh` it is exactly N hours.
     /// Walks the days of the span once, so it takes time linear in the number of days.
     pub fn office_seconds_between(&self, a: DateTime<Utc>, b: DateTime<Utc>) -> i64 {
+        self.seconds_within(a, b, |day| self.office_periods(day))
+    }
+
+    /// The parts of `[a, b)` that fall in the periods `periods` gives for each local day of the
+    /// span, in whole seconds; 0 when `b <= a`.
+    fn seconds_within<I>(
+        &self,
+        a: DateTime<Utc>,
+        b: DateTime<Utc>,
+        periods: impl Fn(NaiveDate) -> I,
+    ) -> i64
+    where
+        I: IntoIterator<Item = (DateTime<Utc>, DateTime<Utc>)>,
+    {
         if b <= a {
             return 0;
         }
@@ -473,7 +468,7 @@ impl Calendar {
         let mut day = local_date(a);
         let mut total = TimeDelta::zero();
         loop {
-            for (open, close) in self.office_periods(day) {
+            for (open, close) in periods(day) {
                 let from = open.max(a);
                 let to = close.min(b);
                 if to > from {
