@@ -13,11 +13,10 @@ use gridcase::{
     domain::Role,
     proto::v1::{
         AcceptCaseRequest, AwaitReporterRequest, CancelCaseRequest, Case, CloseCaseRequest,
-        CoordSystem, DispatchCaseRequest, EscalateCaseRequest, EvaluateCaseRequest, GetCaseRequest,
-        IngestTicketRequest, ListCasesRequest, Location, MergeCaseRequest, RecordFeedbackRequest,
-        ResolveCaseRequest, ResumeCaseRequest, ReturnCaseRequest, Satisfaction, Source,
-        UpdateProgressRequest, WhistleCaseRequest, case_service_client::CaseServiceClient,
-        gateway_service_client::GatewayServiceClient,
+        DispatchCaseRequest, EscalateCaseRequest, EvaluateCaseRequest, GetCaseRequest,
+        ListCasesRequest, MergeCaseRequest, RecordFeedbackRequest, ResolveCaseRequest,
+        ResumeCaseRequest, ReturnCaseRequest, Satisfaction, UpdateProgressRequest,
+        WhistleCaseRequest, case_service_client::CaseServiceClient,
     },
 };
 use tonic::{Code, transport::Channel};
@@ -26,34 +25,6 @@ const GATEWAY: &str = "gateway-12345";
 
 fn client(app: &TestApp) -> CaseServiceClient<Channel> {
     CaseServiceClient::new(app.channel.clone())
-}
-
-/// A hotline ticket located in grid 01 (lead: the township justice office).
-async fn ticket(app: &TestApp) -> Case {
-    let token = app.token(GATEWAY, Role::Gateway);
-    GatewayServiceClient::new(app.channel.clone())
-        .ingest_ticket(authed(
-            IngestTicketRequest {
-                source: Source::Hotline12345.into(),
-                external_id: uuid::Uuid::new_v4().to_string(),
-                category_code: "dispute.neighbor".into(),
-                description: "邻里纠纷".into(),
-                caller_phone: "13912345678".into(),
-                location: Some(Location {
-                    lat: 35.1,
-                    lon: 119.05,
-                    coord_system: CoordSystem::Wgs84.into(),
-                    accuracy_m: 0.0,
-                }),
-                ..IngestTicketRequest::default()
-            },
-            &token,
-        ))
-        .await
-        .expect("ingested")
-        .into_inner()
-        .case
-        .unwrap()
 }
 
 /// The state each RPC needs: the steps to bring a new ticket there.
@@ -68,7 +39,7 @@ enum State {
 async fn case_in(app: &TestApp, state: State) -> Case {
     let dispatcher = app.token(DISPATCHER, Role::Dispatcher);
     let justice = app.token(JUSTICE_STAFF, Role::UnitStaff);
-    let mut case = ticket(app).await;
+    let mut case = hotline_ticket(app, GATEWAY).await;
     let steps = match state {
         State::Registered => 0,
         State::Dispatched => 1,
@@ -356,7 +327,7 @@ async fn every_case_rpc_answers_every_role_in_and_out_of_scope(backend: Backend)
         for (k, role) in Role::ALL.into_iter().enumerate() {
             let (inside, outside) = subjects(role);
             let case = case_in(&app, *state).await;
-            let other = ticket(&app).await;
+            let other = hotline_ticket(&app, GATEWAY).await;
             let got = call(&app, rpc, &app.token(inside, role), &case, &other).await;
             assert_eq!(got, in_scope[k], "{rpc} as {role} in scope ({inside})");
             if !allowed(rpc, role) {
@@ -373,7 +344,7 @@ async fn every_case_rpc_answers_every_role_in_and_out_of_scope(backend: Backend)
     }
     assert_eq!(checked, table.len() * 6);
     // ListCases: in scope listed, out of scope absent; not for admins.
-    let case = ticket(&app).await;
+    let case = hotline_ticket(&app, GATEWAY).await;
     for role in Role::ALL {
         let (inside, outside) = subjects(role);
         let listed = |sub: &'static str| {

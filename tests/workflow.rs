@@ -677,37 +677,6 @@ async fn a_whistle_summons_units_that_then_see_the_case_and_check_in(backend: Ba
     app.stop().await.expect("clean stop");
 }
 
-/// A hotline ticket from `gateway`, in grid 01 (lead: the township justice office).
-async fn ticket(app: &TestApp, gateway: &str) -> Case {
-    use gridcase::proto::v1::{
-        CoordSystem, IngestTicketRequest, Location, Source,
-        gateway_service_client::GatewayServiceClient,
-    };
-    GatewayServiceClient::new(app.channel.clone())
-        .ingest_ticket(authed(
-            IngestTicketRequest {
-                source: Source::Hotline12345.into(),
-                external_id: uuid::Uuid::new_v4().to_string(),
-                category_code: "dispute.neighbor".into(),
-                description: "邻里纠纷".into(),
-                caller_phone: "13912345678".into(),
-                location: Some(Location {
-                    lat: 35.1,
-                    lon: 119.05,
-                    coord_system: CoordSystem::Wgs84.into(),
-                    accuracy_m: 0.0,
-                }),
-                ..IngestTicketRequest::default()
-            },
-            &app.token(gateway, Role::Gateway),
-        ))
-        .await
-        .expect("ingested")
-        .into_inner()
-        .case
-        .unwrap()
-}
-
 async fn evaluate_by_callback(
     app: &TestApp,
     token: &str,
@@ -750,7 +719,7 @@ async fn a_callback_evaluation_is_recorded_by_the_gateway_or_the_center(backend:
     let other_gateway = app.token("gateway-wechat", Role::Gateway);
 
     // The gateway's own ticket: recorded by callback, with who called back.
-    let own = resolved(ticket(&app, "gateway-12345").await).await;
+    let own = resolved(hotline_ticket(&app, "gateway-12345").await).await;
     let refused = evaluate_by_callback(&app, &other_gateway, &own, Satisfaction::Satisfied)
         .await
         .unwrap_err();
@@ -768,7 +737,7 @@ async fn a_callback_evaluation_is_recorded_by_the_gateway_or_the_center(backend:
     assert_eq!(e.by_sub, "gateway-12345");
 
     // A dispatcher: only by callback.
-    let held = resolved(ticket(&app, "gateway-12345").await).await;
+    let held = resolved(hotline_ticket(&app, "gateway-12345").await).await;
     let without = evaluate(&app, &a.dispatcher, &held, Satisfaction::Satisfied)
         .await
         .unwrap_err();

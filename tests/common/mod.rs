@@ -740,3 +740,34 @@ pub async fn audit_verifies(url: &str) {
     let report = gridcase::service::audit::verify(&db, None).await.unwrap();
     assert_eq!(report.broken, None);
 }
+
+/// A hotline ticket from `gateway`, in grid 01 (lead: the township justice office).
+pub async fn hotline_ticket(app: &TestApp, gateway: &str) -> gridcase::proto::v1::Case {
+    use gridcase::proto::v1::{
+        CoordSystem, IngestTicketRequest, Location, Source,
+        gateway_service_client::GatewayServiceClient,
+    };
+    GatewayServiceClient::new(app.channel.clone())
+        .ingest_ticket(authed(
+            IngestTicketRequest {
+                source: Source::Hotline12345.into(),
+                external_id: uuid::Uuid::new_v4().to_string(),
+                category_code: "dispute.neighbor".into(),
+                description: "邻里纠纷".into(),
+                caller_phone: "13912345678".into(),
+                location: Some(Location {
+                    lat: 35.1,
+                    lon: 119.05,
+                    coord_system: CoordSystem::Wgs84.into(),
+                    accuracy_m: 0.0,
+                }),
+                ..IngestTicketRequest::default()
+            },
+            &app.token(gateway, Role::Gateway),
+        ))
+        .await
+        .expect("ingested")
+        .into_inner()
+        .case
+        .unwrap()
+}
