@@ -17,6 +17,7 @@
 //! - [`storage`]: sea-orm connection, migrations, tables.
 //! - [`app`]: wiring: `Application::build` and `run_until_stopped`.
 //! - [`watch`]: `gridcase watch`, the reference client of the event stream.
+//! - [`export`]: `gridcase export`, the client of the CSV exports.
 //! - [`demo`]: the shipped Rizhao directory.
 
 pub mod app;
@@ -25,6 +26,7 @@ pub mod config;
 pub mod console;
 pub mod demo;
 pub mod domain;
+pub mod export;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod geo;

@@ -83,6 +83,22 @@ enum Command {
         #[arg(long)]
         limit: Option<u64>,
     },
+    /// Export cases or statistics as CSV (UTF-8 with a BOM, for Excel) through ExportCases or
+    /// ExportStats, within the token's scope.
+    Export {
+        /// The token to export with.
+        #[arg(long, env = "GRIDCASE_TOKEN", hide_env_values = true, global = true)]
+        token: Option<String>,
+        /// Any replica, e.g. http://127.0.0.1:50051 (default: the configured listen address).
+        #[arg(long, global = true)]
+        target: Option<String>,
+        /// The file to write (whole or not at all: written as FILE.part and renamed at the
+        /// end); standard output without it.
+        #[arg(long, short, global = true)]
+        out: Option<PathBuf>,
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
     /// Mint a token with the configured key, for operators and tests.
     Token {
         #[arg(long)]
@@ -93,6 +109,50 @@ enum Command {
         /// How long the token is valid, e.g. 12h, 30m, 7d.
         #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
         ttl: Duration,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// The cases ListCases would list with these filters, newest first.
+    Cases {
+        /// Only cases in this status (repeatable): registered, dispatched, in_progress, …
+        #[arg(long = "status")]
+        statuses: Vec<String>,
+        /// Only cases in this region's subtree.
+        #[arg(long, default_value = "")]
+        region: String,
+        /// Only cases this unit leads or assists.
+        #[arg(long, default_value = "")]
+        unit: String,
+        /// Only cases of this category item.
+        #[arg(long, default_value = "")]
+        category: String,
+        /// Received at or after: RFC 3339, or a day (2026-11-01, 00:00 Beijing time).
+        #[arg(long)]
+        from: Option<String>,
+        /// Received before: RFC 3339, or a day.
+        #[arg(long)]
+        to: Option<String>,
+        /// Only cases with a running SLA clock past its due time.
+        #[arg(long)]
+        overdue_only: bool,
+    },
+    /// A period's figures, one row per unit (or per region one tier down), as RankUnits ranks
+    /// them.
+    Stats {
+        /// A month 2026-11, a quarter 2026-Q4 or a year 2026.
+        #[arg(long)]
+        period: String,
+        /// The region whose units are listed (default: the caller's own).
+        #[arg(long, default_value = "")]
+        region: String,
+        /// The regions one tier below instead of the units.
+        #[arg(long)]
+        regions: bool,
+        /// The figure to rank by: on_time_rate, satisfaction_rate, resolution_rate, overdue.
+        #[arg(long, default_value = "on_time_rate")]
+        figure: String,
     },
 }
 
@@ -309,6 +369,69 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 limit,
             };
             gridcase::watch::run(watch, &mut std::io::stdout().lock()).await?;
+            Ok(())
+        }
+        Command::Export {
+            token,
+            target,
+            out,
+            command,
+        } => {
+            let to = gridcase::export::Target {
+                target: target.unwrap_or_else(|| format!("http://{}", settings.listen)),
+                token: token.ok_or_else(|| {
+                    anyhow::anyhow!("give a token with --token or GRIDCASE_TOKEN")
+                })?,
+                out: out.clone(),
+            };
+            let written = match command {
+                ExportCommand::Cases {
+                    statuses,
+                    region,
+                    unit,
+                    category,
+                    from,
+                    to: until,
+                    overdue_only,
+                } => {
+                    use gridcase::export::{case_status, time_flag};
+                    let request = gridcase::proto::v1::ExportCasesRequest {
+                        statuses: statuses
+                            .iter()
+                            .map(|s| case_status(s))
+                            .collect::<Result<_, _>>()?,
+                        region_code: region,
+                        unit_code: unit,
+                        category_code: category,
+                        overdue_only,
+                        received_from: from.map(|t| time_flag("--from", &t)).transpose()?,
+                        received_to: until.map(|t| time_flag("--to", &t)).transpose()?,
+                    };
+                    gridcase::export::cases(&to, request).await?
+                }
+                ExportCommand::Stats {
+                    period,
+                    region,
+                    regions,
+                    figure,
+                } => {
+                    let request = gridcase::proto::v1::ExportStatsRequest {
+                        region_code: region,
+                        period,
+                        figure: gridcase::export::rank_figure(&figure)?,
+                        regions,
+                    };
+                    gridcase::export::stats(&to, request).await?
+                }
+            };
+            if let Some(out) = out {
+                eprintln!(
+                    "exported {} rows ({} bytes) to {}",
+                    written.rows,
+                    written.bytes,
+                    out.display()
+                );
+            }
             Ok(())
         }
         Command::Token { sub, role, ttl } => {

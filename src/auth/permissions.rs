@@ -74,6 +74,8 @@ pub const RPC_ROLES: &[(&str, &[Role])] = &[
     ("/gridcase.v1.CaseService/GetCase", PEOPLE_AND_GATEWAYS),
     ("/gridcase.v1.CaseService/ListCases", PEOPLE_AND_GATEWAYS),
     ("/gridcase.v1.CaseService/ListCasePins", PEOPLE_AND_GATEWAYS),
+    // ListCases' cases as CSV: the same callers, the same scope.
+    ("/gridcase.v1.CaseService/ExportCases", PEOPLE_AND_GATEWAYS),
     ("/gridcase.v1.CaseService/DispatchCase", &[Dispatcher]),
     ("/gridcase.v1.CaseService/AcceptCase", &[UnitStaff]),
     ("/gridcase.v1.CaseService/ReturnCase", &[UnitStaff]),
@@ -110,6 +112,11 @@ pub const RPC_ROLES: &[(&str, &[Role])] = &[
     ),
     (
         "/gridcase.v1.StatsService/RankUnits",
+        &[Supervisor, Dispatcher],
+    ),
+    // RankUnits' entries as CSV.
+    (
+        "/gridcase.v1.StatsService/ExportStats",
         &[Supervisor, Dispatcher],
     ),
 ];

@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 use super::{
     caller,
     convert::{case_for, clock_for, event_for_viewer, page_size, pin_for, time_of},
+    export::{self, ChunkStream},
 };
 use crate::{
     domain::{
@@ -148,6 +149,32 @@ impl CaseService for CaseApi {
                 .collect(),
             next_page_token,
         }))
+    }
+
+    /// `ListCases`' query as CSV, streamed: the filters are checked before anything is sent.
+    async fn export_cases(
+        &self,
+        request: Request<pb::ExportCasesRequest>,
+    ) -> Result<Response<ChunkStream>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let filters = ListRequest {
+            statuses: r
+                .statuses
+                .iter()
+                .map(|s| status(*s))
+                .collect::<Result<_, _>>()?,
+            region_code: r.region_code,
+            unit_code: r.unit_code,
+            category_code: r.category_code,
+            received_from: time_of("received_from", r.received_from.as_ref())?,
+            received_to: time_of("received_to", r.received_to.as_ref())?,
+            overdue_only: r.overdue_only,
+            ..ListRequest::default()
+        };
+        let export = self.cases.export(&caller, &filters)?;
+        let stream = export::stream_cases(export, caller, self.cases.directory().clone())?;
+        Ok(Response::new(stream))
     }
 
     async fn list_case_pins(

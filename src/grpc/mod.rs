@@ -5,6 +5,7 @@
 pub mod case;
 pub mod convert;
 pub mod directory;
+pub mod export;
 pub mod gateway;
 pub mod report;
 pub mod stats;

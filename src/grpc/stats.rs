@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 use super::{
     caller,
     convert::{time_of, timestamp},
+    export::{self, ChunkStream},
 };
 use crate::{
     domain::{
@@ -45,6 +46,39 @@ fn stats_for(s: &Stats) -> pb::Stats {
         reopens: s.reopens,
         evaluated_by_callback: s.evaluated_by_callback,
         callback_evaluation_rate: s.callback_evaluation_rate,
+    }
+}
+
+/// The figure a ranking is by; unspecified is the on-time rate.
+fn figure(value: i32) -> Result<Figure, Status> {
+    match pb::RankFigure::try_from(value) {
+        Ok(pb::RankFigure::Unspecified | pb::RankFigure::OnTimeRate) => Ok(Figure::OnTimeRate),
+        Ok(pb::RankFigure::SatisfactionRate) => Ok(Figure::SatisfactionRate),
+        Ok(pb::RankFigure::ResolutionRate) => Ok(Figure::ResolutionRate),
+        Ok(pb::RankFigure::Overdue) => Ok(Figure::Overdue),
+        Err(_) => {
+            Err(DomainError::invalid("figure", format!("{value} is not a RankFigure")).into())
+        }
+    }
+}
+
+/// A ranking's period, which is required.
+fn required_period(period: &str) -> Result<(), Status> {
+    if period.is_empty() {
+        return Err(DomainError::invalid(
+            "period",
+            "required: a month (2026-11), a quarter (2026-Q4) or a year (2026)",
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn target_of(region_code: String) -> StatsTarget {
+    if region_code.is_empty() {
+        StatsTarget::Own
+    } else {
+        StatsTarget::Region(region_code)
     }
 }
 
@@ -112,31 +146,9 @@ impl StatsService for StatsApi {
     ) -> Result<Response<pb::RankUnitsResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
-        let target = if r.region_code.is_empty() {
-            StatsTarget::Own
-        } else {
-            StatsTarget::Region(r.region_code)
-        };
-        let figure = match pb::RankFigure::try_from(r.figure) {
-            Ok(pb::RankFigure::Unspecified | pb::RankFigure::OnTimeRate) => Figure::OnTimeRate,
-            Ok(pb::RankFigure::SatisfactionRate) => Figure::SatisfactionRate,
-            Ok(pb::RankFigure::ResolutionRate) => Figure::ResolutionRate,
-            Ok(pb::RankFigure::Overdue) => Figure::Overdue,
-            Err(_) => {
-                return Err(DomainError::invalid(
-                    "figure",
-                    format!("{} is not a RankFigure", r.figure),
-                )
-                .into());
-            }
-        };
-        if r.period.is_empty() {
-            return Err(DomainError::invalid(
-                "period",
-                "required: a month (2026-11), a quarter (2026-Q4) or a year (2026)",
-            )
-            .into());
-        }
+        let figure = figure(r.figure)?;
+        required_period(&r.period)?;
+        let target = target_of(r.region_code);
         let (ranked, computed_at) = self
             .stats
             .rank(&caller, &target, &r.period, figure, r.regions)
@@ -163,5 +175,27 @@ impl StatsService for StatsApi {
                 .collect(),
             computed_at: Some(timestamp(computed_at)),
         }))
+    }
+
+    /// `RankUnits`' entries as CSV, in rank order.
+    async fn export_stats(
+        &self,
+        request: Request<pb::ExportStatsRequest>,
+    ) -> Result<Response<ChunkStream>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let figure = figure(r.figure)?;
+        required_period(&r.period)?;
+        let (ranked, _) = self
+            .stats
+            .rank(
+                &caller,
+                &target_of(r.region_code),
+                &r.period,
+                figure,
+                r.regions,
+            )
+            .await?;
+        Ok(Response::new(export::stream_stats(&r.period, &ranked)?))
     }
 }

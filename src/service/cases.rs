@@ -133,37 +133,52 @@ impl CaseQueries {
         })
     }
 
-    /// `ListCases`: newest first, within the caller's scope; cases outside it are simply absent.
-    pub async fn list(&self, caller: &Caller, r: ListRequest) -> DomainResult<(Vec<Case>, String)> {
-        let filter = CaseFilter {
-            statuses: r.statuses,
-            unit_code: (!r.unit_code.is_empty()).then_some(r.unit_code),
-            category_code: (!r.category_code.is_empty()).then_some(r.category_code),
+    /// `ListCases`' filters as storage reads them: the caller's scope narrowed by `r`, overdue
+    /// as of `now`.
+    fn filter(
+        &self,
+        caller: &Caller,
+        r: &ListRequest,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> DomainResult<CaseFilter> {
+        Ok(CaseFilter {
+            statuses: r.statuses.clone(),
+            unit_code: (!r.unit_code.is_empty()).then(|| r.unit_code.clone()),
+            category_code: (!r.category_code.is_empty()).then(|| r.category_code.clone()),
             received_from: r.received_from,
             received_to: r.received_to,
-            overdue_at: r.overdue_only.then(|| self.time.now()),
+            overdue_at: r.overdue_only.then_some(now),
             ..self.narrowed(caller, &r.region_code)?
-        };
+        })
+    }
+
+    /// `ListCases`: newest first, within the caller's scope; cases outside it are simply absent.
+    pub async fn list(&self, caller: &Caller, r: ListRequest) -> DomainResult<(Vec<Case>, String)> {
+        let filter = self.filter(caller, &r, self.time.now())?;
         let after = paging::cursor(&r.page_token)?;
         let limit = u64::try_from(r.page_size).unwrap_or(50) + 1;
         let cases = storage::cases::list(&self.db, &filter, after, limit).await?;
         Ok(paging::page(cases, r.page_size))
     }
 
+    /// `ExportCases`: every case `ListCases` would list for `r` (its page size and token are
+    /// not used), read page by page as [`CaseExport::next_page`] is called. The scope, the
+    /// filters and "now" (for `overdue_only` and the SLA states) are fixed here, when the
+    /// export begins; a bad filter is refused here, before anything is sent.
+    pub fn export(&self, caller: &Caller, r: &ListRequest) -> DomainResult<CaseExport> {
+        let now = self.time.now();
+        Ok(CaseExport {
+            db: self.db.clone(),
+            filter: self.filter(caller, r, now)?,
+            now,
+            after: None,
+            done: false,
+        })
+    }
+
     /// How each of `cases` stands against its clocks now.
     pub async fn sla_states(&self, cases: &[Case]) -> DomainResult<HashMap<String, SlaState>> {
-        let ids: Vec<String> = cases.iter().map(|c| c.id.clone()).collect();
-        let late = storage::cases::lateness_of(&self.db, &ids, self.time.now()).await?;
-        Ok(cases
-            .iter()
-            .map(|c| {
-                let lateness = late.get(&c.id).copied().unwrap_or(0);
-                (
-                    c.id.clone(),
-                    SlaState::of(c.red_card, c.escalation_level, lateness),
-                )
-            })
-            .collect())
+        sla_states_at(&self.db, cases, self.time.now()).await
     }
 
     /// `ListCasePins`: every case of the caller's scope (narrowed to a region) that has a
@@ -186,6 +201,72 @@ impl CaseQueries {
         let truncated = pins.len() as u64 > MAX_PINS;
         pins.truncate(usize::try_from(MAX_PINS).unwrap_or(usize::MAX));
         Ok((pins, truncated))
+    }
+}
+
+/// How each of `cases` stands against its clocks at `now`.
+async fn sla_states_at(
+    db: &DatabaseConnection,
+    cases: &[Case],
+    now: chrono::DateTime<chrono::Utc>,
+) -> DomainResult<HashMap<String, SlaState>> {
+    let ids: Vec<String> = cases.iter().map(|c| c.id.clone()).collect();
+    let late = storage::cases::lateness_of(db, &ids, now).await?;
+    Ok(cases
+        .iter()
+        .map(|c| {
+            let lateness = late.get(&c.id).copied().unwrap_or(0);
+            (
+                c.id.clone(),
+                SlaState::of(c.red_card, c.escalation_level, lateness),
+            )
+        })
+        .collect())
+}
+
+/// How many cases an export reads from the database at a time: the most it holds at once.
+pub const EXPORT_PAGE: usize = 1000;
+
+/// An export of cases under way: `ListCases`' query, read a page at a time by keyset paging
+/// (`service::paging`), so that what it holds does not grow with the number of cases. Not a
+/// snapshot: each page is read when asked for. Since a case's `received_at` never changes,
+/// each case comes at most once, and every case stored before the export began that matches
+/// the filters throughout comes exactly once.
+#[derive(Debug)]
+pub struct CaseExport {
+    db: DatabaseConnection,
+    filter: CaseFilter,
+    now: chrono::DateTime<chrono::Utc>,
+    after: Option<(chrono::DateTime<chrono::Utc>, String)>,
+    done: bool,
+}
+
+impl CaseExport {
+    /// The next page of cases, newest first, each with how it stands against its clocks as of
+    /// the export's start; `None` once every case has come.
+    pub async fn next_page(&mut self) -> DomainResult<Option<Vec<(Case, SlaState)>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let limit = u64::try_from(EXPORT_PAGE).unwrap_or(1000) + 1;
+        let fetched =
+            storage::cases::list(&self.db, &self.filter, self.after.take(), limit).await?;
+        let (cases, next) = paging::page(fetched, EXPORT_PAGE);
+        self.after = paging::cursor(&next)?;
+        self.done = self.after.is_none();
+        if cases.is_empty() {
+            return Ok(None);
+        }
+        let mut states = sla_states_at(&self.db, &cases, self.now).await?;
+        Ok(Some(
+            cases
+                .into_iter()
+                .map(|c| {
+                    let state = states.remove(&c.id).unwrap_or(SlaState::OnTime);
+                    (c, state)
+                })
+                .collect(),
+        ))
     }
 }
 

@@ -8,7 +8,7 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Location, PageRequest, Role, Severity, Tier } from "./common_pb";
+import type { ExportChunkSchema, Location, PageRequest, Role, Severity, Tier } from "./common_pb";
 import { file_gridcase_v1_common } from "./common_pb";
 import type { ClockKind } from "./directory_pb";
 import { file_gridcase_v1_directory } from "./directory_pb";
@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file gridcase/v1/case.proto.
  */
 export const file_gridcase_v1_case: GenFile = /*@__PURE__*/
-  fileDesc("ChZncmlkY2FzZS92MS9jYXNlLnByb3RvEgtncmlkY2FzZS52MSK0AwoIU2xhQ2xvY2sSJAoEa2luZBgBIAEoDjIWLmdyaWRjYXNlLnYxLkNsb2NrS2luZBINCgVjeWNsZRgCIAEoBRIRCgl1bml0X2NvZGUYAyABKAkSLgoKc3RhcnRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoGZHVlX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgl3YXJuZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2JyZWFjaGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxlc2NhbGF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0b3BwZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXBhdXNlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZXNjYWxhdGlvbnMYCyABKAUihgEKDUFzc2lzdGluZ1VuaXQSEQoJdW5pdF9jb2RlGAEgASgJEi8KC3N1bW1vbmVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg1jaGVja2VkX2luX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKbAQoKRXZhbHVhdGlvbhIvCgxzYXRpc2ZhY3Rpb24YASABKA4yGS5ncmlkY2FzZS52MS5TYXRpc2ZhY3Rpb24SDwoHY29tbWVudBgCIAEoCRIOCgZieV9zdWIYAyABKAkSJgoCYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2J5X2NhbGxiYWNrGAUgASgIIuMICgRDYXNlEgoKAmlkGAEgASgJEgwKBGNvZGUYAiABKAkSJwoGc3RhdHVzGAMgASgOMhcuZ3JpZGNhc2UudjEuQ2FzZVN0YXR1cxIRCglncmlkX2NvZGUYBCABKAkSHwoEdGllchgFIAEoDjIRLmdyaWRjYXNlLnYxLlRpZXISEQoJdW5pdF9jb2RlGAYgASgJEhUKDWNhdGVnb3J5X2NvZGUYByABKAkSEwoLcmVnaW9uX2NvZGUYCCABKAkSEwoLZGVzY3JpcHRpb24YCSABKAkSJwoIc2V2ZXJpdHkYCiABKA4yFS5ncmlkY2FzZS52MS5TZXZlcml0eRIjCgZzb3VyY2UYCyABKA4yEy5ncmlkY2FzZS52MS5Tb3VyY2USMAoRcmVwb3J0ZWRfbG9jYXRpb24YDCABKAsyFS5ncmlkY2FzZS52MS5Mb2NhdGlvbhInCghsb2NhdGlvbhgNIAEoCzIVLmdyaWRjYXNlLnYxLkxvY2F0aW9uEg8KB3NuYXBwZWQYDiABKAgSFwoPc25hcF9kaXN0YW5jZV9tGA8gASgBEg8KB2FkZHJlc3MYECABKAkSFAoMcmVwb3J0ZXJfc3ViGBEgASgJEhYKDnJlcG9ydGVyX3Bob25lGBIgASgJEjMKD2Fzc2lzdGluZ191bml0cxgTIAMoCzIaLmdyaWRjYXNlLnYxLkFzc2lzdGluZ1VuaXQSFgoOYXR0YWNobWVudF9pZHMYFCADKAkSLwoLY2FwdHVyZWRfYXQYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3JlY2VpdmVkX2F0GBYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd2ZXJzaW9uGBggASgDEg0KBWN5Y2xlGBkgASgFEhQKDHJlb3Blbl9jb3VudBgaIAEoBRIYChBlc2NhbGF0aW9uX2xldmVsGBsgASgFEhAKCHJlZF9jYXJkGBwgASgIEhsKE21lcmdlZF9pbnRvX2Nhc2VfaWQYHSABKAkSHQoVcG9zc2libGVfZHVwbGljYXRlX29mGB4gASgJEhcKD3Jlc29sdXRpb25fdGV4dBgfIAEoCRIrCgpldmFsdWF0aW9uGCAgASgLMhcuZ3JpZGNhc2UudjEuRXZhbHVhdGlvbhIlCgZjbG9ja3MYISADKAsyFS5ncmlkY2FzZS52MS5TbGFDbG9jaxITCgtleHRlcm5hbF9pZBgiIAEoCRIYChByZXNvbHZlZF9sb2NhbGx5GCMgASgIEigKCXNsYV9zdGF0ZRgkIAEoDjIVLmdyaWRjYXNlLnYxLlNsYVN0YXRlEjsKF2F3YWl0aW5nX3JlcG9ydGVyX3NpbmNlGCUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKnAgoHQ2FzZVBpbhIKCgJpZBgBIAEoCRIMCgRjb2RlGAIgASgJEicKBnN0YXR1cxgDIAEoDjIXLmdyaWRjYXNlLnYxLkNhc2VTdGF0dXMSCwoDbGF0GAQgASgBEgsKA2xvbhgFIAEoARIoCglzbGFfc3RhdGUYBiABKA4yFS5ncmlkY2FzZS52MS5TbGFTdGF0ZRIVCg1jYXRlZ29yeV9jb2RlGAcgASgJEhEKCXVuaXRfY29kZRgIIAEoCRInCghzZXZlcml0eRgJIAEoDjIVLmdyaWRjYXNlLnYxLlNldmVyaXR5EhEKCWdyaWRfY29kZRgKIAEoCRIvCgtyZWNlaXZlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQgoTTGlzdENhc2VQaW5zUmVxdWVzdBITCgtyZWdpb25fY29kZRgBIAEoCRIWCg5pbmNsdWRlX2Nsb3NlZBgCIAEoCCJNChRMaXN0Q2FzZVBpbnNSZXNwb25zZRIiCgRwaW5zGAEgAygLMhQuZ3JpZGNhc2UudjEuQ2FzZVBpbhIRCgl0cnVuY2F0ZWQYAiABKAgigAMKCUNhc2VFdmVudBIQCghzZXF1ZW5jZRgBIAEoAxIPCgdjYXNlX2lkGAIgASgJEhEKCWNhc2VfY29kZRgDIAEoCRIMCgRraW5kGAQgASgJEhEKCWFjdG9yX3N1YhgFIAEoCRIlCgphY3Rvcl9yb2xlGAYgASgOMhEuZ3JpZGNhc2UudjEuUm9sZRImCgJhdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoLZnJvbV9zdGF0dXMYCCABKA4yFy5ncmlkY2FzZS52MS5DYXNlU3RhdHVzEioKCXRvX3N0YXR1cxgJIAEoDjIXLmdyaWRjYXNlLnYxLkNhc2VTdGF0dXMSDgoGcmVhc29uGAogASgJEhQKDGRldGFpbHNfanNvbhgLIAEoCRIRCglwcmV2X2hhc2gYDCABKAkSDAoEaGFzaBgNIAEoCRIUCgxub3RpZnlfdW5pdHMYDiADKAkSFgoObm90aWZ5X21lbWJlcnMYDyADKAkiOQoOR2V0Q2FzZVJlcXVlc3QSDwoHY2FzZV9pZBgBIAEoCRIWCg5pbmNsdWRlX2V2ZW50cxgCIAEoCCJaCg9HZXRDYXNlUmVzcG9uc2USHwoEY2FzZRgBIAEoCzIRLmdyaWRjYXNlLnYxLkNhc2USJgoGZXZlbnRzGAIgAygLMhYuZ3JpZGNhc2UudjEuQ2FzZUV2ZW50Ip4CChBMaXN0Q2FzZXNSZXF1ZXN0EikKCHN0YXR1c2VzGAEgAygOMhcuZ3JpZGNhc2UudjEuQ2FzZVN0YXR1cxITCgtyZWdpb25fY29kZRgCIAEoCRIRCgl1bml0X2NvZGUYAyABKAkSFQoNY2F0ZWdvcnlfY29kZRgEIAEoCRIUCgxvdmVyZHVlX29ubHkYBSABKAgSMQoNcmVjZWl2ZWRfZnJvbRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmVjZWl2ZWRfdG8YByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKBHBhZ2UYCCABKAsyGC5ncmlkY2FzZS52MS5QYWdlUmVxdWVzdCJOChFMaXN0Q2FzZXNSZXNwb25zZRIgCgVjYXNlcxgBIAMoCzIRLmdyaWRjYXNlLnYxLkNhc2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImMKE0Rpc3BhdGNoQ2FzZVJlcXVlc3QSDwoHY2FzZV9pZBgBIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAIgASgDEhEKCXVuaXRfY29kZRgDIAEoCRIOCgZyZWFzb24YBCABKAkiNwoURGlzcGF0Y2hDYXNlUmVzcG9uc2USHwoEY2FzZRgBIAEoCzIRLmdyaWRjYXNlLnYxLkNhc2UiPgoRQWNjZXB0Q2FzZVJlcXVlc3QSDwoHY2FzZV9pZBgBIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAIgASgDIjUKEkFjY2VwdENhc2VSZXNwb25zZRIfCgRjYXNlGAEgASgLMhEuZ3JpZGNhc2UudjEuQ2FzZSJOChFSZXR1cm5DYXNlUmVxdWVzdBIPCgdjYXNlX2lkGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMSDgoGcmVhc29uGAMgASgJIjUKElJldHVybkNhc2VSZXNwb25zZRIfCgRjYXNlGAEgASgLMhEuZ3JpZGNhc2UudjEuQ2FzZSJoChVVcGRhdGVQcm9ncmVzc1JlcXVlc3QSDwoHY2FzZV9pZBgBIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAIgASgDEgwKBG5vdGUYAyABKAkSFgoOYXR0YWNobWVudF9pZHMYBCADKAkiOQoWVXBkYXRlUHJvZ3Jlc3NSZXNwb25zZRIfCgRjYXNlGAEgASgLMhEuZ3JpZGNhc2UudjEuQ2FzZSJnChJSZXNvbHZlQ2FzZVJlcXVlc3QSDwoHY2FzZV9pZBgBIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAIgASgDEg4KBnJlc3VsdBgDIAEoCRIWCg5hdHRhY2htZW50X2lkcxgEIAMoCSI2ChNSZXNvbHZlQ2FzZVJlc3BvbnNlEh8KBGNhc2UYASABKAsyES5ncmlkY2FzZS52MS5DYXNlIlAKFVJlY29yZEZlZWRiYWNrUmVxdWVzdBIPCgdjYXNlX2lkGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMSDAoEbm90ZRgDIAEoCSI5ChZSZWNvcmRGZWVkYmFja1Jlc3BvbnNlEh8KBGNhc2UYASABKAsyES5ncmlkY2FzZS52MS5DYXNlIpcBChNFdmFsdWF0ZUNhc2VSZXF1ZXN0Eg8KB2Nhc2VfaWQYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxIvCgxzYXRpc2ZhY3Rpb24YAyABKA4yGS5ncmlkY2FzZS52MS5TYXRpc2ZhY3Rpb24SDwoHY29tbWVudBgEIAEoCRITCgtieV9jYWxsYmFjaxgFIAEoCCI3ChRFdmFsdWF0ZUNhc2VSZXNwb25zZRIfCgRjYXNlGAEgASgLMhEuZ3JpZGNhc2UudjEuQ2FzZSJNChBDbG9zZUNhc2VSZXF1ZXN0Eg8KB2Nhc2VfaWQYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxIOCgZyZWFzb24YAyABKAkiNAoRQ2xvc2VDYXNlUmVzcG9uc2USHwoEY2FzZRgBIAEoCzIRLmdyaWRjYXNlLnYxLkNhc2UiYwoQTWVyZ2VDYXNlUmVxdWVzdBIPCgdjYXNlX2lkGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMSFAoMaW50b19jYXNlX2lkGAMgASgJEg4KBnJlYXNvbhgEIAEoCSI0ChFNZXJnZUNhc2VSZXNwb25zZRIfCgRjYXNlGAEgASgLMhEuZ3JpZGNhc2UudjEuQ2FzZSJOChFDYW5jZWxDYXNlUmVxdWVzdBIPCgdjYXNlX2lkGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMSDgoGcmVhc29uGAMgASgJIjUKEkNhbmNlbENhc2VSZXNwb25zZRIfCgRjYXNlGAEgASgLMhEuZ3JpZGNhc2UudjEuQ2FzZSJjChJXaGlzdGxlQ2FzZVJlcXVlc3QSDwoHY2FzZV9pZBgBIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAIgASgDEhIKCnVuaXRfY29kZXMYAyADKAkSDgoGcmVhc29uGAQgASgJIjYKE1doaXN0bGVDYXNlUmVzcG9uc2USHwoEY2FzZRgBIAEoCzIRLmdyaWRjYXNlLnYxLkNhc2UiUAoTRXNjYWxhdGVDYXNlUmVxdWVzdBIPCgdjYXNlX2lkGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMSDgoGcmVhc29uGAMgASgJIjcKFEVzY2FsYXRlQ2FzZVJlc3BvbnNlEh8KBGNhc2UYASABKAsyES5ncmlkY2FzZS52MS5DYXNlIlMKFEF3YWl0UmVwb3J0ZXJSZXF1ZXN0Eg8KB2Nhc2VfaWQYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxIQCghxdWVzdGlvbhgDIAEoCSI4ChVBd2FpdFJlcG9ydGVyUmVzcG9uc2USHwoEY2FzZRgBIAEoCzIRLmdyaWRjYXNlLnYxLkNhc2UiTAoRUmVzdW1lQ2FzZVJlcXVlc3QSDwoHY2FzZV9pZBgBIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAIgASgDEgwKBG5vdGUYAyABKAkiNQoSUmVzdW1lQ2FzZVJlc3BvbnNlEh8KBGNhc2UYASABKAsyES5ncmlkY2FzZS52MS5DYXNlKrICCgpDYXNlU3RhdHVzEhsKF0NBU0VfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGQoVQ0FTRV9TVEFUVVNfU1VCTUlUVEVEEAESGgoWQ0FTRV9TVEFUVVNfUkVHSVNURVJFRBACEhoKFkNBU0VfU1RBVFVTX0RJU1BBVENIRUQQAxIYChRDQVNFX1NUQVRVU19BQ0NFUFRFRBAEEhsKF0NBU0VfU1RBVFVTX0lOX1BST0dSRVNTEAUSGAoUQ0FTRV9TVEFUVVNfUkVTT0xWRUQQBhIWChJDQVNFX1NUQVRVU19DTE9TRUQQBxIYChRDQVNFX1NUQVRVU19SRVRVUk5FRBAIEhYKEkNBU0VfU1RBVFVTX01FUkdFRBAJEhkKFUNBU0VfU1RBVFVTX0NBTkNFTExFRBAKKoUBCgZTb3VyY2USFgoSU09VUkNFX1VOU1BFQ0lGSUVEEAASEgoOU09VUkNFX0hBTkRTRVQQARIYChRTT1VSQ0VfSE9UTElORV8xMjM0NRACEhEKDVNPVVJDRV9XRUNIQVQQAxIOCgpTT1VSQ0VfU01TEAQSEgoOU09VUkNFX1dBTEtfSU4QBSqNAQoMU2F0aXNmYWN0aW9uEhwKGFNBVElTRkFDVElPTl9VTlNQRUNJRklFRBAAEhoKFlNBVElTRkFDVElPTl9TQVRJU0ZJRUQQARIkCiBTQVRJU0ZBQ1RJT05fQkFTSUNBTExZX1NBVElTRklFRBACEh0KGVNBVElTRkFDVElPTl9ESVNTQVRJU0ZJRUQQAyqbAQoIU2xhU3RhdGUSGQoVU0xBX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRU0xBX1NUQVRFX09OX1RJTUUQARIUChBTTEFfU1RBVEVfV0FSTkVEEAISFgoSU0xBX1NUQVRFX0JSRUFDSEVEEAMSFwoTU0xBX1NUQVRFX0VTQ0FMQVRFRBAEEhYKElNMQV9TVEFURV9SRURfQ0FSRBAFMvkKCgtDYXNlU2VydmljZRJECgdHZXRDYXNlEhsuZ3JpZGNhc2UudjEuR2V0Q2FzZVJlcXVlc3QaHC5ncmlkY2FzZS52MS5HZXRDYXNlUmVzcG9uc2USSgoJTGlzdENhc2VzEh0uZ3JpZGNhc2UudjEuTGlzdENhc2VzUmVxdWVzdBoeLmdyaWRjYXNlLnYxLkxpc3RDYXNlc1Jlc3BvbnNlElMKDExpc3RDYXNlUGlucxIgLmdyaWRjYXNlLnYxLkxpc3RDYXNlUGluc1JlcXVlc3QaIS5ncmlkY2FzZS52MS5MaXN0Q2FzZVBpbnNSZXNwb25zZRJTCgxEaXNwYXRjaENhc2USIC5ncmlkY2FzZS52MS5EaXNwYXRjaENhc2VSZXF1ZXN0GiEuZ3JpZGNhc2UudjEuRGlzcGF0Y2hDYXNlUmVzcG9uc2USTQoKQWNjZXB0Q2FzZRIeLmdyaWRjYXNlLnYxLkFjY2VwdENhc2VSZXF1ZXN0Gh8uZ3JpZGNhc2UudjEuQWNjZXB0Q2FzZVJlc3BvbnNlEk0KClJldHVybkNhc2USHi5ncmlkY2FzZS52MS5SZXR1cm5DYXNlUmVxdWVzdBofLmdyaWRjYXNlLnYxLlJldHVybkNhc2VSZXNwb25zZRJZCg5VcGRhdGVQcm9ncmVzcxIiLmdyaWRjYXNlLnYxLlVwZGF0ZVByb2dyZXNzUmVxdWVzdBojLmdyaWRjYXNlLnYxLlVwZGF0ZVByb2dyZXNzUmVzcG9uc2USUAoLUmVzb2x2ZUNhc2USHy5ncmlkY2FzZS52MS5SZXNvbHZlQ2FzZVJlcXVlc3QaIC5ncmlkY2FzZS52MS5SZXNvbHZlQ2FzZVJlc3BvbnNlElkKDlJlY29yZEZlZWRiYWNrEiIuZ3JpZGNhc2UudjEuUmVjb3JkRmVlZGJhY2tSZXF1ZXN0GiMuZ3JpZGNhc2UudjEuUmVjb3JkRmVlZGJhY2tSZXNwb25zZRJTCgxFdmFsdWF0ZUNhc2USIC5ncmlkY2FzZS52MS5FdmFsdWF0ZUNhc2VSZXF1ZXN0GiEuZ3JpZGNhc2UudjEuRXZhbHVhdGVDYXNlUmVzcG9uc2USSgoJQ2xvc2VDYXNlEh0uZ3JpZGNhc2UudjEuQ2xvc2VDYXNlUmVxdWVzdBoeLmdyaWRjYXNlLnYxLkNsb3NlQ2FzZVJlc3BvbnNlEkoKCU1lcmdlQ2FzZRIdLmdyaWRjYXNlLnYxLk1lcmdlQ2FzZVJlcXVlc3QaHi5ncmlkY2FzZS52MS5NZXJnZUNhc2VSZXNwb25zZRJNCgpDYW5jZWxDYXNlEh4uZ3JpZGNhc2UudjEuQ2FuY2VsQ2FzZVJlcXVlc3QaHy5ncmlkY2FzZS52MS5DYW5jZWxDYXNlUmVzcG9uc2USUAoLV2hpc3RsZUNhc2USHy5ncmlkY2FzZS52MS5XaGlzdGxlQ2FzZVJlcXVlc3QaIC5ncmlkY2FzZS52MS5XaGlzdGxlQ2FzZVJlc3BvbnNlElMKDEVzY2FsYXRlQ2FzZRIgLmdyaWRjYXNlLnYxLkVzY2FsYXRlQ2FzZVJlcXVlc3QaIS5ncmlkY2FzZS52MS5Fc2NhbGF0ZUNhc2VSZXNwb25zZRJWCg1Bd2FpdFJlcG9ydGVyEiEuZ3JpZGNhc2UudjEuQXdhaXRSZXBvcnRlclJlcXVlc3QaIi5ncmlkY2FzZS52MS5Bd2FpdFJlcG9ydGVyUmVzcG9uc2USTQoKUmVzdW1lQ2FzZRIeLmdyaWRjYXNlLnYxLlJlc3VtZUNhc2VSZXF1ZXN0Gh8uZ3JpZGNhc2UudjEuUmVzdW1lQ2FzZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_gridcase_v1_common, file_gridcase_v1_directory]);
+  fileDesc("ChZncmlkY2FzZS92MS9jYXNlLnByb3RvEgtncmlkY2FzZS52MSK0AwoIU2xhQ2xvY2sSJAoEa2luZBgBIAEoDjIWLmdyaWRjYXNlLnYxLkNsb2NrS2luZBINCgVjeWNsZRgCIAEoBRIRCgl1bml0X2NvZGUYAyABKAkSLgoKc3RhcnRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoGZHVlX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgl3YXJuZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2JyZWFjaGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxlc2NhbGF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0b3BwZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXBhdXNlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZXNjYWxhdGlvbnMYCyABKAUihgEKDUFzc2lzdGluZ1VuaXQSEQoJdW5pdF9jb2RlGAEgASgJEi8KC3N1bW1vbmVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg1jaGVja2VkX2luX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKbAQoKRXZhbHVhdGlvbhIvCgxzYXRpc2ZhY3Rpb24YASABKA4yGS5ncmlkY2FzZS52MS5TYXRpc2ZhY3Rpb24SDwoHY29tbWVudBgCIAEoCRIOCgZieV9zdWIYAyABKAkSJgoCYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2J5X2NhbGxiYWNrGAUgASgIIuMICgRDYXNlEgoKAmlkGAEgASgJEgwKBGNvZGUYAiABKAkSJwoGc3RhdHVzGAMgASgOMhcuZ3JpZGNhc2UudjEuQ2FzZVN0YXR1cxIRCglncmlkX2NvZGUYBCABKAkSHwoEdGllchgFIAEoDjIRLmdyaWRjYXNlLnYxLlRpZXISEQoJdW5pdF9jb2RlGAYgASgJEhUKDWNhdGVnb3J5X2NvZGUYByABKAkSEwoLcmVnaW9uX2NvZGUYCCABKAkSEwoLZGVzY3JpcHRpb24YCSABKAkSJwoIc2V2ZXJpdHkYCiABKA4yFS5ncmlkY2FzZS52MS5TZXZlcml0eRIjCgZzb3VyY2UYCyABKA4yEy5ncmlkY2FzZS52MS5Tb3VyY2USMAoRcmVwb3J0ZWRfbG9jYXRpb24YDCABKAsyFS5ncmlkY2FzZS52MS5Mb2NhdGlvbhInCghsb2NhdGlvbhgNIAEoCzIVLmdyaWRjYXNlLnYxLkxvY2F0aW9uEg8KB3NuYXBwZWQYDiABKAgSFwoPc25hcF9kaXN0YW5jZV9tGA8gASgBEg8KB2FkZHJlc3MYECABKAkSFAoMcmVwb3J0ZXJfc3ViGBEgASgJEhYKDnJlcG9ydGVyX3Bob25lGBIgASgJEjMKD2Fzc2lzdGluZ191bml0cxgTIAMoCzIaLmdyaWRjYXNlLnYxLkFzc2lzdGluZ1VuaXQSFgoOYXR0YWNobWVudF9pZHMYFCADKAkSLwoLY2FwdHVyZWRfYXQYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3JlY2VpdmVkX2F0GBYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd2ZXJzaW9uGBggASgDEg0KBWN5Y2xlGBkgASgFEhQKDHJlb3Blbl9jb3VudBgaIAEoBRIYChBlc2NhbGF0aW9uX2xldmVsGBsgASgFEhAKCHJlZF9jYXJkGBwgASgIEhsKE21lcmdlZF9pbnRvX2Nhc2VfaWQYHSABKAkSHQoVcG9zc2libGVfZHVwbGljYXRlX29mGB4gASgJEhcKD3Jlc29sdXRpb25fdGV4dBgfIAEoCRIrCgpldmFsdWF0aW9uGCAgASgLMhcuZ3JpZGNhc2UudjEuRXZhbHVhdGlvbhIlCgZjbG9ja3MYISADKAsyFS5ncmlkY2FzZS52MS5TbGFDbG9jaxITCgtleHRlcm5hbF9pZBgiIAEoCRIYChByZXNvbHZlZF9sb2NhbGx5GCMgASgIEigKCXNsYV9zdGF0ZRgkIAEoDjIVLmdyaWRjYXNlLnYxLlNsYVN0YXRlEjsKF2F3YWl0aW5nX3JlcG9ydGVyX3NpbmNlGCUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKnAgoHQ2FzZVBpbhIKCgJpZBgBIAEoCRIMCgRjb2RlGAIgASgJEicKBnN0YXR1cxgDIAEoDjIXLmdyaWRjYXNlLnYxLkNhc2VTdGF0dXMSCwoDbGF0GAQgASgBEgsKA2xvbhgFIAEoARIoCglzbGFfc3RhdGUYBiABKA4yFS5ncmlkY2FzZS52MS5TbGFTdGF0ZRIVCg1jYXRlZ29yeV9jb2RlGAcgASgJEhEKCXVuaXRfY29kZRgIIAEoCRInCghzZXZlcml0eRgJIAEoDjIVLmdyaWRjYXNlLnYxLlNldmVyaXR5EhEKCWdyaWRfY29kZRgKIAEoCRIvCgtyZWNlaXZlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQgoTTGlzdENhc2VQaW5zUmVxdWVzdBITCgtyZWdpb25fY29kZRgBIAEoCRIWCg5pbmNsdWRlX2Nsb3NlZBgCIAEoCCJNChRMaXN0Q2FzZVBpbnNSZXNwb25zZRIiCgRwaW5zGAEgAygLMhQuZ3JpZGNhc2UudjEuQ2FzZVBpbhIRCgl0cnVuY2F0ZWQYAiABKAgigAMKCUNhc2VFdmVudBIQCghzZXF1ZW5jZRgBIAEoAxIPCgdjYXNlX2lkGAIgASgJEhEKCWNhc2VfY29kZRgDIAEoCRIMCgRraW5kGAQgASgJEhEKCWFjdG9yX3N1YhgFIAEoCRIlCgphY3Rvcl9yb2xlGAYgASgOMhEuZ3JpZGNhc2UudjEuUm9sZRImCgJhdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoLZnJvbV9zdGF0dXMYCCABKA4yFy5ncmlkY2FzZS52MS5DYXNlU3RhdHVzEioKCXRvX3N0YXR1cxgJIAEoDjIXLmdyaWRjYXNlLnYxLkNhc2VTdGF0dXMSDgoGcmVhc29uGAogASgJEhQKDGRldGFpbHNfanNvbhgLIAEoCRIRCglwcmV2X2hhc2gYDCABKAkSDAoEaGFzaBgNIAEoCRIUCgxub3RpZnlfdW5pdHMYDiADKAkSFgoObm90aWZ5X21lbWJlcnMYDyADKAkiOQoOR2V0Q2FzZVJlcXVlc3QSDwoHY2FzZV9pZBgBIAEoCRIWCg5pbmNsdWRlX2V2ZW50cxgCIAEoCCJaCg9HZXRDYXNlUmVzcG9uc2USHwoEY2FzZRgBIAEoCzIRLmdyaWRjYXNlLnYxLkNhc2USJgoGZXZlbnRzGAIgAygLMhYuZ3JpZGNhc2UudjEuQ2FzZUV2ZW50Ip4CChBMaXN0Q2FzZXNSZXF1ZXN0EikKCHN0YXR1c2VzGAEgAygOMhcuZ3JpZGNhc2UudjEuQ2FzZVN0YXR1cxITCgtyZWdpb25fY29kZRgCIAEoCRIRCgl1bml0X2NvZGUYAyABKAkSFQoNY2F0ZWdvcnlfY29kZRgEIAEoCRIUCgxvdmVyZHVlX29ubHkYBSABKAgSMQoNcmVjZWl2ZWRfZnJvbRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmVjZWl2ZWRfdG8YByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKBHBhZ2UYCCABKAsyGC5ncmlkY2FzZS52MS5QYWdlUmVxdWVzdCL4AQoSRXhwb3J0Q2FzZXNSZXF1ZXN0EikKCHN0YXR1c2VzGAEgAygOMhcuZ3JpZGNhc2UudjEuQ2FzZVN0YXR1cxITCgtyZWdpb25fY29kZRgCIAEoCRIRCgl1bml0X2NvZGUYAyABKAkSFQoNY2F0ZWdvcnlfY29kZRgEIAEoCRIUCgxvdmVyZHVlX29ubHkYBSABKAgSMQoNcmVjZWl2ZWRfZnJvbRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmVjZWl2ZWRfdG8YByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIk4KEUxpc3RDYXNlc1Jlc3BvbnNlEiAKBWNhc2VzGAEgAygLMhEuZ3JpZGNhc2UudjEuQ2FzZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiYwoTRGlzcGF0Y2hDYXNlUmVxdWVzdBIPCgdjYXNlX2lkGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMSEQoJdW5pdF9jb2RlGAMgASgJEg4KBnJlYXNvbhgEIAEoCSI3ChREaXNwYXRjaENhc2VSZXNwb25zZRIfCgRjYXNlGAEgASgLMhEuZ3JpZGNhc2UudjEuQ2FzZSI+ChFBY2NlcHRDYXNlUmVxdWVzdBIPCgdjYXNlX2lkGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMiNQoSQWNjZXB0Q2FzZVJlc3BvbnNlEh8KBGNhc2UYASABKAsyES5ncmlkY2FzZS52MS5DYXNlIk4KEVJldHVybkNhc2VSZXF1ZXN0Eg8KB2Nhc2VfaWQYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxIOCgZyZWFzb24YAyABKAkiNQoSUmV0dXJuQ2FzZVJlc3BvbnNlEh8KBGNhc2UYASABKAsyES5ncmlkY2FzZS52MS5DYXNlImgKFVVwZGF0ZVByb2dyZXNzUmVxdWVzdBIPCgdjYXNlX2lkGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMSDAoEbm90ZRgDIAEoCRIWCg5hdHRhY2htZW50X2lkcxgEIAMoCSI5ChZVcGRhdGVQcm9ncmVzc1Jlc3BvbnNlEh8KBGNhc2UYASABKAsyES5ncmlkY2FzZS52MS5DYXNlImcKElJlc29sdmVDYXNlUmVxdWVzdBIPCgdjYXNlX2lkGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMSDgoGcmVzdWx0GAMgASgJEhYKDmF0dGFjaG1lbnRfaWRzGAQgAygJIjYKE1Jlc29sdmVDYXNlUmVzcG9uc2USHwoEY2FzZRgBIAEoCzIRLmdyaWRjYXNlLnYxLkNhc2UiUAoVUmVjb3JkRmVlZGJhY2tSZXF1ZXN0Eg8KB2Nhc2VfaWQYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxIMCgRub3RlGAMgASgJIjkKFlJlY29yZEZlZWRiYWNrUmVzcG9uc2USHwoEY2FzZRgBIAEoCzIRLmdyaWRjYXNlLnYxLkNhc2UilwEKE0V2YWx1YXRlQ2FzZVJlcXVlc3QSDwoHY2FzZV9pZBgBIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAIgASgDEi8KDHNhdGlzZmFjdGlvbhgDIAEoDjIZLmdyaWRjYXNlLnYxLlNhdGlzZmFjdGlvbhIPCgdjb21tZW50GAQgASgJEhMKC2J5X2NhbGxiYWNrGAUgASgIIjcKFEV2YWx1YXRlQ2FzZVJlc3BvbnNlEh8KBGNhc2UYASABKAsyES5ncmlkY2FzZS52MS5DYXNlIk0KEENsb3NlQ2FzZVJlcXVlc3QSDwoHY2FzZV9pZBgBIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAIgASgDEg4KBnJlYXNvbhgDIAEoCSI0ChFDbG9zZUNhc2VSZXNwb25zZRIfCgRjYXNlGAEgASgLMhEuZ3JpZGNhc2UudjEuQ2FzZSJjChBNZXJnZUNhc2VSZXF1ZXN0Eg8KB2Nhc2VfaWQYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxIUCgxpbnRvX2Nhc2VfaWQYAyABKAkSDgoGcmVhc29uGAQgASgJIjQKEU1lcmdlQ2FzZVJlc3BvbnNlEh8KBGNhc2UYASABKAsyES5ncmlkY2FzZS52MS5DYXNlIk4KEUNhbmNlbENhc2VSZXF1ZXN0Eg8KB2Nhc2VfaWQYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxIOCgZyZWFzb24YAyABKAkiNQoSQ2FuY2VsQ2FzZVJlc3BvbnNlEh8KBGNhc2UYASABKAsyES5ncmlkY2FzZS52MS5DYXNlImMKEldoaXN0bGVDYXNlUmVxdWVzdBIPCgdjYXNlX2lkGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMSEgoKdW5pdF9jb2RlcxgDIAMoCRIOCgZyZWFzb24YBCABKAkiNgoTV2hpc3RsZUNhc2VSZXNwb25zZRIfCgRjYXNlGAEgASgLMhEuZ3JpZGNhc2UudjEuQ2FzZSJQChNFc2NhbGF0ZUNhc2VSZXF1ZXN0Eg8KB2Nhc2VfaWQYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxIOCgZyZWFzb24YAyABKAkiNwoURXNjYWxhdGVDYXNlUmVzcG9uc2USHwoEY2FzZRgBIAEoCzIRLmdyaWRjYXNlLnYxLkNhc2UiUwoUQXdhaXRSZXBvcnRlclJlcXVlc3QSDwoHY2FzZV9pZBgBIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAIgASgDEhAKCHF1ZXN0aW9uGAMgASgJIjgKFUF3YWl0UmVwb3J0ZXJSZXNwb25zZRIfCgRjYXNlGAEgASgLMhEuZ3JpZGNhc2UudjEuQ2FzZSJMChFSZXN1bWVDYXNlUmVxdWVzdBIPCgdjYXNlX2lkGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMSDAoEbm90ZRgDIAEoCSI1ChJSZXN1bWVDYXNlUmVzcG9uc2USHwoEY2FzZRgBIAEoCzIRLmdyaWRjYXNlLnYxLkNhc2UqsgIKCkNhc2VTdGF0dXMSGwoXQ0FTRV9TVEFUVVNfVU5TUEVDSUZJRUQQABIZChVDQVNFX1NUQVRVU19TVUJNSVRURUQQARIaChZDQVNFX1NUQVRVU19SRUdJU1RFUkVEEAISGgoWQ0FTRV9TVEFUVVNfRElTUEFUQ0hFRBADEhgKFENBU0VfU1RBVFVTX0FDQ0VQVEVEEAQSGwoXQ0FTRV9TVEFUVVNfSU5fUFJPR1JFU1MQBRIYChRDQVNFX1NUQVRVU19SRVNPTFZFRBAGEhYKEkNBU0VfU1RBVFVTX0NMT1NFRBAHEhgKFENBU0VfU1RBVFVTX1JFVFVSTkVEEAgSFgoSQ0FTRV9TVEFUVVNfTUVSR0VEEAkSGQoVQ0FTRV9TVEFUVVNfQ0FOQ0VMTEVEEAoqhQEKBlNvdXJjZRIWChJTT1VSQ0VfVU5TUEVDSUZJRUQQABISCg5TT1VSQ0VfSEFORFNFVBABEhgKFFNPVVJDRV9IT1RMSU5FXzEyMzQ1EAISEQoNU09VUkNFX1dFQ0hBVBADEg4KClNPVVJDRV9TTVMQBBISCg5TT1VSQ0VfV0FMS19JThAFKo0BCgxTYXRpc2ZhY3Rpb24SHAoYU0FUSVNGQUNUSU9OX1VOU1BFQ0lGSUVEEAASGgoWU0FUSVNGQUNUSU9OX1NBVElTRklFRBABEiQKIFNBVElTRkFDVElPTl9CQVNJQ0FMTFlfU0FUSVNGSUVEEAISHQoZU0FUSVNGQUNUSU9OX0RJU1NBVElTRklFRBADKpsBCghTbGFTdGF0ZRIZChVTTEFfU1RBVEVfVU5TUEVDSUZJRUQQABIVChFTTEFfU1RBVEVfT05fVElNRRABEhQKEFNMQV9TVEFURV9XQVJORUQQAhIWChJTTEFfU1RBVEVfQlJFQUNIRUQQAxIXChNTTEFfU1RBVEVfRVNDQUxBVEVEEAQSFgoSU0xBX1NUQVRFX1JFRF9DQVJEEAUyxQsKC0Nhc2VTZXJ2aWNlEkQKB0dldENhc2USGy5ncmlkY2FzZS52MS5HZXRDYXNlUmVxdWVzdBocLmdyaWRjYXNlLnYxLkdldENhc2VSZXNwb25zZRJKCglMaXN0Q2FzZXMSHS5ncmlkY2FzZS52MS5MaXN0Q2FzZXNSZXF1ZXN0Gh4uZ3JpZGNhc2UudjEuTGlzdENhc2VzUmVzcG9uc2USSgoLRXhwb3J0Q2FzZXMSHy5ncmlkY2FzZS52MS5FeHBvcnRDYXNlc1JlcXVlc3QaGC5ncmlkY2FzZS52MS5FeHBvcnRDaHVuazABElMKDExpc3RDYXNlUGlucxIgLmdyaWRjYXNlLnYxLkxpc3RDYXNlUGluc1JlcXVlc3QaIS5ncmlkY2FzZS52MS5MaXN0Q2FzZVBpbnNSZXNwb25zZRJTCgxEaXNwYXRjaENhc2USIC5ncmlkY2FzZS52MS5EaXNwYXRjaENhc2VSZXF1ZXN0GiEuZ3JpZGNhc2UudjEuRGlzcGF0Y2hDYXNlUmVzcG9uc2USTQoKQWNjZXB0Q2FzZRIeLmdyaWRjYXNlLnYxLkFjY2VwdENhc2VSZXF1ZXN0Gh8uZ3JpZGNhc2UudjEuQWNjZXB0Q2FzZVJlc3BvbnNlEk0KClJldHVybkNhc2USHi5ncmlkY2FzZS52MS5SZXR1cm5DYXNlUmVxdWVzdBofLmdyaWRjYXNlLnYxLlJldHVybkNhc2VSZXNwb25zZRJZCg5VcGRhdGVQcm9ncmVzcxIiLmdyaWRjYXNlLnYxLlVwZGF0ZVByb2dyZXNzUmVxdWVzdBojLmdyaWRjYXNlLnYxLlVwZGF0ZVByb2dyZXNzUmVzcG9uc2USUAoLUmVzb2x2ZUNhc2USHy5ncmlkY2FzZS52MS5SZXNvbHZlQ2FzZVJlcXVlc3QaIC5ncmlkY2FzZS52MS5SZXNvbHZlQ2FzZVJlc3BvbnNlElkKDlJlY29yZEZlZWRiYWNrEiIuZ3JpZGNhc2UudjEuUmVjb3JkRmVlZGJhY2tSZXF1ZXN0GiMuZ3JpZGNhc2UudjEuUmVjb3JkRmVlZGJhY2tSZXNwb25zZRJTCgxFdmFsdWF0ZUNhc2USIC5ncmlkY2FzZS52MS5FdmFsdWF0ZUNhc2VSZXF1ZXN0GiEuZ3JpZGNhc2UudjEuRXZhbHVhdGVDYXNlUmVzcG9uc2USSgoJQ2xvc2VDYXNlEh0uZ3JpZGNhc2UudjEuQ2xvc2VDYXNlUmVxdWVzdBoeLmdyaWRjYXNlLnYxLkNsb3NlQ2FzZVJlc3BvbnNlEkoKCU1lcmdlQ2FzZRIdLmdyaWRjYXNlLnYxLk1lcmdlQ2FzZVJlcXVlc3QaHi5ncmlkY2FzZS52MS5NZXJnZUNhc2VSZXNwb25zZRJNCgpDYW5jZWxDYXNlEh4uZ3JpZGNhc2UudjEuQ2FuY2VsQ2FzZVJlcXVlc3QaHy5ncmlkY2FzZS52MS5DYW5jZWxDYXNlUmVzcG9uc2USUAoLV2hpc3RsZUNhc2USHy5ncmlkY2FzZS52MS5XaGlzdGxlQ2FzZVJlcXVlc3QaIC5ncmlkY2FzZS52MS5XaGlzdGxlQ2FzZVJlc3BvbnNlElMKDEVzY2FsYXRlQ2FzZRIgLmdyaWRjYXNlLnYxLkVzY2FsYXRlQ2FzZVJlcXVlc3QaIS5ncmlkY2FzZS52MS5Fc2NhbGF0ZUNhc2VSZXNwb25zZRJWCg1Bd2FpdFJlcG9ydGVyEiEuZ3JpZGNhc2UudjEuQXdhaXRSZXBvcnRlclJlcXVlc3QaIi5ncmlkY2FzZS52MS5Bd2FpdFJlcG9ydGVyUmVzcG9uc2USTQoKUmVzdW1lQ2FzZRIeLmdyaWRjYXNlLnYxLlJlc3VtZUNhc2VSZXF1ZXN0Gh8uZ3JpZGNhc2UudjEuUmVzdW1lQ2FzZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_gridcase_v1_common, file_gridcase_v1_directory]);
 
 /**
  * One SLA clock of one cycle of a case.
@@ -715,6 +715,59 @@ export const ListCasesRequestSchema: GenMessage<ListCasesRequest> = /*@__PURE__*
   messageDesc(file_gridcase_v1_case, 10);
 
 /**
+ * ListCasesRequest's filters, without paging.
+ *
+ * @generated from message gridcase.v1.ExportCasesRequest
+ */
+export type ExportCasesRequest = Message<"gridcase.v1.ExportCasesRequest"> & {
+  /**
+   * @generated from field: repeated gridcase.v1.CaseStatus statuses = 1;
+   */
+  statuses: CaseStatus[];
+
+  /**
+   * A region subtree.
+   *
+   * @generated from field: string region_code = 2;
+   */
+  regionCode: string;
+
+  /**
+   * @generated from field: string unit_code = 3;
+   */
+  unitCode: string;
+
+  /**
+   * @generated from field: string category_code = 4;
+   */
+  categoryCode: string;
+
+  /**
+   * Cases with a running SLA clock past its due time when the export began.
+   *
+   * @generated from field: bool overdue_only = 5;
+   */
+  overdueOnly: boolean;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp received_from = 6;
+   */
+  receivedFrom?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp received_to = 7;
+   */
+  receivedTo?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message gridcase.v1.ExportCasesRequest.
+ * Use `create(ExportCasesRequestSchema)` to create a new message.
+ */
+export const ExportCasesRequestSchema: GenMessage<ExportCasesRequest> = /*@__PURE__*/
+  messageDesc(file_gridcase_v1_case, 11);
+
+/**
  * @generated from message gridcase.v1.ListCasesResponse
  */
 export type ListCasesResponse = Message<"gridcase.v1.ListCasesResponse"> & {
@@ -736,7 +789,7 @@ export type ListCasesResponse = Message<"gridcase.v1.ListCasesResponse"> & {
  * Use `create(ListCasesResponseSchema)` to create a new message.
  */
 export const ListCasesResponseSchema: GenMessage<ListCasesResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 11);
+  messageDesc(file_gridcase_v1_case, 12);
 
 /**
  * @generated from message gridcase.v1.DispatchCaseRequest
@@ -770,7 +823,7 @@ export type DispatchCaseRequest = Message<"gridcase.v1.DispatchCaseRequest"> & {
  * Use `create(DispatchCaseRequestSchema)` to create a new message.
  */
 export const DispatchCaseRequestSchema: GenMessage<DispatchCaseRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 12);
+  messageDesc(file_gridcase_v1_case, 13);
 
 /**
  * @generated from message gridcase.v1.DispatchCaseResponse
@@ -787,7 +840,7 @@ export type DispatchCaseResponse = Message<"gridcase.v1.DispatchCaseResponse"> &
  * Use `create(DispatchCaseResponseSchema)` to create a new message.
  */
 export const DispatchCaseResponseSchema: GenMessage<DispatchCaseResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 13);
+  messageDesc(file_gridcase_v1_case, 14);
 
 /**
  * @generated from message gridcase.v1.AcceptCaseRequest
@@ -809,7 +862,7 @@ export type AcceptCaseRequest = Message<"gridcase.v1.AcceptCaseRequest"> & {
  * Use `create(AcceptCaseRequestSchema)` to create a new message.
  */
 export const AcceptCaseRequestSchema: GenMessage<AcceptCaseRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 14);
+  messageDesc(file_gridcase_v1_case, 15);
 
 /**
  * @generated from message gridcase.v1.AcceptCaseResponse
@@ -826,7 +879,7 @@ export type AcceptCaseResponse = Message<"gridcase.v1.AcceptCaseResponse"> & {
  * Use `create(AcceptCaseResponseSchema)` to create a new message.
  */
 export const AcceptCaseResponseSchema: GenMessage<AcceptCaseResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 15);
+  messageDesc(file_gridcase_v1_case, 16);
 
 /**
  * @generated from message gridcase.v1.ReturnCaseRequest
@@ -853,7 +906,7 @@ export type ReturnCaseRequest = Message<"gridcase.v1.ReturnCaseRequest"> & {
  * Use `create(ReturnCaseRequestSchema)` to create a new message.
  */
 export const ReturnCaseRequestSchema: GenMessage<ReturnCaseRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 16);
+  messageDesc(file_gridcase_v1_case, 17);
 
 /**
  * @generated from message gridcase.v1.ReturnCaseResponse
@@ -870,7 +923,7 @@ export type ReturnCaseResponse = Message<"gridcase.v1.ReturnCaseResponse"> & {
  * Use `create(ReturnCaseResponseSchema)` to create a new message.
  */
 export const ReturnCaseResponseSchema: GenMessage<ReturnCaseResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 17);
+  messageDesc(file_gridcase_v1_case, 18);
 
 /**
  * @generated from message gridcase.v1.UpdateProgressRequest
@@ -902,7 +955,7 @@ export type UpdateProgressRequest = Message<"gridcase.v1.UpdateProgressRequest">
  * Use `create(UpdateProgressRequestSchema)` to create a new message.
  */
 export const UpdateProgressRequestSchema: GenMessage<UpdateProgressRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 18);
+  messageDesc(file_gridcase_v1_case, 19);
 
 /**
  * @generated from message gridcase.v1.UpdateProgressResponse
@@ -919,7 +972,7 @@ export type UpdateProgressResponse = Message<"gridcase.v1.UpdateProgressResponse
  * Use `create(UpdateProgressResponseSchema)` to create a new message.
  */
 export const UpdateProgressResponseSchema: GenMessage<UpdateProgressResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 19);
+  messageDesc(file_gridcase_v1_case, 20);
 
 /**
  * @generated from message gridcase.v1.ResolveCaseRequest
@@ -953,7 +1006,7 @@ export type ResolveCaseRequest = Message<"gridcase.v1.ResolveCaseRequest"> & {
  * Use `create(ResolveCaseRequestSchema)` to create a new message.
  */
 export const ResolveCaseRequestSchema: GenMessage<ResolveCaseRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 20);
+  messageDesc(file_gridcase_v1_case, 21);
 
 /**
  * @generated from message gridcase.v1.ResolveCaseResponse
@@ -970,7 +1023,7 @@ export type ResolveCaseResponse = Message<"gridcase.v1.ResolveCaseResponse"> & {
  * Use `create(ResolveCaseResponseSchema)` to create a new message.
  */
 export const ResolveCaseResponseSchema: GenMessage<ResolveCaseResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 21);
+  messageDesc(file_gridcase_v1_case, 22);
 
 /**
  * @generated from message gridcase.v1.RecordFeedbackRequest
@@ -997,7 +1050,7 @@ export type RecordFeedbackRequest = Message<"gridcase.v1.RecordFeedbackRequest">
  * Use `create(RecordFeedbackRequestSchema)` to create a new message.
  */
 export const RecordFeedbackRequestSchema: GenMessage<RecordFeedbackRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 22);
+  messageDesc(file_gridcase_v1_case, 23);
 
 /**
  * @generated from message gridcase.v1.RecordFeedbackResponse
@@ -1014,7 +1067,7 @@ export type RecordFeedbackResponse = Message<"gridcase.v1.RecordFeedbackResponse
  * Use `create(RecordFeedbackResponseSchema)` to create a new message.
  */
 export const RecordFeedbackResponseSchema: GenMessage<RecordFeedbackResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 23);
+  messageDesc(file_gridcase_v1_case, 24);
 
 /**
  * @generated from message gridcase.v1.EvaluateCaseRequest
@@ -1055,7 +1108,7 @@ export type EvaluateCaseRequest = Message<"gridcase.v1.EvaluateCaseRequest"> & {
  * Use `create(EvaluateCaseRequestSchema)` to create a new message.
  */
 export const EvaluateCaseRequestSchema: GenMessage<EvaluateCaseRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 24);
+  messageDesc(file_gridcase_v1_case, 25);
 
 /**
  * @generated from message gridcase.v1.EvaluateCaseResponse
@@ -1072,7 +1125,7 @@ export type EvaluateCaseResponse = Message<"gridcase.v1.EvaluateCaseResponse"> &
  * Use `create(EvaluateCaseResponseSchema)` to create a new message.
  */
 export const EvaluateCaseResponseSchema: GenMessage<EvaluateCaseResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 25);
+  messageDesc(file_gridcase_v1_case, 26);
 
 /**
  * @generated from message gridcase.v1.CloseCaseRequest
@@ -1099,7 +1152,7 @@ export type CloseCaseRequest = Message<"gridcase.v1.CloseCaseRequest"> & {
  * Use `create(CloseCaseRequestSchema)` to create a new message.
  */
 export const CloseCaseRequestSchema: GenMessage<CloseCaseRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 26);
+  messageDesc(file_gridcase_v1_case, 27);
 
 /**
  * @generated from message gridcase.v1.CloseCaseResponse
@@ -1116,7 +1169,7 @@ export type CloseCaseResponse = Message<"gridcase.v1.CloseCaseResponse"> & {
  * Use `create(CloseCaseResponseSchema)` to create a new message.
  */
 export const CloseCaseResponseSchema: GenMessage<CloseCaseResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 27);
+  messageDesc(file_gridcase_v1_case, 28);
 
 /**
  * @generated from message gridcase.v1.MergeCaseRequest
@@ -1150,7 +1203,7 @@ export type MergeCaseRequest = Message<"gridcase.v1.MergeCaseRequest"> & {
  * Use `create(MergeCaseRequestSchema)` to create a new message.
  */
 export const MergeCaseRequestSchema: GenMessage<MergeCaseRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 28);
+  messageDesc(file_gridcase_v1_case, 29);
 
 /**
  * @generated from message gridcase.v1.MergeCaseResponse
@@ -1167,7 +1220,7 @@ export type MergeCaseResponse = Message<"gridcase.v1.MergeCaseResponse"> & {
  * Use `create(MergeCaseResponseSchema)` to create a new message.
  */
 export const MergeCaseResponseSchema: GenMessage<MergeCaseResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 29);
+  messageDesc(file_gridcase_v1_case, 30);
 
 /**
  * @generated from message gridcase.v1.CancelCaseRequest
@@ -1194,7 +1247,7 @@ export type CancelCaseRequest = Message<"gridcase.v1.CancelCaseRequest"> & {
  * Use `create(CancelCaseRequestSchema)` to create a new message.
  */
 export const CancelCaseRequestSchema: GenMessage<CancelCaseRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 30);
+  messageDesc(file_gridcase_v1_case, 31);
 
 /**
  * @generated from message gridcase.v1.CancelCaseResponse
@@ -1211,7 +1264,7 @@ export type CancelCaseResponse = Message<"gridcase.v1.CancelCaseResponse"> & {
  * Use `create(CancelCaseResponseSchema)` to create a new message.
  */
 export const CancelCaseResponseSchema: GenMessage<CancelCaseResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 31);
+  messageDesc(file_gridcase_v1_case, 32);
 
 /**
  * @generated from message gridcase.v1.WhistleCaseRequest
@@ -1243,7 +1296,7 @@ export type WhistleCaseRequest = Message<"gridcase.v1.WhistleCaseRequest"> & {
  * Use `create(WhistleCaseRequestSchema)` to create a new message.
  */
 export const WhistleCaseRequestSchema: GenMessage<WhistleCaseRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 32);
+  messageDesc(file_gridcase_v1_case, 33);
 
 /**
  * @generated from message gridcase.v1.WhistleCaseResponse
@@ -1260,7 +1313,7 @@ export type WhistleCaseResponse = Message<"gridcase.v1.WhistleCaseResponse"> & {
  * Use `create(WhistleCaseResponseSchema)` to create a new message.
  */
 export const WhistleCaseResponseSchema: GenMessage<WhistleCaseResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 33);
+  messageDesc(file_gridcase_v1_case, 34);
 
 /**
  * @generated from message gridcase.v1.EscalateCaseRequest
@@ -1287,7 +1340,7 @@ export type EscalateCaseRequest = Message<"gridcase.v1.EscalateCaseRequest"> & {
  * Use `create(EscalateCaseRequestSchema)` to create a new message.
  */
 export const EscalateCaseRequestSchema: GenMessage<EscalateCaseRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 34);
+  messageDesc(file_gridcase_v1_case, 35);
 
 /**
  * @generated from message gridcase.v1.EscalateCaseResponse
@@ -1304,7 +1357,7 @@ export type EscalateCaseResponse = Message<"gridcase.v1.EscalateCaseResponse"> &
  * Use `create(EscalateCaseResponseSchema)` to create a new message.
  */
 export const EscalateCaseResponseSchema: GenMessage<EscalateCaseResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 35);
+  messageDesc(file_gridcase_v1_case, 36);
 
 /**
  * @generated from message gridcase.v1.AwaitReporterRequest
@@ -1333,7 +1386,7 @@ export type AwaitReporterRequest = Message<"gridcase.v1.AwaitReporterRequest"> &
  * Use `create(AwaitReporterRequestSchema)` to create a new message.
  */
 export const AwaitReporterRequestSchema: GenMessage<AwaitReporterRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 36);
+  messageDesc(file_gridcase_v1_case, 37);
 
 /**
  * @generated from message gridcase.v1.AwaitReporterResponse
@@ -1350,7 +1403,7 @@ export type AwaitReporterResponse = Message<"gridcase.v1.AwaitReporterResponse">
  * Use `create(AwaitReporterResponseSchema)` to create a new message.
  */
 export const AwaitReporterResponseSchema: GenMessage<AwaitReporterResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 37);
+  messageDesc(file_gridcase_v1_case, 38);
 
 /**
  * @generated from message gridcase.v1.ResumeCaseRequest
@@ -1377,7 +1430,7 @@ export type ResumeCaseRequest = Message<"gridcase.v1.ResumeCaseRequest"> & {
  * Use `create(ResumeCaseRequestSchema)` to create a new message.
  */
 export const ResumeCaseRequestSchema: GenMessage<ResumeCaseRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 38);
+  messageDesc(file_gridcase_v1_case, 39);
 
 /**
  * @generated from message gridcase.v1.ResumeCaseResponse
@@ -1394,7 +1447,7 @@ export type ResumeCaseResponse = Message<"gridcase.v1.ResumeCaseResponse"> & {
  * Use `create(ResumeCaseResponseSchema)` to create a new message.
  */
 export const ResumeCaseResponseSchema: GenMessage<ResumeCaseResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 39);
+  messageDesc(file_gridcase_v1_case, 40);
 
 /**
  * @generated from enum gridcase.v1.CaseStatus
@@ -1608,6 +1661,20 @@ export const CaseService: GenService<{
     methodKind: "unary";
     input: typeof ListCasesRequestSchema;
     output: typeof ListCasesResponseSchema;
+  },
+  /**
+   * ListCases' cases as one CSV file, streamed in chunks: the same roles, scope, filters and
+   * masked phones as ListCases, newest first (received_at, then id, descending), every case
+   * once, with no paging. Not a snapshot: the cases are read a page at a time, each row as its
+   * case stood then, so a case that comes in or changes while the export runs may or may not
+   * be in it, but no case is in it twice. README.md "Exports" lists the columns.
+   *
+   * @generated from rpc gridcase.v1.CaseService.ExportCases
+   */
+  exportCases: {
+    methodKind: "server_streaming";
+    input: typeof ExportCasesRequestSchema;
+    output: typeof ExportChunkSchema;
   },
   /**
    * Every case in the caller's scope (ListCases' rule) as a map pin, in one answer.

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file gridcase/v1/common.proto.
  */
 export const file_gridcase_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChhncmlkY2FzZS92MS9jb21tb24ucHJvdG8SC2dyaWRjYXNlLnYxImgKCExvY2F0aW9uEgsKA2xhdBgBIAEoARILCgNsb24YAiABKAESLgoMY29vcmRfc3lzdGVtGAMgASgOMhguZ3JpZGNhc2UudjEuQ29vcmRTeXN0ZW0SEgoKYWNjdXJhY3lfbRgEIAEoASJrCgZSZWdpb24SDAoEY29kZRgBIAEoCRIMCgRuYW1lGAIgASgJEh8KBHRpZXIYAyABKA4yES5ncmlkY2FzZS52MS5UaWVyEhMKC3BhcmVudF9jb2RlGAQgASgJEg8KB3JldGlyZWQYBSABKAgiNAoLUGFnZVJlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkqcgoLQ29vcmRTeXN0ZW0SHAoYQ09PUkRfU1lTVEVNX1VOU1BFQ0lGSUVEEAASFgoSQ09PUkRfU1lTVEVNX1dHUzg0EAESFgoSQ09PUkRfU1lTVEVNX0dDSjAyEAISFQoRQ09PUkRfU1lTVEVNX0JEMDkQAyp0CgRUaWVyEhQKEFRJRVJfVU5TUEVDSUZJRUQQABINCglUSUVSX0NJVFkQARIRCg1USUVSX0RJU1RSSUNUEAISEQoNVElFUl9UT1dOU0hJUBADEhIKDlRJRVJfQ09NTVVOSVRZEAQSDQoJVElFUl9HUklEEAUqZQoIU2V2ZXJpdHkSGAoUU0VWRVJJVFlfVU5TUEVDSUZJRUQQABIUChBTRVZFUklUWV9HRU5FUkFMEAESFAoQU0VWRVJJVFlfQ09NUExFWBACEhMKD1NFVkVSSVRZX1VSR0VOVBADKpMBCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIUChBST0xFX0dSSURfTUVNQkVSEAESEwoPUk9MRV9VTklUX1NUQUZGEAISEwoPUk9MRV9ESVNQQVRDSEVSEAMSEwoPUk9MRV9TVVBFUlZJU09SEAQSEAoMUk9MRV9HQVRFV0FZEAUSDgoKUk9MRV9BRE1JThAGYgZwcm90bzM");
+  fileDesc("ChhncmlkY2FzZS92MS9jb21tb24ucHJvdG8SC2dyaWRjYXNlLnYxImgKCExvY2F0aW9uEgsKA2xhdBgBIAEoARILCgNsb24YAiABKAESLgoMY29vcmRfc3lzdGVtGAMgASgOMhguZ3JpZGNhc2UudjEuQ29vcmRTeXN0ZW0SEgoKYWNjdXJhY3lfbRgEIAEoASJrCgZSZWdpb24SDAoEY29kZRgBIAEoCRIMCgRuYW1lGAIgASgJEh8KBHRpZXIYAyABKA4yES5ncmlkY2FzZS52MS5UaWVyEhMKC3BhcmVudF9jb2RlGAQgASgJEg8KB3JldGlyZWQYBSABKAgiNAoLUGFnZVJlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiKQoLRXhwb3J0Q2h1bmsSDAoEZGF0YRgBIAEoDBIMCgRyb3dzGAIgASgDKnIKC0Nvb3JkU3lzdGVtEhwKGENPT1JEX1NZU1RFTV9VTlNQRUNJRklFRBAAEhYKEkNPT1JEX1NZU1RFTV9XR1M4NBABEhYKEkNPT1JEX1NZU1RFTV9HQ0owMhACEhUKEUNPT1JEX1NZU1RFTV9CRDA5EAMqdAoEVGllchIUChBUSUVSX1VOU1BFQ0lGSUVEEAASDQoJVElFUl9DSVRZEAESEQoNVElFUl9ESVNUUklDVBACEhEKDVRJRVJfVE9XTlNISVAQAxISCg5USUVSX0NPTU1VTklUWRAEEg0KCVRJRVJfR1JJRBAFKmUKCFNldmVyaXR5EhgKFFNFVkVSSVRZX1VOU1BFQ0lGSUVEEAASFAoQU0VWRVJJVFlfR0VORVJBTBABEhQKEFNFVkVSSVRZX0NPTVBMRVgQAhITCg9TRVZFUklUWV9VUkdFTlQQAyqTAQoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASFAoQUk9MRV9HUklEX01FTUJFUhABEhMKD1JPTEVfVU5JVF9TVEFGRhACEhMKD1JPTEVfRElTUEFUQ0hFUhADEhMKD1JPTEVfU1VQRVJWSVNPUhAEEhAKDFJPTEVfR0FURVdBWRAFEg4KClJPTEVfQURNSU4QBmIGcHJvdG8z");
 
 /**
  * A position as a handset or gateway sent it.
@@ -118,6 +118,37 @@ export type PageRequest = Message<"gridcase.v1.PageRequest"> & {
  */
 export const PageRequestSchema: GenMessage<PageRequest> = /*@__PURE__*/
   messageDesc(file_gridcase_v1_common, 2);
+
+/**
+ * A piece of a CSV export (CaseService.ExportCases, StatsService.ExportStats). The chunks of
+ * one stream, concatenated in order, are one CSV file: UTF-8 starting with a byte order mark
+ * (so Excel in a Chinese locale reads it as UTF-8), a header row, then one row per line,
+ * quoted as RFC 4180 says, lines ending CRLF. Every chunk ends at the end of a row. Only a
+ * stream that ends with OK carries the whole export; after an error, discard what came.
+ * README.md "Exports" lists the columns.
+ *
+ * @generated from message gridcase.v1.ExportChunk
+ */
+export type ExportChunk = Message<"gridcase.v1.ExportChunk"> & {
+  /**
+   * @generated from field: bytes data = 1;
+   */
+  data: Uint8Array;
+
+  /**
+   * How many data rows (the header not counted) end in this chunk.
+   *
+   * @generated from field: int64 rows = 2;
+   */
+  rows: bigint;
+};
+
+/**
+ * Describes the message gridcase.v1.ExportChunk.
+ * Use `create(ExportChunkSchema)` to create a new message.
+ */
+export const ExportChunkSchema: GenMessage<ExportChunk> = /*@__PURE__*/
+  messageDesc(file_gridcase_v1_common, 3);
 
 /**
  * The coordinate system a position was sent in. Unspecified means WGS-84.

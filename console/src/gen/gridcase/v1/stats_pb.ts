@@ -8,13 +8,15 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { ExportChunkSchema } from "./common_pb";
+import { file_gridcase_v1_common } from "./common_pb";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file gridcase/v1/stats.proto.
  */
 export const file_gridcase_v1_stats: GenFile = /*@__PURE__*/
-  fileDesc("ChdncmlkY2FzZS92MS9zdGF0cy5wcm90bxILZ3JpZGNhc2UudjEicQoQUmFua1VuaXRzUmVxdWVzdBITCgtyZWdpb25fY29kZRgBIAEoCRIOCgZwZXJpb2QYAiABKAkSJwoGZmlndXJlGAMgASgOMhcuZ3JpZGNhc2UudjEuUmFua0ZpZ3VyZRIPCgdyZWdpb25zGAQgASgIIkkKC1RhcmdldENoZWNrEg4KBmZpZ3VyZRgBIAEoCRIOCgZ0YXJnZXQYAiABKAESDQoFdmFsdWUYAyABKAESCwoDbWV0GAQgASgIIoUBCgtSYW5rZWRFbnRyeRIMCgRyYW5rGAEgASgFEgwKBGNvZGUYAiABKAkSDAoEbmFtZRgDIAEoCRIhCgVzdGF0cxgEIAEoCzISLmdyaWRjYXNlLnYxLlN0YXRzEikKB3RhcmdldHMYBSADKAsyGC5ncmlkY2FzZS52MS5UYXJnZXRDaGVjayJvChFSYW5rVW5pdHNSZXNwb25zZRIpCgdlbnRyaWVzGAEgAygLMhguZ3JpZGNhc2UudjEuUmFua2VkRW50cnkSLwoLY29tcHV0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIrcBCg9HZXRTdGF0c1JlcXVlc3QSFQoLcmVnaW9uX2NvZGUYASABKAlIABITCgl1bml0X2NvZGUYAiABKAlIABIoCgRmcm9tGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgJ0bxgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbW9udGgYBSABKAkSDgoGcGVyaW9kGAYgASgJQgcKBXNjb3BlItUCCgVTdGF0cxIQCghyZWNlaXZlZBgBIAEoAxIQCghyZXNvbHZlZBgCIAEoAxIXCg9yZXNvbHV0aW9uX3JhdGUYAyABKAESFAoMb25fdGltZV9yYXRlGAQgASgBEg8KB292ZXJkdWUYBSABKAMSIwobbWVhbl9oYW5kbGluZ193b3JraW5nX2hvdXJzGAYgASgBEhEKCWV2YWx1YXRlZBgHIAEoAxIZChFzYXRpc2ZhY3Rpb25fcmF0ZRgIIAEoARIdChVsb2NhbF9yZXNvbHV0aW9uX3JhdGUYCSABKAESEwoLZXNjYWxhdGlvbnMYCiABKAMSDwoHcmV0dXJucxgLIAEoAxIPCgdyZW9wZW5zGAwgASgDEh0KFWV2YWx1YXRlZF9ieV9jYWxsYmFjaxgNIAEoAxIgChhjYWxsYmFja19ldmFsdWF0aW9uX3JhdGUYDiABKAEieAoQR2V0U3RhdHNSZXNwb25zZRIhCgVzdGF0cxgBIAEoCzISLmdyaWRjYXNlLnYxLlN0YXRzEhAKCHNuYXBzaG90GAIgASgIEi8KC2NvbXB1dGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqkAQoKUmFua0ZpZ3VyZRIbChdSQU5LX0ZJR1VSRV9VTlNQRUNJRklFRBAAEhwKGFJBTktfRklHVVJFX09OX1RJTUVfUkFURRABEiEKHVJBTktfRklHVVJFX1NBVElTRkFDVElPTl9SQVRFEAISHwobUkFOS19GSUdVUkVfUkVTT0xVVElPTl9SQVRFEAMSFwoTUkFOS19GSUdVUkVfT1ZFUkRVRRAEMqMBCgxTdGF0c1NlcnZpY2USRwoIR2V0U3RhdHMSHC5ncmlkY2FzZS52MS5HZXRTdGF0c1JlcXVlc3QaHS5ncmlkY2FzZS52MS5HZXRTdGF0c1Jlc3BvbnNlEkoKCVJhbmtVbml0cxIdLmdyaWRjYXNlLnYxLlJhbmtVbml0c1JlcXVlc3QaHi5ncmlkY2FzZS52MS5SYW5rVW5pdHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChdncmlkY2FzZS92MS9zdGF0cy5wcm90bxILZ3JpZGNhc2UudjEicQoQUmFua1VuaXRzUmVxdWVzdBITCgtyZWdpb25fY29kZRgBIAEoCRIOCgZwZXJpb2QYAiABKAkSJwoGZmlndXJlGAMgASgOMhcuZ3JpZGNhc2UudjEuUmFua0ZpZ3VyZRIPCgdyZWdpb25zGAQgASgIInMKEkV4cG9ydFN0YXRzUmVxdWVzdBITCgtyZWdpb25fY29kZRgBIAEoCRIOCgZwZXJpb2QYAiABKAkSJwoGZmlndXJlGAMgASgOMhcuZ3JpZGNhc2UudjEuUmFua0ZpZ3VyZRIPCgdyZWdpb25zGAQgASgIIkkKC1RhcmdldENoZWNrEg4KBmZpZ3VyZRgBIAEoCRIOCgZ0YXJnZXQYAiABKAESDQoFdmFsdWUYAyABKAESCwoDbWV0GAQgASgIIoUBCgtSYW5rZWRFbnRyeRIMCgRyYW5rGAEgASgFEgwKBGNvZGUYAiABKAkSDAoEbmFtZRgDIAEoCRIhCgVzdGF0cxgEIAEoCzISLmdyaWRjYXNlLnYxLlN0YXRzEikKB3RhcmdldHMYBSADKAsyGC5ncmlkY2FzZS52MS5UYXJnZXRDaGVjayJvChFSYW5rVW5pdHNSZXNwb25zZRIpCgdlbnRyaWVzGAEgAygLMhguZ3JpZGNhc2UudjEuUmFua2VkRW50cnkSLwoLY29tcHV0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIrcBCg9HZXRTdGF0c1JlcXVlc3QSFQoLcmVnaW9uX2NvZGUYASABKAlIABITCgl1bml0X2NvZGUYAiABKAlIABIoCgRmcm9tGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgJ0bxgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbW9udGgYBSABKAkSDgoGcGVyaW9kGAYgASgJQgcKBXNjb3BlItUCCgVTdGF0cxIQCghyZWNlaXZlZBgBIAEoAxIQCghyZXNvbHZlZBgCIAEoAxIXCg9yZXNvbHV0aW9uX3JhdGUYAyABKAESFAoMb25fdGltZV9yYXRlGAQgASgBEg8KB292ZXJkdWUYBSABKAMSIwobbWVhbl9oYW5kbGluZ193b3JraW5nX2hvdXJzGAYgASgBEhEKCWV2YWx1YXRlZBgHIAEoAxIZChFzYXRpc2ZhY3Rpb25fcmF0ZRgIIAEoARIdChVsb2NhbF9yZXNvbHV0aW9uX3JhdGUYCSABKAESEwoLZXNjYWxhdGlvbnMYCiABKAMSDwoHcmV0dXJucxgLIAEoAxIPCgdyZW9wZW5zGAwgASgDEh0KFWV2YWx1YXRlZF9ieV9jYWxsYmFjaxgNIAEoAxIgChhjYWxsYmFja19ldmFsdWF0aW9uX3JhdGUYDiABKAEieAoQR2V0U3RhdHNSZXNwb25zZRIhCgVzdGF0cxgBIAEoCzISLmdyaWRjYXNlLnYxLlN0YXRzEhAKCHNuYXBzaG90GAIgASgIEi8KC2NvbXB1dGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqkAQoKUmFua0ZpZ3VyZRIbChdSQU5LX0ZJR1VSRV9VTlNQRUNJRklFRBAAEhwKGFJBTktfRklHVVJFX09OX1RJTUVfUkFURRABEiEKHVJBTktfRklHVVJFX1NBVElTRkFDVElPTl9SQVRFEAISHwobUkFOS19GSUdVUkVfUkVTT0xVVElPTl9SQVRFEAMSFwoTUkFOS19GSUdVUkVfT1ZFUkRVRRAEMu8BCgxTdGF0c1NlcnZpY2USRwoIR2V0U3RhdHMSHC5ncmlkY2FzZS52MS5HZXRTdGF0c1JlcXVlc3QaHS5ncmlkY2FzZS52MS5HZXRTdGF0c1Jlc3BvbnNlEkoKCVJhbmtVbml0cxIdLmdyaWRjYXNlLnYxLlJhbmtVbml0c1JlcXVlc3QaHi5ncmlkY2FzZS52MS5SYW5rVW5pdHNSZXNwb25zZRJKCgtFeHBvcnRTdGF0cxIfLmdyaWRjYXNlLnYxLkV4cG9ydFN0YXRzUmVxdWVzdBoYLmdyaWRjYXNlLnYxLkV4cG9ydENodW5rMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_gridcase_v1_common]);
 
 /**
  * @generated from message gridcase.v1.RankUnitsRequest
@@ -55,6 +57,48 @@ export const RankUnitsRequestSchema: GenMessage<RankUnitsRequest> = /*@__PURE__*
   messageDesc(file_gridcase_v1_stats, 0);
 
 /**
+ * As RankUnitsRequest.
+ *
+ * @generated from message gridcase.v1.ExportStatsRequest
+ */
+export type ExportStatsRequest = Message<"gridcase.v1.ExportStatsRequest"> & {
+  /**
+   * The region whose units (or child regions) are listed; empty: the caller's own.
+   *
+   * @generated from field: string region_code = 1;
+   */
+  regionCode: string;
+
+  /**
+   * Required: a month `2026-11`, a quarter `2026-Q4` or a year `2026`.
+   *
+   * @generated from field: string period = 2;
+   */
+  period: string;
+
+  /**
+   * The figure the rows are ranked (and ordered) by.
+   *
+   * @generated from field: gridcase.v1.RankFigure figure = 3;
+   */
+  figure: RankFigure;
+
+  /**
+   * The regions one tier below region_code instead of the units within it.
+   *
+   * @generated from field: bool regions = 4;
+   */
+  regions: boolean;
+};
+
+/**
+ * Describes the message gridcase.v1.ExportStatsRequest.
+ * Use `create(ExportStatsRequestSchema)` to create a new message.
+ */
+export const ExportStatsRequestSchema: GenMessage<ExportStatsRequest> = /*@__PURE__*/
+  messageDesc(file_gridcase_v1_stats, 1);
+
+/**
  * One of the practice's targets held against a figure (DESIGN.md "Statistics"): satisfaction
  * >= 90 %, resolution >= 95 / 93 / 90 % at city / district / township (90 % below), local
  * resolution >= 85 %; listed only where the entry has the figure (something evaluated,
@@ -91,7 +135,7 @@ export type TargetCheck = Message<"gridcase.v1.TargetCheck"> & {
  * Use `create(TargetCheckSchema)` to create a new message.
  */
 export const TargetCheckSchema: GenMessage<TargetCheck> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_stats, 1);
+  messageDesc(file_gridcase_v1_stats, 2);
 
 /**
  * @generated from message gridcase.v1.RankedEntry
@@ -132,7 +176,7 @@ export type RankedEntry = Message<"gridcase.v1.RankedEntry"> & {
  * Use `create(RankedEntrySchema)` to create a new message.
  */
 export const RankedEntrySchema: GenMessage<RankedEntry> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_stats, 2);
+  messageDesc(file_gridcase_v1_stats, 3);
 
 /**
  * @generated from message gridcase.v1.RankUnitsResponse
@@ -154,7 +198,7 @@ export type RankUnitsResponse = Message<"gridcase.v1.RankUnitsResponse"> & {
  * Use `create(RankUnitsResponseSchema)` to create a new message.
  */
 export const RankUnitsResponseSchema: GenMessage<RankUnitsResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_stats, 3);
+  messageDesc(file_gridcase_v1_stats, 4);
 
 /**
  * @generated from message gridcase.v1.GetStatsRequest
@@ -213,7 +257,7 @@ export type GetStatsRequest = Message<"gridcase.v1.GetStatsRequest"> & {
  * Use `create(GetStatsRequestSchema)` to create a new message.
  */
 export const GetStatsRequestSchema: GenMessage<GetStatsRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_stats, 4);
+  messageDesc(file_gridcase_v1_stats, 5);
 
 /**
  * @generated from message gridcase.v1.Stats
@@ -305,7 +349,7 @@ export type Stats = Message<"gridcase.v1.Stats"> & {
  * Use `create(StatsSchema)` to create a new message.
  */
 export const StatsSchema: GenMessage<Stats> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_stats, 5);
+  messageDesc(file_gridcase_v1_stats, 6);
 
 /**
  * @generated from message gridcase.v1.GetStatsResponse
@@ -334,7 +378,7 @@ export type GetStatsResponse = Message<"gridcase.v1.GetStatsResponse"> & {
  * Use `create(GetStatsResponseSchema)` to create a new message.
  */
 export const GetStatsResponseSchema: GenMessage<GetStatsResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_stats, 6);
+  messageDesc(file_gridcase_v1_stats, 7);
 
 /**
  * A figure to rank by.
@@ -405,6 +449,18 @@ export const StatsService: GenService<{
     methodKind: "unary";
     input: typeof RankUnitsRequestSchema;
     output: typeof RankUnitsResponseSchema;
+  },
+  /**
+   * RankUnits' entries as one CSV file (streamed as ExportChunk): one row per unit, or per
+   * region one tier down, in rank order, every figure and target a column. The same roles
+   * and scope as RankUnits. README.md "Exports" lists the columns.
+   *
+   * @generated from rpc gridcase.v1.StatsService.ExportStats
+   */
+  exportStats: {
+    methodKind: "server_streaming";
+    input: typeof ExportStatsRequestSchema;
+    output: typeof ExportChunkSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_gridcase_v1_stats, 0);
