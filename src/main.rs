@@ -1,4 +1,5 @@
-//! The `gridcase` command: serve, migrate, import a directory, follow events, mint a token.
+//! The `gridcase` command: serve, migrate, import a directory, follow events, export CSV, mint a
+//! token.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 

@@ -382,3 +382,37 @@ test("a supervisor sees the city's statistics against the targets", async () => 
   assert.deepEqual(problems, [], "no console errors");
   await ctx.close();
 });
+
+test("导出 CSV downloads every case of the applied filters, as ListCases lists them", async () => {
+  const token = srv.token("disp-371102", "dispatcher");
+  const { page, problems, ctx } = await newPage(browser);
+  await signIn(page, srv.url, token);
+  await page.getByTestId("whoami").waitFor();
+  await page.getByTestId("filter-status-registered").check();
+  await page.getByTestId("filter-apply").click();
+  await page.getByTestId("case-row").first().waitFor({ timeout: 20_000 });
+  const [download] = await Promise.all([page.waitForEvent("download", { timeout: 30_000 }), page.getByTestId("queue-export").click()]);
+  assert.match(download.suggestedFilename(), /^cases-371102-\d{12}\.csv$/);
+  const chunks = [];
+  for await (const c of await download.createReadStream()) chunks.push(c);
+  const bytes = Buffer.concat(chunks);
+  assert.deepEqual([...bytes.subarray(0, 3)], [0xef, 0xbb, 0xbf], "a UTF-8 BOM");
+  const text = bytes.subarray(3).toString("utf8");
+  assert.ok(text.startsWith("案件ID,统一编码,状态,"), text.slice(0, 40));
+  // The same cases ListCases gives this dispatcher for registered cases, newest first.
+  const api = srv.api(token);
+  const ids = [];
+  let pageToken = "";
+  do {
+    const r = await api.cases.listCases({ statuses: [h.CaseStatus.REGISTERED], regionCode: "371102", page: { pageSize: 500, pageToken } });
+    ids.push(...r.cases.map((c) => c.id));
+    pageToken = r.nextPageToken;
+  } while (pageToken);
+  // Case ids are UUIDs and come first on each row: no quoting, no line breaks to parse around.
+  const exported = text.split("\r\n").slice(1).map((line) => line.match(/^([0-9a-f-]{36}),/)?.[1]).filter(Boolean);
+  assert.ok(ids.length > 0);
+  assert.deepEqual(exported, ids);
+  assert.equal(await page.getByTestId("queue-export").innerText(), "导出 CSV");
+  assert.deepEqual(problems, [], "no console errors");
+  await ctx.close();
+});

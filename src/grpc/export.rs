@@ -15,12 +15,13 @@
 //! a spreadsheet shows it as text instead of running it. Numbers and times that gridcase writes
 //! itself are left as they are.
 //!
-//! An export of cases holds at most one page of cases ([`EXPORT_PAGE`]), the chunk being
+//! An export of cases holds at most one page of cases
+//! ([`EXPORT_PAGE`](crate::service::cases::EXPORT_PAGE)), the chunk being
 //! filled, and [`QUEUED_CHUNKS`] chunks waiting to be sent: the task that reads the pages waits
 //! on a bounded channel whenever the client reads slower than the database answers, so the
 //! server's memory does not grow with the number of cases.
 
-use std::{borrow::Cow, pin::Pin, sync::Arc};
+use std::{borrow::Cow, pin::Pin, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
@@ -32,11 +33,7 @@ use super::convert::case_for;
 use crate::{
     domain::{Caller, DomainError, calendar::SHANGHAI, directory::Directory, sla::SlaState},
     proto::v1 as pb,
-    service::{
-        LiveDirectory,
-        cases::{CaseExport, EXPORT_PAGE},
-        stats::Ranked,
-    },
+    service::{LiveDirectory, cases::CaseExport, stats::Ranked},
 };
 
 /// The byte order mark that starts every export.
@@ -332,50 +329,86 @@ pub fn case_row<'a>(
     ]
 }
 
+/// What the task writing an export sends its stream.
+#[derive(Debug)]
+enum Sent {
+    Chunk(pb::ExportChunk),
+    /// The last chunk has been sent: the stream may end with OK.
+    Done,
+    Failed(Status),
+}
+
+/// How long the task waits for the client to take a chunk before it gives the export up.
+pub const STALL_LIMIT: Duration = Duration::from_secs(300);
+
+/// Hands `sent` to the stream; `Err` when the client went away, or took nothing for
+/// [`STALL_LIMIT`].
+async fn send(tx: &mpsc::Sender<Sent>, sent: Sent) -> Result<(), ()> {
+    match tokio::time::timeout(STALL_LIMIT, tx.send(sent)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) | Err(_) => Err(()),
+    }
+}
+
 /// Streams `export` as CSV for `caller`: a task reads the pages and writes the rows, and
-/// waits on a channel of [`QUEUED_CHUNKS`] whenever the client is slower. The task ends when
-/// the export does, at an error (sent as the stream's last item), or when the client goes
-/// away (the channel closes).
+/// waits on a channel of [`QUEUED_CHUNKS`] whenever the client is slower (a client that takes
+/// nothing for [`STALL_LIMIT`] is given up). The stream ends with OK only after the task said
+/// it sent the last chunk: an error, or a task that stopped short for any reason, ends it with
+/// an error, so that a part of an export never passes for the whole.
 pub fn stream_cases(
     mut export: CaseExport,
     caller: Caller,
     directory: Arc<LiveDirectory>,
 ) -> Result<ChunkStream, Status> {
     let mut chunker = Chunker::new(&CASE_COLUMNS)?;
-    let (tx, rx) = mpsc::channel::<Result<pb::ExportChunk, Status>>(QUEUED_CHUNKS);
+    let (tx, rx) = mpsc::channel::<Sent>(QUEUED_CHUNKS);
     let task = async move {
-        let result: Result<(), Status> = async {
+        let gone = || Status::cancelled("the client went away");
+        let written: Result<(), Status> = async {
             while let Some(page) = export.next_page().await? {
                 // One snapshot for the page's names and masking, as one ListCases page.
                 let snapshot = directory.snapshot();
                 for (case, state) in &page {
                     let view = case_for(case, &caller, &snapshot);
-                    chunker.row(
-                        case_row(&view, *state, &snapshot)
-                            .iter()
-                            .map(|c| c.as_bytes()),
-                    )?;
-                    if let Some(chunk) = chunker.take(false)?
-                        && tx.send(Ok(chunk)).await.is_err()
-                    {
-                        // The client went away.
-                        return Ok(());
+                    let row = case_row(&view, *state, &snapshot);
+                    chunker.row(row.iter().map(|c| c.as_bytes()))?;
+                    if let Some(chunk) = chunker.take(false)? {
+                        send(&tx, Sent::Chunk(chunk)).await.map_err(|()| gone())?;
                     }
                 }
-                debug_assert!(page.len() <= EXPORT_PAGE);
             }
             if let Some(chunk) = chunker.take(true)? {
-                let _ = tx.send(Ok(chunk)).await;
+                send(&tx, Sent::Chunk(chunk)).await.map_err(|()| gone())?;
             }
             Ok(())
         }
         .await;
-        if let Err(status) = result {
-            let _ = tx.send(Err(status)).await;
-        }
+        let last = match written {
+            Ok(()) => Sent::Done,
+            Err(status) if status.code() == tonic::Code::Cancelled => return,
+            Err(status) => Sent::Failed(status),
+        };
+        let _ = send(&tx, last).await;
     };
     tokio::spawn(task.in_current_span());
-    Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+    let stream = futures_util::stream::unfold(Some(rx), |rx| async move {
+        let mut rx = rx?;
+        match rx.recv().await {
+            Some(Sent::Chunk(chunk)) => Some((Ok(chunk), Some(rx))),
+            Some(Sent::Done) => None,
+            Some(Sent::Failed(status)) => Some((Err(status), None)),
+            None => {
+                tracing::error!("an export stopped before its end");
+                Some((
+                    Err(Status::internal(
+                        "the export stopped before its end; it has been logged",
+                    )),
+                    None,
+                ))
+            }
+        }
+    });
+    Ok(Box::pin(stream))
 }
 
 /// The columns of `ExportStats`, in order (README.md "Exports"). Rates are percentages.

@@ -67,21 +67,21 @@ export function Queue({
   state.current = { filters, region: regionFilter, page, pageSize };
 
   const region = regionFilter || session.scopeRegion;
+  /** The applied filters as ListCases and ExportCases take them. */
+  const query = (f: Filters) => ({
+    statuses: f.statuses,
+    regionCode: region,
+    unitCode: f.unit,
+    categoryCode: f.category,
+    overdueOnly: f.overdue,
+    receivedFrom: shanghai(f.from) ? timestampFromDate(shanghai(f.from)!) : undefined,
+    receivedTo: shanghai(f.to) ? timestampFromDate(shanghai(f.to)!) : undefined,
+  });
   useEffect(() => {
     let gone = false;
     setLoading(true);
-    const f = filters;
     cases
-      .listCases({
-        statuses: f.statuses,
-        regionCode: region,
-        unitCode: f.unit,
-        categoryCode: f.category,
-        overdueOnly: f.overdue,
-        receivedFrom: shanghai(f.from) ? timestampFromDate(shanghai(f.from)!) : undefined,
-        receivedTo: shanghai(f.to) ? timestampFromDate(shanghai(f.to)!) : undefined,
-        page: { pageSize, pageToken: tokens[tokens.length - 1] },
-      })
+      .listCases({ ...query(filters), page: { pageSize, pageToken: tokens[tokens.length - 1] } })
       .then(
         (r) => {
           if (gone) return;
@@ -147,6 +147,38 @@ export function Queue({
   };
   const toggleStatus = (s: CaseStatus) =>
     setDraft((d) => ({ ...d, statuses: d.statuses.includes(s) ? d.statuses.filter((x) => x !== s) : [...d.statuses, s] }));
+
+  // 导出 CSV: every case of the applied filters (not just this page), streamed by ExportCases
+  // and saved as one file.
+  const [exported, setExported] = useState<number | null>(null);
+  const exportCsv = async () => {
+    if (exported !== null) return;
+    setExported(0);
+    try {
+      const parts: BlobPart[] = [];
+      let n = 0;
+      for await (const chunk of cases.exportCases(query(filters))) {
+        parts.push(chunk.data as BlobPart);
+        n += Number(chunk.rows);
+        setExported(n);
+      }
+      const url = URL.createObjectURL(new Blob(parts, { type: "text/csv;charset=utf-8" }));
+      const a = document.createElement("a");
+      const stamp = new Date(Date.now() + 8 * 3600_000).toISOString().slice(0, 16).replace(/[-:T]/g, "");
+      a.href = url;
+      a.download = `cases-${region || "all"}-${stamp}.csv`;
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      setError(null);
+    } catch (e) {
+      const x = explain(e);
+      setError({ text: x.text, detail: x.detail });
+    } finally {
+      setExported(null);
+    }
+  };
 
   const unitOptions = session.units;
   const catName = (code: string) => session.categories.find((c) => c.code === code)?.name ?? code;
@@ -292,6 +324,9 @@ export function Queue({
         <span>{t("queue_page", { n: page + 1 })}</span>
         <button class="secondary" disabled={!next} onClick={() => setTokens((ts) => [...ts, next])} data-testid="page-next">
           {t("queue_next")}
+        </button>
+        <button class="secondary" disabled={exported !== null} onClick={exportCsv} data-testid="queue-export" title={t("queue_export_hint")}>
+          {exported === null ? t("queue_export") : t("queue_exporting", { n: exported })}
         </button>
         <label class="size">
           {t("queue_page_size")}
