@@ -849,7 +849,62 @@ async fn stats_export_and_the_command_line(backend: Backend) {
     app.stop().await.unwrap();
 }
 
+/// More cases than an export reads at a time, all received at the same instant (the clock does
+/// not move): the pages meet on the id, and every case comes once, in ListCases' order, in
+/// several chunks.
+async fn an_export_pages_past_a_thousand_cases_received_at_one_instant(backend: Backend) {
+    let time = Arc::new(ManualTime::new(shanghai(2026, 11, 2, 9, 0)));
+    let quiet = |s: &mut gridcase::config::Settings| s.sla_tick = Duration::from_secs(3600);
+    let app = TestApp::spawn_full(TestDb::new(&backend).await, quiet, Some(time.clone())).await;
+    import(&app, &two_townships()).await;
+    let total = gridcase::service::cases::EXPORT_PAGE + 150;
+    let token = app.token(GRID_MEMBER, Role::GridMember);
+    for batch in 0..total.div_ceil(50) {
+        let calls = (0..50.min(total - batch * 50)).map(|i| {
+            let mut client = ReportServiceClient::new(app.channel.clone());
+            let request = authed(
+                report_request(
+                    "city.litter",
+                    &format!("第 {batch} 批第 {i} 件"),
+                    35.1,
+                    119.05,
+                ),
+                &token,
+            );
+            async move { client.submit_report(request).await.unwrap() }
+        });
+        futures_util::future::join_all(calls).await;
+    }
+    let token = app.token(DISPATCHER, Role::Dispatcher);
+    let mut stream = CaseServiceClient::new(app.channel.clone())
+        .export_cases(authed(ExportCasesRequest::default(), &token))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut chunks = 0;
+    while let Some(chunk) = stream.message().await.unwrap() {
+        chunks += 1;
+        assert!(chunk.rows > 0, "every chunk ends rows");
+    }
+    assert!(chunks > 1, "{chunks} chunks");
+    let rows = export_matches_list(
+        &app,
+        DISPATCHER,
+        Role::Dispatcher,
+        ExportCasesRequest::default(),
+    )
+    .await;
+    assert_eq!(rows.len(), total);
+    let received: std::collections::HashSet<&str> = rows
+        .iter()
+        .map(|r| r[column("受理时间")].as_str())
+        .collect();
+    assert_eq!(received.len(), 1, "one instant");
+    app.stop().await.unwrap();
+}
+
 on_both_databases!(
+    an_export_pages_past_a_thousand_cases_received_at_one_instant,
     each_caller_exports_their_scope_with_phones_masked_as_listed,
     filters_narrow_the_export_as_they_narrow_the_list,
     stats_export_and_the_command_line,

@@ -565,7 +565,10 @@ pub async fn list(
 ) -> Result<Vec<Case>, StorageError> {
     let mut query = filtered(filter);
     if let Some((at, id)) = after {
-        query = query.filter(
+        // `received_at <= at` says nothing the `OR` below does not, but the planner can bound
+        // the scope index's scan with it: without it, page k read and discarded the k - 1
+        // pages before it (a whole export of 1,000,000 cases: minutes of PostgreSQL time).
+        query = query.filter(case::Column::ReceivedAt.lte(at)).filter(
             Condition::any().add(case::Column::ReceivedAt.lt(at)).add(
                 Condition::all()
                     .add(case::Column::ReceivedAt.eq(at))
