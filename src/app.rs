@@ -21,7 +21,7 @@ use crate::{
     service::{
         LiveDirectory,
         attachments::Attachments,
-        cases::CaseQueries,
+        cases::{CaseQueries, WorkflowLimits},
         events::{EventHub, Wake},
         intake::Intake,
         rules::LiveRules,
@@ -344,7 +344,14 @@ impl Application {
                         self.time.clone(),
                         self.wake.clone(),
                     )
-                    .with_max_reporter_wait(self.settings.max_reporter_wait)
+                    .with_limits(WorkflowLimits {
+                        max_reporter_wait: self.settings.max_reporter_wait,
+                        extensions: crate::domain::sla::ExtensionRules {
+                            per_cycle: self.settings.extensions_per_cycle,
+                            ceiling: self.settings.extension_ceiling,
+                        },
+                        return_window: self.settings.return_window,
+                    })
                 ))
             )))
             .add_service(limited!(

@@ -13,7 +13,10 @@ use std::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
-use crate::domain::calendar::{OfficeHours, SlaDuration};
+use crate::domain::{
+    calendar::{OfficeHours, SlaDuration},
+    sla::ExtensionRules,
+};
 pub use crate::storage::redact_url;
 
 /// Everything the service reads at start-up.
@@ -50,6 +53,15 @@ pub struct Settings {
     /// (`5wd` by default; `48h`, `3wd`, `16wh`).
     #[serde(deserialize_with = "sla_duration")]
     pub max_reporter_wait: SlaDuration,
+    /// Extensions (延期) granted to a case's resolve clock in one cycle at most (1 by default;
+    /// 0: none are granted).
+    pub extensions_per_cycle: u32,
+    /// How far extensions together may move a cycle's due time past where it fell before the
+    /// first (`10wd` by default: the common 12345 rule).
+    pub extension_ceiling: SlaDuration,
+    /// How long after dispatch a unit returns a case as not theirs on its own word (`2wd` by
+    /// default); later, the return is a request the holding center decides.
+    pub return_window: SlaDuration,
     /// After this much quiet on a connection the server sends an HTTP/2 ping, so that long-lived
     /// streams (WatchEvents) survive proxies and mobile networks that drop idle connections,
     /// and a peer that is gone is noticed (no answer within 20 s closes the connection).
@@ -200,6 +212,9 @@ impl Default for Settings {
             sla_tick: Duration::from_secs(5),
             office_hours: OfficeHours::default(),
             max_reporter_wait: crate::service::cases::DEFAULT_MAX_REPORTER_WAIT,
+            extensions_per_cycle: ExtensionRules::default().per_cycle,
+            extension_ceiling: ExtensionRules::default().ceiling,
+            return_window: crate::service::cases::DEFAULT_RETURN_WINDOW,
             keepalive: Duration::from_secs(30),
             console_tile_url: None,
             metrics_listen: None,
@@ -351,6 +366,19 @@ impl Settings {
             self.max_reporter_wait = v.parse().map_err(|e| {
                 ConfigError::new(format!("GRIDCASE_MAX_REPORTER_WAIT={v:?}: {e} (e.g. 5wd)"))
             })?;
+        }
+        for (name, slot) in [
+            ("GRIDCASE_EXTENSION_CEILING", &mut self.extension_ceiling),
+            ("GRIDCASE_RETURN_WINDOW", &mut self.return_window),
+        ] {
+            if let Some(v) = env(name) {
+                *slot = v
+                    .parse()
+                    .map_err(|e| ConfigError::new(format!("{name}={v:?}: {e} (e.g. 2wd)")))?;
+            }
+        }
+        if let Some(v) = env("GRIDCASE_EXTENSIONS_PER_CYCLE") {
+            self.extensions_per_cycle = parsed("GRIDCASE_EXTENSIONS_PER_CYCLE", &v)?;
         }
         if let Some(v) = env("GRIDCASE_KEEPALIVE") {
             self.keepalive = humantime::parse_duration(&v).map_err(|e| {

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     Role,
+    calendar::SlaDuration,
     case::{Case, CaseStatus, Source},
     directory::{Tier, center_code},
     sla::{ClockKind, Level},
@@ -53,10 +54,19 @@ pub enum EventKind {
     /// The wait on the reporter ended (by the unit, by the reporter's supplement, or by itself
     /// after `max_reporter_wait`); the resolve clock runs again, its times moved by the wait.
     Resumed,
+    /// The lead unit asked the holding center for more time (延期申请).
+    ExtensionRequested,
+    /// The holding center approved or refused it; approved, the resolve clock's due time (and
+    /// its warning and escalation times with it) moved.
+    ExtensionDecided,
+    /// The lead unit asked to return the case after the return window: the center decides.
+    ReturnRequested,
+    /// The holding center approved (the case is returned) or refused a late return.
+    ReturnDecided,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 23] = [
+    pub const ALL: [EventKind; 27] = [
         EventKind::Submitted,
         EventKind::Registered,
         EventKind::Dispatched,
@@ -80,6 +90,10 @@ impl EventKind {
         EventKind::RedCard,
         EventKind::AwaitingReporter,
         EventKind::Resumed,
+        EventKind::ExtensionRequested,
+        EventKind::ExtensionDecided,
+        EventKind::ReturnRequested,
+        EventKind::ReturnDecided,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -107,6 +121,10 @@ impl EventKind {
             EventKind::RedCard => "red_card",
             EventKind::AwaitingReporter => "awaiting_reporter",
             EventKind::Resumed => "resumed",
+            EventKind::ExtensionRequested => "extension_requested",
+            EventKind::ExtensionDecided => "extension_decided",
+            EventKind::ReturnRequested => "return_requested",
+            EventKind::ReturnDecided => "return_decided",
         }
     }
 }
@@ -258,6 +276,28 @@ pub enum Details {
         paused_at: DateTime<Utc>,
         resumed_at: DateTime<Utc>,
     },
+    /// An extension asked (the reason is the event's): `duration` past the resolve clock's due
+    /// time `due_at`, which would move it to `extended_due_at`.
+    ExtensionRequested {
+        duration: SlaDuration,
+        due_at: DateTime<Utc>,
+        extended_due_at: DateTime<Utc>,
+    },
+    /// The center's decision (its reason is the event's); approved, the resolve clock's due
+    /// time moved from the first time of `moved` to the second.
+    ExtensionDecided {
+        approved: bool,
+        duration: SlaDuration,
+        moved: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    },
+    /// A late return asked (the reason is the event's): the window closed at `window_ended_at`.
+    ReturnRequested {
+        window_ended_at: DateTime<Utc>,
+    },
+    /// The center's decision on a late return; approved, a `returned` event follows.
+    ReturnDecided {
+        approved: bool,
+    },
 }
 
 impl Details {
@@ -369,6 +409,31 @@ impl Details {
                 "resumed_at": resumed_at.to_rfc3339(),
                 "paused_seconds": (*resumed_at - *paused_at).num_seconds(),
             }),
+            Details::ExtensionRequested {
+                duration,
+                due_at,
+                extended_due_at,
+            } => json!({
+                "duration": duration.to_string(),
+                "due_at": due_at.to_rfc3339(),
+                "extended_due_at": extended_due_at.to_rfc3339(),
+            }),
+            Details::ExtensionDecided {
+                approved,
+                duration,
+                moved,
+            } => {
+                let mut value = json!({ "approved": approved, "duration": duration.to_string() });
+                if let Some((due_at, extended_due_at)) = moved {
+                    value["due_at"] = json!(due_at.to_rfc3339());
+                    value["extended_due_at"] = json!(extended_due_at.to_rfc3339());
+                }
+                value
+            }
+            Details::ReturnRequested { window_ended_at } => {
+                json!({ "window_ended_at": window_ended_at.to_rfc3339() })
+            }
+            Details::ReturnDecided { approved } => json!({ "approved": approved }),
         };
         value.to_string()
     }
@@ -407,6 +472,11 @@ impl Details {
             DateTime::parse_from_rfc3339(&string(key)?)
                 .map(|t| t.with_timezone(&Utc))
                 .map_err(|e| format!("{kind} details: {key:?}: {e}"))
+        };
+        let boolean = |key: &str| -> Result<bool, String> {
+            field(key)?
+                .as_bool()
+                .ok_or_else(|| format!("{kind} details: {key:?} is not true or false"))
         };
         Ok(match kind {
             K::Accepted | K::Returned | K::Feedback | K::Closed | K::Cancelled => Details::None,
@@ -497,6 +567,25 @@ impl Details {
                 paused_at: time("paused_at")?,
                 resumed_at: time("resumed_at")?,
             },
+            K::ExtensionRequested => Details::ExtensionRequested {
+                duration: string("duration")?.parse()?,
+                due_at: time("due_at")?,
+                extended_due_at: time("extended_due_at")?,
+            },
+            K::ExtensionDecided => Details::ExtensionDecided {
+                approved: boolean("approved")?,
+                duration: string("duration")?.parse()?,
+                moved: match v.get("due_at") {
+                    Some(_) => Some((time("due_at")?, time("extended_due_at")?)),
+                    None => None,
+                },
+            },
+            K::ReturnRequested => Details::ReturnRequested {
+                window_ended_at: time("window_ended_at")?,
+            },
+            K::ReturnDecided => Details::ReturnDecided {
+                approved: boolean("approved")?,
+            },
         })
     }
 }
@@ -530,6 +619,8 @@ pub struct Audience {
 /// | resolved, feedback, closed, merged, cancelled | the reporter, told |
 /// | awaiting_reporter | the reporter, asked |
 /// | resumed | the lead unit, whose resolve clock runs again |
+/// | extension_requested, return_requested | the holding center, to decide |
+/// | extension_decided, return_decided | the unit that asked |
 pub fn address(events: &mut [NewEvent], before: &Case, after: &Case) {
     let mut units: Vec<String> = [&before.unit_code, &after.unit_code]
         .into_iter()
@@ -543,7 +634,13 @@ pub fn address(events: &mut [NewEvent], before: &Case, after: &Case) {
     for e in events {
         let details = e.parsed_details().unwrap_or(Details::None);
         let (notify_units, notify_members): (Vec<String>, Vec<String>) = match e.kind {
-            EventKind::Registered | EventKind::Returned => (vec![holder.clone()], vec![]),
+            EventKind::Registered
+            | EventKind::Returned
+            | EventKind::ExtensionRequested
+            | EventKind::ReturnRequested => (vec![holder.clone()], vec![]),
+            EventKind::ExtensionDecided | EventKind::ReturnDecided => {
+                (vec![before.unit_code.clone()], vec![])
+            }
             EventKind::Dispatched
             | EventKind::Reopened
             | EventKind::Supplement
@@ -901,6 +998,30 @@ mod addressees {
                 EventKind::Resumed,
                 Details::None,
                 vec![POLICE.into()],
+                vec![],
+            ),
+            (
+                EventKind::ExtensionRequested,
+                Details::None,
+                vec![center.clone()],
+                vec![],
+            ),
+            (
+                EventKind::ReturnRequested,
+                Details::None,
+                vec![center.clone()],
+                vec![],
+            ),
+            (
+                EventKind::ExtensionDecided,
+                Details::None,
+                vec![JUSTICE.into()],
+                vec![],
+            ),
+            (
+                EventKind::ReturnDecided,
+                Details::None,
+                vec![JUSTICE.into()],
                 vec![],
             ),
         ];

@@ -45,6 +45,8 @@ fn stats_for(s: &Stats) -> pb::Stats {
         reopens: s.reopens,
         evaluated_by_callback: s.evaluated_by_callback,
         callback_evaluation_rate: s.callback_evaluation_rate,
+        extended: s.extended,
+        resolved_on_time_by_extension: s.resolved_on_time_by_extension,
     }
 }
 

@@ -56,6 +56,8 @@ pub fn to_clock(m: sla_clock::Model) -> Result<Clock, String> {
         escalations: m.escalations,
         stopped_at: m.stopped_at,
         paused_at: m.paused_at,
+        extensions: m.extensions,
+        base_due_at: m.base_due_at,
     })
 }
 
@@ -80,6 +82,8 @@ pub(crate) fn new_row(c: &Clock) -> sla_clock::ActiveModel {
         escalations: Set(0),
         stopped_at: Set(c.stopped_at),
         paused_at: Set(c.paused_at),
+        extensions: Set(c.extensions),
+        base_due_at: Set(c.base_due_at),
         ..Default::default()
     }
 }
@@ -126,24 +130,10 @@ pub async fn apply(
             .exec(txn)
             .await?;
     }
-    // Paused and resumed clocks (a clock stopped while paused was resumed at its stop first).
+    // Paused, resumed and extended clocks (a clock stopped while paused was resumed at its
+    // stop first).
     for c in &changes.updated {
-        sla_clock::Entity::update_many()
-            .col_expr(sla_clock::Column::DueAt, Expr::value(c.schedule.due_at))
-            .col_expr(sla_clock::Column::WarnAt, Expr::value(c.schedule.warn_at))
-            .col_expr(
-                sla_clock::Column::EscalateAt,
-                Expr::value(c.schedule.escalate_at),
-            )
-            .col_expr(
-                sla_clock::Column::RedCardAt,
-                Expr::value(c.schedule.red_card_at),
-            )
-            .col_expr(sla_clock::Column::NextAt, Expr::value(c.next_at))
-            .col_expr(sla_clock::Column::PausedAt, Expr::value(c.paused_at))
-            .filter(sla_clock::Column::Id.eq(c.id))
-            .exec(txn)
-            .await?;
+        rescheduled(c).exec(txn).await?;
     }
     if !changes.started.is_empty() {
         sla_clock::Entity::insert_many(changes.started.iter().map(new_row).collect::<Vec<_>>())
@@ -151,6 +141,27 @@ pub async fn apply(
             .await?;
     }
     Ok(())
+}
+
+/// The update that stores a stored clock's times as `c` has them now (paused, resumed or
+/// extended): its schedule, next level, pause and extensions.
+fn rescheduled(c: &Clock) -> sea_orm::UpdateMany<sla_clock::Entity> {
+    sla_clock::Entity::update_many()
+        .col_expr(sla_clock::Column::DueAt, Expr::value(c.schedule.due_at))
+        .col_expr(sla_clock::Column::WarnAt, Expr::value(c.schedule.warn_at))
+        .col_expr(
+            sla_clock::Column::EscalateAt,
+            Expr::value(c.schedule.escalate_at),
+        )
+        .col_expr(
+            sla_clock::Column::RedCardAt,
+            Expr::value(c.schedule.red_card_at),
+        )
+        .col_expr(sla_clock::Column::NextAt, Expr::value(c.next_at))
+        .col_expr(sla_clock::Column::PausedAt, Expr::value(c.paused_at))
+        .col_expr(sla_clock::Column::Extensions, Expr::value(c.extensions))
+        .col_expr(sla_clock::Column::BaseDueAt, Expr::value(c.base_due_at))
+        .filter(sla_clock::Column::Id.eq(c.id))
 }
 
 /// The clock rows of newly created cases (no clocks yet), for inserting together.
@@ -311,23 +322,7 @@ impl Scan {
         let mut resumed: BTreeSet<i64> = BTreeSet::new();
         for r in resumes {
             let c = &r.resumed;
-            let result = sla_clock::Entity::update_many()
-                .col_expr(sla_clock::Column::DueAt, Expr::value(c.schedule.due_at))
-                .col_expr(sla_clock::Column::WarnAt, Expr::value(c.schedule.warn_at))
-                .col_expr(
-                    sla_clock::Column::EscalateAt,
-                    Expr::value(c.schedule.escalate_at),
-                )
-                .col_expr(
-                    sla_clock::Column::RedCardAt,
-                    Expr::value(c.schedule.red_card_at),
-                )
-                .col_expr(sla_clock::Column::NextAt, Expr::value(c.next_at))
-                .col_expr(
-                    sla_clock::Column::PausedAt,
-                    Expr::value(Option::<DateTime<Utc>>::None),
-                )
-                .filter(sla_clock::Column::Id.eq(c.id))
+            let result = rescheduled(c)
                 .filter(sla_clock::Column::PausedAt.eq(r.paused_at))
                 .filter(sla_clock::Column::StoppedAt.is_null())
                 .exec(&self.txn)
