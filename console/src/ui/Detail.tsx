@@ -350,13 +350,13 @@ export function Detail({ session, caseId, onClose, onOpen }: { session: Session;
                   ? t("f_pending_extension", { d: c.pendingRequest.duration, u: c.pendingRequest.unitCode, t: fmtTime(c.pendingRequest.at) })
                   : t("f_pending_return", { u: c.pendingRequest.unitCode, t: fmtTime(c.pendingRequest.at) })}
               </p>
-              {c.pendingRequest.reason ? <p class="detail">{c.pendingRequest.reason}</p> : null}
+              {c.pendingRequest.reason ? <p class="more">{c.pendingRequest.reason}</p> : null}
             </div>
           ) : null}
           {c.awaitingReporterSince ? (
             <div class="notice warn" data-testid="awaiting-question">
               <p>{t("f_awaiting_since", { t: fmtTime(c.awaitingReporterSince) })}</p>
-              {question(events) ? <p class="detail">{question(events)}</p> : null}
+              {question(events) ? <p class="more">{question(events)}</p> : null}
             </div>
           ) : null}
 
@@ -373,7 +373,7 @@ export function Detail({ session, caseId, onClose, onOpen }: { session: Session;
             {notice ? (
               <div class={notice.kind === "ok" ? "notice ok" : "notice warn"} role="status" data-testid="action-result" data-kind={notice.kind}>
                 <p>{notice.text}</p>
-                {notice.detail ? <p class="detail">{notice.detail}</p> : null}
+                {notice.detail ? <p class="more">{notice.detail}</p> : null}
               </div>
             ) : null}
             {open ? (
