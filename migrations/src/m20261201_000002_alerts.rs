@@ -25,6 +25,9 @@ impl MigrationTrait for Migration {
                     .col(string("case_id").primary_key())
                     .col(string("case_code"))
                     .col(timestamp_with_time_zone("received_at"))
+                    // The sequence of the case's `submitted` event: the order of cases
+                    // received at the same moment.
+                    .col(big_integer("seq"))
                     .col(string("class_code"))
                     .col(string_null("township_code"))
                     .col(string_null("community_code"))

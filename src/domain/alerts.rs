@@ -225,6 +225,9 @@ pub struct Seen {
     pub case_id: String,
     pub case_code: String,
     pub received_at: DateTime<Utc>,
+    /// The sequence of the case's `submitted` event: the order of cases received at the same
+    /// moment (a case counts what was received before it or with it, never after it).
+    pub seq: i64,
     pub class_code: String,
     pub township: Option<String>,
     pub community: Option<String>,
@@ -322,12 +325,16 @@ fn open(claims: &[Claim], kind: AlertKind, region: &str, subject: &str, at: Date
         .any(|c| c.kind == kind && c.region_code == region && c.subject == subject && c.until > at)
 }
 
-fn within(c: &Seen, at: DateTime<Utc>, window: Duration) -> bool {
-    c.received_at > at - window && c.received_at <= at
+/// Whether `c` counts at `case`: received within the window `(t − window, t]` ending at
+/// `case`'s receipt `t`, and not after `case` (cases received at the same moment in the order
+/// of their `submitted` events).
+fn within(c: &Seen, case: &Seen, window: Duration) -> bool {
+    c.received_at > case.received_at - window
+        && (c.received_at, c.seq) <= (case.received_at, case.seq)
 }
 
 fn ordered<'a>(mut cases: Vec<&'a Seen>) -> Vec<&'a Seen> {
-    cases.sort_by(|a, b| (a.received_at, &a.case_id).cmp(&(b.received_at, &b.case_id)));
+    cases.sort_by_key(|c| (c.received_at, c.seq));
     cases
 }
 
@@ -376,7 +383,7 @@ pub fn hotspots(
     let same_class = || township_cases.iter().filter(|c| c.class_code == class);
     let in_community = |k: &str| {
         same_class()
-            .filter(|c| c.community.as_deref() == Some(k) && within(c, t, c_rule.window))
+            .filter(|c| c.community.as_deref() == Some(k) && within(c, case, c_rule.window))
             .collect::<Vec<_>>()
     };
     let mut out = Vec::new();
@@ -419,7 +426,7 @@ pub fn hotspots(
         return out;
     }
     let counted: Vec<&Seen> = same_class()
-        .filter(|c| c.township.as_deref() == Some(p) && within(c, t, p_rule.window) && !held(c))
+        .filter(|c| c.township.as_deref() == Some(p) && within(c, case, p_rule.window) && !held(c))
         .collect();
     if counted.len() >= p_rule.count as usize && !open(claims, kind, p, class, t) {
         out.push(draft(
@@ -452,7 +459,7 @@ pub fn repeat_reporter(
     }
     let counted: Vec<&Seen> = same_phone
         .iter()
-        .filter(|c| c.phone_key.as_deref() == Some(key) && within(c, t, rule.window))
+        .filter(|c| c.phone_key.as_deref() == Some(key) && within(c, case, rule.window))
         .collect();
     // One person per window, whichever center holds their latest case.
     let claimed = claims
@@ -505,6 +512,7 @@ mod tests {
             case_id: format!("c{n:03}"),
             case_code: format!("code{n:03}"),
             received_at: t0() + Duration::hours(hours),
+            seq: i64::try_from(n).unwrap(),
             class_code: class.into(),
             township: Some(P.into()),
             community: community.map(Into::into),
@@ -577,6 +585,18 @@ mod tests {
         assert!(play(&cases, &rules).is_empty());
         cases.push(seen(4, "environment", Some(A), 5));
         assert_eq!(play(&cases, &rules), [(6, A.to_owned())]);
+    }
+
+    #[test]
+    fn cases_received_at_the_same_moment_count_in_the_order_they_came() {
+        let rules = AlertRules::default();
+        let same = |n: usize| seen(n, "dispute", Some(A), 0);
+        let cases = vec![same(0), same(1), same(2)];
+        // Looked at once all three are stored: the first two see only what came before them.
+        assert!(hotspots(&cases[1], &cases, &[], &rules, t0()).is_empty());
+        let drafts = hotspots(&cases[2], &cases, &[], &rules, t0());
+        assert_eq!(drafts.len(), 1);
+        assert_eq!(drafts[0].case_id, "c002");
     }
 
     #[test]

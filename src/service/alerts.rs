@@ -256,7 +256,8 @@ impl Alerts {
         directory: &Directory,
         now: DateTime<Utc>,
     ) -> Result<bool, StorageError> {
-        let id = uuid::Uuid::new_v4().to_string();
+        // UUIDv7: alerts raised at the same moment list in the order they were raised.
+        let id = uuid::Uuid::now_v7().to_string();
         let raise = storage::alerts::begin_raise(&self.db).await?;
         if !raise.claim(&draft.claim(), draft.at, &id).await? {
             return Ok(false);
@@ -412,6 +413,7 @@ fn seen_of(r: &Received, directory: &Directory) -> Seen {
         case_id: r.case_id.clone(),
         case_code: r.case_code.clone(),
         received_at: r.received_at,
+        seq: r.seq,
         class_code,
         township: r.township.clone(),
         community: r.community.clone(),

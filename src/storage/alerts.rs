@@ -134,13 +134,14 @@ pub async fn observe(db: &DatabaseConnection, seen: &[Seen]) -> Result<(), Stora
     for s in seen {
         db.execute_raw(sql(
             backend,
-            "INSERT INTO alert_cases (case_id, case_code, received_at, class_code, \
+            "INSERT INTO alert_cases (case_id, case_code, received_at, seq, class_code, \
              township_code, community_code, region_code, phone_key) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (case_id) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (case_id) DO NOTHING",
             vec![
                 s.case_id.as_str().into(),
                 s.case_code.as_str().into(),
                 s.received_at.into(),
+                s.seq.into(),
                 s.class_code.as_str().into(),
                 s.township.clone().into(),
                 s.community.clone().into(),
@@ -158,15 +159,16 @@ fn seen_of(r: sea_orm::QueryResult) -> Result<Seen, StorageError> {
         case_id: r.try_get_by_index(0)?,
         case_code: r.try_get_by_index(1)?,
         received_at: r.try_get_by_index(2)?,
-        class_code: r.try_get_by_index(3)?,
-        township: r.try_get_by_index(4)?,
-        community: r.try_get_by_index(5)?,
-        region_code: r.try_get_by_index(6)?,
-        phone_key: r.try_get_by_index(7)?,
+        seq: r.try_get_by_index(3)?,
+        class_code: r.try_get_by_index(4)?,
+        township: r.try_get_by_index(5)?,
+        community: r.try_get_by_index(6)?,
+        region_code: r.try_get_by_index(7)?,
+        phone_key: r.try_get_by_index(8)?,
     })
 }
 
-const SEEN_COLUMNS: &str = "case_id, case_code, received_at, class_code, township_code, \
+const SEEN_COLUMNS: &str = "case_id, case_code, received_at, seq, class_code, township_code, \
                             community_code, region_code, phone_key";
 
 /// The cases of `class` seen in township `township` received in `(from, to]`.
