@@ -333,7 +333,7 @@ fn within(c: &Seen, case: &Seen, window: Duration) -> bool {
         && (c.received_at, c.seq) <= (case.received_at, case.seq)
 }
 
-fn ordered<'a>(mut cases: Vec<&'a Seen>) -> Vec<&'a Seen> {
+fn ordered(mut cases: Vec<&Seen>) -> Vec<&Seen> {
     cases.sort_by_key(|c| (c.received_at, c.seq));
     cases
 }

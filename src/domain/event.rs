@@ -925,8 +925,8 @@ mod addressees {
         }];
         let center = "371102001001.center".to_owned();
         let a = addressed(EventKind::Hotspot, alert(&center), &before, &before);
-        assert_eq!(a.units, [center.clone()]);
-        assert_eq!(a.notify_units, [center.clone()]);
+        assert_eq!(a.units, std::slice::from_ref(&center));
+        assert_eq!(a.notify_units, std::slice::from_ref(&center));
         assert!(a.notify_members.is_empty());
         let text = alert(&center).to_json();
         assert_eq!(

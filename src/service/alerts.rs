@@ -174,15 +174,15 @@ impl Alerts {
         }
         let mut phones: BTreeMap<String, Vec<Seen>> = BTreeMap::new();
         for key in seen.iter().filter_map(|s| s.phone_key.clone()) {
-            if !phones.contains_key(&key) {
+            if let std::collections::btree_map::Entry::Vacant(entry) = phones.entry(key) {
                 let rows = storage::alerts::with_phone(
                     &self.db,
-                    &key,
+                    entry.key(),
                     earliest - self.rules.repeat_reporter.window,
                     latest,
                 )
                 .await?;
-                phones.insert(key, rows);
+                entry.insert(rows);
             }
         }
         let mut keys: BTreeSet<(AlertKind, String, String)> = BTreeSet::new();
