@@ -255,6 +255,7 @@ fn sla_duration<'de, D: Deserializer<'de>>(d: D) -> Result<SlaDuration, D::Error
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AlertsFile {
+    enabled: Option<bool>,
     repeat_reporter: Option<String>,
     #[serde(default)]
     hotspot: BTreeMap<String, TiersFile>,
@@ -294,6 +295,9 @@ fn set_hotspot(rules: &mut AlertRules, class: &str, tier: &str, value: &str) -> 
 fn alert_rules<'de, D: Deserializer<'de>>(d: D) -> Result<AlertRules, D::Error> {
     let file = AlertsFile::deserialize(d)?;
     let mut rules = AlertRules::default();
+    if let Some(enabled) = file.enabled {
+        rules.enabled = enabled;
+    }
     if let Some(v) = file.repeat_reporter {
         rules.repeat_reporter = v
             .parse()
@@ -448,6 +452,17 @@ impl Settings {
                     ))
                 })?;
             }
+        }
+        if let Some(v) = env("GRIDCASE_ALERTS") {
+            self.alerts.enabled = match v.as_str() {
+                "on" => true,
+                "off" => false,
+                _ => {
+                    return Err(ConfigError::new(format!(
+                        "GRIDCASE_ALERTS={v:?}: expected on or off"
+                    )));
+                }
+            };
         }
         if let Some(v) = env("GRIDCASE_ALERT_REPEAT_REPORTER") {
             self.alerts.repeat_reporter = v.parse().map_err(|e| {
@@ -758,6 +773,9 @@ mod tests {
         );
         assert_eq!(s.alerts.hotspot("fire", Tier::Township).to_string(), "9/1d");
         assert_eq!(s.alerts.repeat_reporter.to_string(), "5/30d");
+        assert!(s.alerts.enabled);
+        let off = Settings::load_from(None, env_of(&[("GRIDCASE_ALERTS", "off")])).unwrap();
+        assert!(!off.alerts.enabled);
         for (file, says) in [
             (
                 "[alerts]\nrepeat_reporter = \"1/30d\"\n",
@@ -789,6 +807,7 @@ mod tests {
                 &[("GRIDCASE_ALERT_REPEAT_REPORTER", "3")][..],
                 "GRIDCASE_ALERT_REPEAT_REPORTER",
             ),
+            (&[("GRIDCASE_ALERTS", "no")][..], "GRIDCASE_ALERTS"),
         ] {
             let env: &'static [(&'static str, &'static str)] = env;
             let err = Settings::load_from(None, env_of(env))

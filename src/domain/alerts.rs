@@ -143,6 +143,8 @@ impl TierThresholds {
 /// The thresholds in force (the `alerts` settings).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertRules {
+    /// Whether the watcher looks at all (`[alerts] enabled`, `GRIDCASE_ALERTS=off`).
+    pub enabled: bool,
     /// By class code; [`ANY_CLASS`] for every class not named.
     pub hotspot: BTreeMap<String, TierThresholds>,
     pub repeat_reporter: Threshold,
@@ -154,6 +156,7 @@ impl Default for AlertRules {
     fn default() -> Self {
         let three = Threshold::new(3, 72);
         AlertRules {
+            enabled: true,
             hotspot: BTreeMap::from([
                 (ANY_CLASS.to_owned(), TierThresholds::DEFAULT),
                 (
