@@ -35,6 +35,7 @@ const zh = {
   live_off: "已断开",
   tab_map: "地图与案件",
   tab_stats: "统计分析",
+  tab_alerts: "研判预警",
   // map
   map_loading: "正在加载地图…",
   map_regions: "区域",
@@ -197,6 +198,17 @@ const zh = {
   err_unavailable: "服务器暂时无法访问，请稍后再试。",
   err_unknown: "操作没有成功。",
   err_server_says: "服务器说明",
+  // alerts
+  alerts_title: "研判预警",
+  alerts_kind: "类型",
+  alerts_all: "全部",
+  alerts_hotspot: "聚集",
+  alerts_repeat: "重复来电",
+  alerts_hint: "同类诉求在社区或街道集中出现、同一群众反复来电时预警，请及时研判、回访。",
+  alerts_none: "辖区内暂无预警。",
+  alerts_count: "{n} 件",
+  alerts_window: "统计窗口",
+  alerts_more: "更多",
   // stats
   stats_title: "统计分析",
   stats_month: "统计期",
@@ -302,6 +314,8 @@ const zh = {
   ek_red_card: "红牌",
   ek_awaiting_reporter: "询问上报人",
   ek_resumed: "恢复计时",
+  ek_hotspot: "聚集预警",
+  ek_repeat_reporter: "重复来电预警",
 } as const;
 
 export type Key = keyof typeof zh;
@@ -338,6 +352,7 @@ const en: Record<Key, string> = {
   live_off: "Disconnected",
   tab_map: "Map & cases",
   tab_stats: "Statistics",
+  tab_alerts: "Alerts",
   map_loading: "Loading the map…",
   map_regions: "Regions",
   map_cases: "Cases",
@@ -496,6 +511,16 @@ const en: Record<Key, string> = {
   err_unavailable: "The server cannot be reached just now; try again shortly.",
   err_unknown: "The action did not succeed.",
   err_server_says: "Server says",
+  alerts_title: "Alerts",
+  alerts_kind: "Kind",
+  alerts_all: "All",
+  alerts_hotspot: "Hotspot",
+  alerts_repeat: "Repeat reporter",
+  alerts_hint: "Raised when cases of one class pile up in a community or township, or one citizen calls again and again: look into it, call them back.",
+  alerts_none: "No alerts in your region.",
+  alerts_count: "{n} cases",
+  alerts_window: "window",
+  alerts_more: "More",
   stats_title: "Statistics",
   stats_month: "Period",
   stats_live: "live figures",
@@ -599,6 +624,8 @@ const en: Record<Key, string> = {
   ek_red_card: "Red card",
   ek_awaiting_reporter: "Asked the reporter",
   ek_resumed: "Clock resumed",
+  ek_hotspot: "Hotspot alert",
+  ek_repeat_reporter: "Repeat reporter alert",
 };
 
 export type Lang = "zh" | "en";

@@ -12,6 +12,7 @@ mod m20261130_000002_retire_directory_records;
 mod m20261130_000003_event_audience;
 mod m20261130_000004_reporter_wait;
 mod m20261201_000001_extensions_and_returns;
+mod m20261201_000002_alerts;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000003_event_audience::Migration),
             Box::new(m20261130_000004_reporter_wait::Migration),
             Box::new(m20261201_000001_extensions_and_returns::Migration),
+            Box::new(m20261201_000002_alerts::Migration),
         ]
     }
 }

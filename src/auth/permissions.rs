@@ -117,6 +117,11 @@ pub const RPC_ROLES: &[(&str, &[Role])] = &[
         "/gridcase.v1.StatsService/RankUnits",
         &[Supervisor, Dispatcher],
     ),
+    // Within the caller's region (the scope rule of ListCases).
+    (
+        "/gridcase.v1.StatsService/ListAlerts",
+        &[Supervisor, Dispatcher],
+    ),
 ];
 
 /// Paths that need no token: health and reflection.

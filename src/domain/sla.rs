@@ -485,7 +485,9 @@ pub fn plan(after: &Case, events: &[NewEvent]) -> Vec<ClockOp> {
             | EventKind::SlaWarning
             | EventKind::SlaBreach
             | EventKind::SlaEscalation
-            | EventKind::RedCard => {}
+            | EventKind::RedCard
+            | EventKind::Hotspot
+            | EventKind::RepeatReporter => {}
         }
     }
     ops

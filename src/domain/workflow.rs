@@ -5,10 +5,11 @@ use chrono::{DateTime, Utc};
 
 use super::{
     Caller, DomainError, DomainResult, Role,
+    alerts::AlertKind,
     case::{Assist, Case, CaseStatus, NewEvent},
     case::{Request, RequestKind},
     directory::{Directory, Tier, center_code},
-    event::{self, Details, EventKind, ResumedBy, SlaEscalation, SlaLevelDetails},
+    event::{self, AlertDetails, Details, EventKind, ResumedBy, SlaEscalation, SlaLevelDetails},
     sla::{Clock, ExtensionRoom, Level, clock_unit},
 };
 
@@ -153,6 +154,12 @@ pub enum Command {
         paused_at: DateTime<Utc>,
         resumed_at: DateTime<Utc>,
     },
+    /// gridcase's early warning: the case crossed a threshold (`domain::alerts`); the alert is
+    /// recorded on its chain and changes nothing of it.
+    RaiseAlert {
+        kind: AlertKind,
+        details: Box<AlertDetails>,
+    },
 }
 
 /// Who gives a command.
@@ -187,6 +194,7 @@ impl Command {
             Command::RequestExtension { .. } => "ask for an extension of",
             Command::DecideExtension { .. } => "decide an extension of",
             Command::DecideReturn { .. } => "decide a return of",
+            Command::RaiseAlert { .. } => "raise an alert on",
         }
     }
 }
@@ -258,6 +266,30 @@ pub fn apply(
                 });
             (next, vec![event])
         }
+        (Actor::Supervisor, Command::RaiseAlert { kind, details }) => {
+            let (event_kind, reason) = match kind {
+                AlertKind::Hotspot => (
+                    EventKind::Hotspot,
+                    format!(
+                        "{} {} cases in {} within the window: 研判预警",
+                        details.case_ids.len(),
+                        details.class_name.as_deref().unwrap_or("same-class"),
+                        details.region_code
+                    ),
+                ),
+                AlertKind::RepeatReporter => (
+                    EventKind::RepeatReporter,
+                    format!(
+                        "the same reporter on {} cases within the window: call them back",
+                        details.case_ids.len()
+                    ),
+                ),
+            };
+            let event = NewEvent::system(event_kind, now)
+                .reason(reason)
+                .details(Details::Alert(*details));
+            (case.clone(), vec![event])
+        }
         (Actor::Supervisor, other) => {
             return Err(DomainError::internal(anyhow::anyhow!(
                 "the SLA supervisor cannot {} case {}",
@@ -265,9 +297,12 @@ pub fn apply(
                 case.code
             )));
         }
-        (Actor::Person(_), Command::SlaLevel { .. } | Command::PauseEnded { .. }) => {
+        (
+            Actor::Person(_),
+            Command::SlaLevel { .. } | Command::PauseEnded { .. } | Command::RaiseAlert { .. },
+        ) => {
             return Err(DomainError::PermissionDenied(
-                "SLA levels are fired by gridcase's supervisor only".into(),
+                "SLA levels and alerts are raised by gridcase's supervisor only".into(),
             ));
         }
         (Actor::Person(caller), command) => by_person(case, caller, directory, command, now)?,
@@ -276,12 +311,18 @@ pub fn apply(
     Ok((after, events))
 }
 
-/// Whether the change moves the case: every change does but the SLA warnings and notices,
-/// which only record, so that no one's command is refused as stale for them.
+/// Whether the change moves the case: every change does but the SLA warnings and notices and
+/// the alerts, which only record, so that no one's command is refused as stale for them.
 pub fn moves_case(events: &[NewEvent]) -> bool {
-    events
-        .iter()
-        .any(|e| !matches!(e.kind, EventKind::SlaWarning | EventKind::SlaBreach))
+    events.iter().any(|e| {
+        !matches!(
+            e.kind,
+            EventKind::SlaWarning
+                | EventKind::SlaBreach
+                | EventKind::Hotspot
+                | EventKind::RepeatReporter
+        )
+    })
 }
 
 /// A level of an SLA clock has come. A warning tells the unit; a 督办 notice tells the unit and
@@ -944,9 +985,9 @@ fn by_person(
                     }),
             ]
         }
-        Command::SlaLevel { .. } | Command::PauseEnded { .. } => {
+        Command::SlaLevel { .. } | Command::PauseEnded { .. } | Command::RaiseAlert { .. } => {
             return Err(DomainError::PermissionDenied(
-                "SLA levels are fired by gridcase's supervisor only".into(),
+                "SLA levels and alerts are raised by gridcase's supervisor only".into(),
             ));
         }
         Command::Escalate { reason } => {

@@ -84,16 +84,9 @@ impl From<&Category> for pb::Category {
     }
 }
 
-/// 138****1234: the first three and last four digits kept.
-pub fn mask_phone(phone: &str) -> String {
-    let chars: Vec<char> = phone.chars().collect();
-    if chars.len() < 8 {
-        return "*".repeat(chars.len());
-    }
-    let head: String = chars[..3].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}{}{tail}", "*".repeat(chars.len() - 7))
-}
+/// 138****1234: the first three and last four digits kept (the rule lives in the domain, which
+/// masks the phone an alert's event records).
+pub use crate::domain::alerts::mask_phone;
 
 impl From<&Member> for pb::Member {
     fn from(m: &Member) -> Self {

@@ -125,6 +125,12 @@ impl CaseQueries {
         if !scope.reaches(&case) {
             return Err(not_found());
         }
+        // Alerts on the case's chain are the centers' (`Scope::sees`), not everyone's who
+        // reaches the case.
+        let events = events
+            .into_iter()
+            .filter(|e| scope.sees_event_of(&case, &e.event))
+            .collect();
         Ok((case, events))
     }
 

@@ -334,80 +334,89 @@ impl Scan {
         Ok(resumed)
     }
 
-    /// Appends each case's events to its chain and stores the case as the domain left it. The
-    /// version moves only for a change that moves the case ([`workflow::moves_case`]): no
-    /// one's command is refused as stale for a warning or a notice.
+    /// Appends each case's events to its chain and stores the case as the domain left it
+    /// ([`record`]).
     pub async fn record(&self, changes: Vec<(Case, Vec<NewEvent>)>) -> Result<(), StorageError> {
-        let backend = self.txn.get_database_backend();
-        let total: usize = changes.iter().map(|(_, e)| e.len()).sum();
-        if total == 0 {
-            return Ok(());
-        }
-        let mut seq = reserve_events(&self.txn, total).await?;
-        let mut rows = Vec::with_capacity(total);
-        let mut cases: Vec<Case> = Vec::with_capacity(changes.len());
-        // Case order, so sequence numbers follow a stable order within the scan.
-        let mut changes = changes;
-        changes.sort_by(|a, b| a.0.id.cmp(&b.0.id));
-        for (mut case, events) in changes {
-            if events.is_empty() {
-                continue;
-            }
-            if workflow::moves_case(&events) {
-                case.version += 1;
-            }
-            let chained = event::chain(&case.id, &case.last_event_hash, seq, events);
-            seq += i64::try_from(chained.len()).unwrap_or(0);
-            if let Some(last) = chained.last() {
-                case.last_event_hash = last.hash.clone();
-            }
-            rows.extend(chained.iter().map(event_active));
-            cases.push(case);
-        }
-        for chunk in cases.chunks(SET_CHUNK) {
-            let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 8);
-            for c in chunk {
-                values.extend([
-                    c.id.as_str().into(),
-                    c.last_event_hash.as_str().into(),
-                    c.region_code.as_str().into(),
-                    c.escalation_level.into(),
-                    c.red_card.into(),
-                    c.version.into(),
-                    c.updated_at.into(),
-                    c.awaiting_since.into(),
-                ]);
-            }
-            self.txn
-                .execute_raw(sql(
-                    backend,
-                    &format!(
-                        "WITH v (id, last_event_hash, region_code, escalation_level, red_card, \
-                         version, updated_at, awaiting_since) AS (VALUES {}) \
-                         UPDATE cases SET last_event_hash = v.last_event_hash, \
-                         region_code = v.region_code, escalation_level = v.escalation_level, \
-                         red_card = v.red_card, version = v.version, updated_at = v.updated_at, \
-                         awaiting_since = v.awaiting_since \
-                         FROM v WHERE cases.id = v.id",
-                        placeholders(chunk.len(), 8)
-                    ),
-                    values,
-                ))
-                .await?;
-        }
-        let last = seq - 1;
-        for chunk in rows.chunks(64) {
-            case_event::Entity::insert_many(chunk.to_vec())
-                .exec(&self.txn)
-                .await?;
-        }
-        super::cases::notify_events(&self.txn, last).await?;
-        Ok(())
+        record(&self.txn, changes).await
     }
 
     pub async fn commit(self) -> Result<(), StorageError> {
         Ok(self.txn.commit().await?)
     }
+}
+
+/// Appends each case's events to its chain and stores the case as the domain left it, in the
+/// caller's transaction (which holds the cases' locks). The version moves only for a change
+/// that moves the case ([`workflow::moves_case`]): no one's command is refused as stale for a
+/// warning, a notice or an alert.
+pub(crate) async fn record(
+    txn: &DatabaseTransaction,
+    changes: Vec<(Case, Vec<NewEvent>)>,
+) -> Result<(), StorageError> {
+    let backend = txn.get_database_backend();
+    let total: usize = changes.iter().map(|(_, e)| e.len()).sum();
+    if total == 0 {
+        return Ok(());
+    }
+    let mut seq = reserve_events(txn, total).await?;
+    let mut rows = Vec::with_capacity(total);
+    let mut cases: Vec<Case> = Vec::with_capacity(changes.len());
+    // Case order, so sequence numbers follow a stable order within the scan.
+    let mut changes = changes;
+    changes.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    for (mut case, events) in changes {
+        if events.is_empty() {
+            continue;
+        }
+        if workflow::moves_case(&events) {
+            case.version += 1;
+        }
+        let chained = event::chain(&case.id, &case.last_event_hash, seq, events);
+        seq += i64::try_from(chained.len()).unwrap_or(0);
+        if let Some(last) = chained.last() {
+            case.last_event_hash = last.hash.clone();
+        }
+        rows.extend(chained.iter().map(event_active));
+        cases.push(case);
+    }
+    for chunk in cases.chunks(SET_CHUNK) {
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 8);
+        for c in chunk {
+            values.extend([
+                c.id.as_str().into(),
+                c.last_event_hash.as_str().into(),
+                c.region_code.as_str().into(),
+                c.escalation_level.into(),
+                c.red_card.into(),
+                c.version.into(),
+                c.updated_at.into(),
+                c.awaiting_since.into(),
+            ]);
+        }
+        txn.execute_raw(sql(
+            backend,
+            &format!(
+                "WITH v (id, last_event_hash, region_code, escalation_level, red_card, \
+                     version, updated_at, awaiting_since) AS (VALUES {}) \
+                     UPDATE cases SET last_event_hash = v.last_event_hash, \
+                     region_code = v.region_code, escalation_level = v.escalation_level, \
+                     red_card = v.red_card, version = v.version, updated_at = v.updated_at, \
+                     awaiting_since = v.awaiting_since \
+                     FROM v WHERE cases.id = v.id",
+                placeholders(chunk.len(), 8)
+            ),
+            values,
+        ))
+        .await?;
+    }
+    let last = seq - 1;
+    for chunk in rows.chunks(64) {
+        case_event::Entity::insert_many(chunk.to_vec())
+            .exec(txn)
+            .await?;
+    }
+    super::cases::notify_events(txn, last).await?;
+    Ok(())
 }
 
 /// The SLA backlog at `now`: how many levels have come and wait to be fired, and since when

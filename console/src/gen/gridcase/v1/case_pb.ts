@@ -616,7 +616,10 @@ export type CaseEvent = Message<"gridcase.v1.CaseEvent"> & {
    * registered, dispatched, accepted, returned, progress, resolved, feedback, evaluated, closed,
    * merged, cancelled, whistled, checked_in, escalated, reopened, supplement, sla_warning,
    * sla_breach, sla_escalation, red_card, awaiting_reporter (the question is the reason),
-   * resumed (details: by unit, reporter or limit; paused_at, resumed_at, paused_seconds).
+   * resumed (details: by unit, reporter or limit; paused_at, resumed_at, paused_seconds),
+   * hotspot and repeat_reporter (研判预警, by gridcase: details alert_id, region_code, tier,
+   * center, count, case_ids, case_codes, from, until, and class_code, class_name of a hotspot or
+   * the masked phone of a repeat reporter; seen only by the centers of the region and above).
    *
    * @generated from field: string kind = 4;
    */
