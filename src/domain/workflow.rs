@@ -1399,7 +1399,7 @@ mod tests {
             "no one's command is refused as stale for it"
         );
         let audience = events[0].audience.clone().unwrap();
-        assert_eq!(audience.notify_units, [center.clone()]);
+        assert_eq!(audience.notify_units, std::slice::from_ref(&center));
         assert_eq!(audience.units, [center]);
     }
 }
