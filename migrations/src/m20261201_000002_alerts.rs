@@ -72,6 +72,16 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
+            .create_index(
+                Index::create()
+                    .name("alert_claims_subject")
+                    .table("alert_claims")
+                    .col("subject")
+                    .col("until")
+                    .to_owned(),
+            )
+            .await?;
+        manager
             .create_table(
                 Table::create()
                     .table("alerts")

@@ -1585,4 +1585,51 @@ mod tests {
         assert_eq!(after.awaiting_since, None);
         assert_eq!(events[0].actor_sub, event::SYSTEM_SUB);
     }
+
+    #[test]
+    fn an_alert_is_recorded_by_the_supervisor_only_and_changes_nothing_of_the_case() {
+        let directory = fixtures::directory();
+        let case = fixtures::case(CaseStatus::Dispatched);
+        let center = center_code(COMMUNITY);
+        let details = AlertDetails {
+            alert_id: "a1".into(),
+            region_code: COMMUNITY.into(),
+            tier: Tier::Community,
+            center: center.clone(),
+            class_code: Some("dispute".into()),
+            class_name: Some("矛盾纠纷".into()),
+            phone_masked: None,
+            case_ids: vec!["x".into(), "y".into(), case.id.clone()],
+            case_codes: vec!["1".into(), "2".into(), case.code.clone()],
+            from: t0(),
+            until: t0(),
+        };
+        let raise = Command::RaiseAlert {
+            kind: AlertKind::Hotspot,
+            details: Box::new(details),
+        };
+        let dispatcher = caller(DISPATCHER, Role::Dispatcher);
+        assert!(matches!(
+            apply(
+                &case,
+                Actor::Person(&dispatcher),
+                &directory,
+                raise.clone(),
+                t0()
+            ),
+            Err(DomainError::PermissionDenied(_))
+        ));
+        let (after, events) = apply(&case, Actor::Supervisor, &directory, raise, t0()).unwrap();
+        assert_eq!(after, case, "the case is as it was");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].kind, EventKind::Hotspot);
+        assert_eq!(events[0].actor_sub, event::SYSTEM_SUB);
+        assert!(
+            !moves_case(&events),
+            "no one's command is refused as stale for it"
+        );
+        let audience = events[0].audience.clone().unwrap();
+        assert_eq!(audience.notify_units, std::slice::from_ref(&center));
+        assert_eq!(audience.units, [center]);
+    }
 }

@@ -24,7 +24,7 @@ use super::{LiveDirectory, events::Wake, paging, time::TimeSource};
 use crate::{
     domain::{
         Caller, DomainError, DomainResult,
-        alerts::{self, Alert, AlertKind, AlertRules, Draft, REPEAT_REGION, Seen},
+        alerts::{self, Alert, AlertKind, AlertRules, Draft, Seen},
         case::Source,
         directory::{Directory, Tier, center_code},
         event::AlertDetails,
@@ -177,44 +177,29 @@ impl Alerts {
                 groups.insert((p.clone(), s.class_code.clone()), rows);
             }
         }
+        // One read for every phone of the look.
+        let keys: BTreeSet<String> = seen.iter().filter_map(|s| s.phone_key.clone()).collect();
+        let keys: Vec<String> = keys.into_iter().collect();
         let mut phones: BTreeMap<String, Vec<Seen>> = BTreeMap::new();
-        for key in seen.iter().filter_map(|s| s.phone_key.clone()) {
-            if let std::collections::btree_map::Entry::Vacant(entry) = phones.entry(key) {
-                let rows = storage::alerts::with_phone(
-                    &self.db,
-                    entry.key(),
-                    earliest - self.rules.repeat_reporter.window,
-                    latest,
-                )
-                .await?;
-                entry.insert(rows);
-            }
-        }
-        let mut keys: BTreeSet<(AlertKind, String, String)> = BTreeSet::new();
-        for s in seen {
-            for region in [&s.community, &s.township].into_iter().flatten() {
-                keys.insert((AlertKind::Hotspot, region.clone(), s.class_code.clone()));
-            }
-            if let Some(p) = &s.township {
-                for k in groups
-                    .get(&(p.clone(), s.class_code.clone()))
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|c| c.community.clone())
-                {
-                    keys.insert((AlertKind::Hotspot, k, s.class_code.clone()));
+        if !keys.is_empty() {
+            for c in storage::alerts::with_phones(
+                &self.db,
+                &keys,
+                earliest - self.rules.repeat_reporter.window,
+                latest,
+            )
+            .await?
+            {
+                if let Some(k) = c.phone_key.clone() {
+                    phones.entry(k).or_default().push(c);
                 }
             }
-            if let Some(key) = &s.phone_key {
-                keys.insert((
-                    AlertKind::RepeatReporter,
-                    REPEAT_REGION.to_owned(),
-                    key.clone(),
-                ));
-            }
         }
-        let keys: Vec<_> = keys.into_iter().collect();
-        let mut claims = storage::alerts::claims(&self.db, &keys).await?;
+        // And one for the claims of every class and phone concerned.
+        let mut subjects: BTreeSet<String> = keys.into_iter().collect();
+        subjects.extend(seen.iter().map(|s| s.class_code.clone()));
+        let subjects: Vec<String> = subjects.into_iter().collect();
+        let mut claims = storage::alerts::claims(&self.db, &subjects, earliest).await?;
         let mut raised = 0;
         let empty = Vec::new();
         for s in seen {

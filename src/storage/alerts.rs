@@ -127,17 +127,27 @@ pub async fn received_between(
         .collect()
 }
 
+/// Rows per multi-row statement: 9 parameters a row stays far inside both databases' limits.
+const CHUNK: usize = 200;
+
+/// `$k, $k+1, …` for `n` parameters after the `before` already bound.
+fn params(before: usize, n: usize) -> String {
+    (before + 1..=before + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Records what the watcher saw of each case (once: a case seen again, by another replica or
-/// after a failed look, is left as it was).
+/// after a failed look, is left as it was), a chunk of rows a statement.
 pub async fn observe(db: &DatabaseConnection, seen: &[Seen]) -> Result<(), StorageError> {
     let backend = db.get_database_backend();
-    for s in seen {
-        db.execute_raw(sql(
-            backend,
-            "INSERT INTO alert_cases (case_id, case_code, received_at, seq, class_code, \
-             township_code, community_code, region_code, phone_key) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (case_id) DO NOTHING",
-            vec![
+    for chunk in seen.chunks(CHUNK) {
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 9);
+        let mut rows = Vec::with_capacity(chunk.len());
+        for s in chunk {
+            rows.push(format!("({})", params(values.len(), 9)));
+            values.extend([
                 s.case_id.as_str().into(),
                 s.case_code.as_str().into(),
                 s.received_at.into(),
@@ -147,7 +157,17 @@ pub async fn observe(db: &DatabaseConnection, seen: &[Seen]) -> Result<(), Stora
                 s.community.clone().into(),
                 s.region_code.as_str().into(),
                 s.phone_key.clone().into(),
-            ],
+            ]);
+        }
+        db.execute_raw(sql(
+            backend,
+            &format!(
+                "INSERT INTO alert_cases (case_id, case_code, received_at, seq, class_code, \
+                 township_code, community_code, region_code, phone_key) VALUES {} \
+                 ON CONFLICT (case_id) DO NOTHING",
+                rows.join(", ")
+            ),
+            values,
         ))
         .await?;
     }
@@ -193,53 +213,65 @@ pub async fn in_township(
     .collect()
 }
 
-/// The cases seen with phone key `key` received in `(from, to]`.
-pub async fn with_phone(
+/// The cases seen with any of the phone keys `keys` received in `(from, to]`.
+pub async fn with_phones(
     db: &impl ConnectionTrait,
-    key: &str,
+    keys: &[String],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<Seen>, StorageError> {
-    db.query_all_raw(sql(
-        db.get_database_backend(),
-        &format!(
-            "SELECT {SEEN_COLUMNS} FROM alert_cases WHERE phone_key = $1 \
-             AND received_at > $2 AND received_at <= $3"
-        ),
-        vec![key.into(), from.into(), to.into()],
-    ))
-    .await?
-    .into_iter()
-    .map(seen_of)
-    .collect()
+    let mut out = Vec::new();
+    for chunk in keys.chunks(CHUNK) {
+        let mut values: Vec<sea_orm::Value> = vec![from.into(), to.into()];
+        values.extend(chunk.iter().map(|k| k.as_str().into()));
+        let rows = db
+            .query_all_raw(sql(
+                db.get_database_backend(),
+                &format!(
+                    "SELECT {SEEN_COLUMNS} FROM alert_cases WHERE received_at > $1 \
+                     AND received_at <= $2 AND phone_key IN ({})",
+                    params(2, chunk.len())
+                ),
+                values,
+            ))
+            .await?;
+        for r in rows {
+            out.push(seen_of(r)?);
+        }
+    }
+    Ok(out)
 }
 
-/// The claims of (kind, region, subject) keys, as stored now.
+/// The claims of the subjects `subjects` (class codes, phone keys), of any kind and region,
+/// whose window is still open after `after`: those that can hold back an alert of a case
+/// received since (the caller picks what it needs).
 pub async fn claims(
     db: &impl ConnectionTrait,
-    keys: &[(AlertKind, String, String)],
+    subjects: &[String],
+    after: DateTime<Utc>,
 ) -> Result<Vec<Claim>, StorageError> {
-    let backend = db.get_database_backend();
     let mut out = Vec::new();
-    for (kind, region, subject) in keys {
-        if let Some(r) = db
-            .query_one_raw(sql(
-                backend,
-                "SELECT until FROM alert_claims WHERE kind = $1 AND region_code = $2 \
-                 AND subject = $3",
-                vec![
-                    kind.as_str().into(),
-                    region.as_str().into(),
-                    subject.as_str().into(),
-                ],
+    for chunk in subjects.chunks(CHUNK) {
+        let mut values: Vec<sea_orm::Value> = vec![after.into()];
+        values.extend(chunk.iter().map(|k| k.as_str().into()));
+        let rows = db
+            .query_all_raw(sql(
+                db.get_database_backend(),
+                &format!(
+                    "SELECT kind, region_code, subject, until FROM alert_claims \
+                     WHERE until > $1 AND subject IN ({})",
+                    params(1, chunk.len())
+                ),
+                values,
             ))
-            .await?
-        {
+            .await?;
+        for r in rows {
+            let kind: String = r.try_get_by_index(0)?;
             out.push(Claim {
-                kind: *kind,
-                region_code: region.clone(),
-                subject: subject.clone(),
-                until: r.try_get_by_index(0)?,
+                kind: kind.parse().map_err(corrupt)?,
+                region_code: r.try_get_by_index(1)?,
+                subject: r.try_get_by_index(2)?,
+                until: r.try_get_by_index(3)?,
             });
         }
     }
