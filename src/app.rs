@@ -20,8 +20,9 @@ use crate::{
     proto::{self, v1 as pb},
     service::{
         LiveDirectory,
+        alerts::Alerts,
         attachments::Attachments,
-        cases::CaseQueries,
+        cases::{CaseQueries, WorkflowLimits},
         events::{EventHub, Wake},
         intake::Intake,
         rules::LiveRules,
@@ -59,6 +60,7 @@ pub struct Application {
     time: Arc<dyn TimeSource>,
     supervisor: Arc<Supervisor>,
     stats: Arc<StatsService>,
+    alerts: Arc<Alerts>,
     verifier: Arc<Verifier>,
     /// Wakes the event feed after commits through this process.
     wake: Wake,
@@ -116,6 +118,13 @@ impl Application {
             rules.clone(),
             time.clone(),
         ));
+        let alerts = Arc::new(Alerts::new(
+            db.clone(),
+            directory.clone(),
+            time.clone(),
+            settings.alerts.clone(),
+            wake.clone(),
+        ));
         let limits = Arc::new(Limits::new(&settings.limits));
         let stop = watch::channel(false);
         let events = EventHub::start(
@@ -148,6 +157,7 @@ impl Application {
             time,
             supervisor,
             stats,
+            alerts,
             verifier,
             wake,
             events,
@@ -159,6 +169,11 @@ impl Application {
     /// The SLA supervisor, for tests that fire levels at a time of their choosing.
     pub fn supervisor(&self) -> Arc<Supervisor> {
         self.supervisor.clone()
+    }
+
+    /// The alert watcher, for tests that look at the cases received at a time of their choosing.
+    pub fn alerts(&self) -> Arc<Alerts> {
+        self.alerts.clone()
     }
 
     /// The event hub, for tests that watch what it reads.
@@ -195,6 +210,7 @@ impl Application {
         let scheduler = Scheduler::start(
             self.supervisor.clone(),
             self.stats.clone(),
+            self.alerts.clone(),
             self.settings.sla_tick,
         )
         .await?;
@@ -344,7 +360,14 @@ impl Application {
                         self.time.clone(),
                         self.wake.clone(),
                     )
-                    .with_max_reporter_wait(self.settings.max_reporter_wait)
+                    .with_limits(WorkflowLimits {
+                        max_reporter_wait: self.settings.max_reporter_wait,
+                        extensions: crate::domain::sla::ExtensionRules {
+                            per_cycle: self.settings.extensions_per_cycle,
+                            ceiling: self.settings.extension_ceiling,
+                        },
+                        return_window: self.settings.return_window,
+                    })
                 ))
             )))
             .add_service(limited!(
@@ -353,7 +376,7 @@ impl Application {
                 ))
             ))
             .add_service(limited!(pb::stats_service_server::StatsServiceServer::new(
-                StatsApi::new(self.stats.clone())
+                StatsApi::new(self.stats.clone(), self.alerts.clone())
             )))
             .serve_with_incoming_shutdown(incoming, signal);
         let mut server = std::pin::pin!(server);
@@ -376,6 +399,7 @@ impl Application {
         scheduler.shutdown().await;
         // A scan under way finishes its transaction before the process lets go of the database.
         self.supervisor.idle().await;
+        self.alerts.idle().await;
         let _ = sampler.await;
         if let Some(metrics) = metrics {
             let _ = metrics.await;

@@ -13,7 +13,11 @@ use std::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
-use crate::domain::calendar::{OfficeHours, SlaDuration};
+use crate::domain::{
+    alerts::{ANY_CLASS, AlertRules, Threshold, TierThresholds},
+    calendar::{OfficeHours, SlaDuration},
+    sla::ExtensionRules,
+};
 pub use crate::storage::redact_url;
 
 /// Everything the service reads at start-up.
@@ -50,6 +54,29 @@ pub struct Settings {
     /// (`5wd` by default; `48h`, `3wd`, `16wh`).
     #[serde(deserialize_with = "sla_duration")]
     pub max_reporter_wait: SlaDuration,
+    /// Extensions (延期) granted to a case's resolve clock in one cycle at most (1 by default;
+    /// 0: none are granted).
+    pub extensions_per_cycle: u32,
+    /// How far extensions together may move a cycle's due time past where it fell before the
+    /// first (`10wd` by default: the common 12345 rule).
+    pub extension_ceiling: SlaDuration,
+    /// How long after dispatch a unit returns a case as not theirs on its own word (`2wd` by
+    /// default); later, the return is a request the holding center decides.
+    pub return_window: SlaDuration,
+    /// Early warning (研判预警): the hotspot thresholds per category class and tier and the
+    /// repeat-reporter threshold, each `COUNT/WINDOW` (`5/72h`, `3/30d`):
+    ///
+    /// ```toml
+    /// [alerts]
+    /// repeat_reporter = "3/30d"
+    /// [alerts.hotspot]
+    /// "*" = { community = "5/72h", township = "5/72h" }
+    /// dispute = { community = "3/72h", township = "3/72h" }
+    /// ```
+    ///
+    /// A class not named takes `"*"`'s; a tier not named takes the class's default.
+    #[serde(deserialize_with = "alert_rules")]
+    pub alerts: AlertRules,
     /// After this much quiet on a connection the server sends an HTTP/2 ping, so that long-lived
     /// streams (WatchEvents) survive proxies and mobile networks that drop idle connections,
     /// and a peer that is gone is noticed (no answer within 20 s closes the connection).
@@ -200,6 +227,10 @@ impl Default for Settings {
             sla_tick: Duration::from_secs(5),
             office_hours: OfficeHours::default(),
             max_reporter_wait: crate::service::cases::DEFAULT_MAX_REPORTER_WAIT,
+            extensions_per_cycle: ExtensionRules::default().per_cycle,
+            extension_ceiling: ExtensionRules::default().ceiling,
+            return_window: crate::service::cases::DEFAULT_RETURN_WINDOW,
+            alerts: AlertRules::default(),
             keepalive: Duration::from_secs(30),
             console_tile_url: None,
             metrics_listen: None,
@@ -231,6 +262,70 @@ fn sla_duration<'de, D: Deserializer<'de>>(d: D) -> Result<SlaDuration, D::Error
     let text = String::deserialize(d)?;
     text.parse()
         .map_err(|e| serde::de::Error::custom(format!("max_reporter_wait: {e}")))
+}
+
+/// The `[alerts]` table as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertsFile {
+    enabled: Option<bool>,
+    repeat_reporter: Option<String>,
+    #[serde(default)]
+    hotspot: BTreeMap<String, TiersFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TiersFile {
+    community: Option<String>,
+    township: Option<String>,
+}
+
+/// Sets one class's threshold at one tier (`community` or `township`) over `rules`; a class
+/// named for the first time starts from `"*"`'s thresholds.
+fn set_hotspot(rules: &mut AlertRules, class: &str, tier: &str, value: &str) -> Result<(), String> {
+    let class = class.trim();
+    if class.is_empty() {
+        return Err("an empty class code".into());
+    }
+    let threshold: Threshold = value.parse()?;
+    let base = rules
+        .hotspot
+        .get(class)
+        .or_else(|| rules.hotspot.get(ANY_CLASS))
+        .copied()
+        .unwrap_or(TierThresholds::DEFAULT);
+    let entry = rules.hotspot.entry(class.to_owned()).or_insert(base);
+    match tier.trim() {
+        "community" => entry.community = threshold,
+        "township" => entry.township = threshold,
+        other => return Err(format!("{other:?} is not a tier (community or township)")),
+    }
+    Ok(())
+}
+
+/// The `[alerts]` table over the defaults, checked as it is read.
+fn alert_rules<'de, D: Deserializer<'de>>(d: D) -> Result<AlertRules, D::Error> {
+    let file = AlertsFile::deserialize(d)?;
+    let mut rules = AlertRules::default();
+    if let Some(enabled) = file.enabled {
+        rules.enabled = enabled;
+    }
+    if let Some(v) = file.repeat_reporter {
+        rules.repeat_reporter = v
+            .parse()
+            .map_err(|e| serde::de::Error::custom(format!("alerts.repeat_reporter: {e}")))?;
+    }
+    for (class, tiers) in file.hotspot {
+        for (tier, value) in [("community", tiers.community), ("township", tiers.township)] {
+            if let Some(v) = value {
+                set_hotspot(&mut rules, &class, tier, &v).map_err(|e| {
+                    serde::de::Error::custom(format!("alerts.hotspot.{class}.{tier}: {e}"))
+                })?;
+            }
+        }
+    }
+    Ok(rules)
 }
 
 /// `office_hours = ["08:30-12:00", "13:30-17:30"]`, checked as it is read.
@@ -350,6 +445,54 @@ impl Settings {
         if let Some(v) = env("GRIDCASE_MAX_REPORTER_WAIT") {
             self.max_reporter_wait = v.parse().map_err(|e| {
                 ConfigError::new(format!("GRIDCASE_MAX_REPORTER_WAIT={v:?}: {e} (e.g. 5wd)"))
+            })?;
+        }
+        for (name, slot) in [
+            ("GRIDCASE_EXTENSION_CEILING", &mut self.extension_ceiling),
+            ("GRIDCASE_RETURN_WINDOW", &mut self.return_window),
+        ] {
+            if let Some(v) = env(name) {
+                *slot = v
+                    .parse()
+                    .map_err(|e| ConfigError::new(format!("{name}={v:?}: {e} (e.g. 2wd)")))?;
+            }
+        }
+        if let Some(v) = env("GRIDCASE_EXTENSIONS_PER_CYCLE") {
+            self.extensions_per_cycle = parsed("GRIDCASE_EXTENSIONS_PER_CYCLE", &v)?;
+        }
+        if let Some(v) = env("GRIDCASE_ALERT_HOTSPOT") {
+            for entry in v.split(',').filter(|e| !e.trim().is_empty()) {
+                let set = entry
+                    .split_once('=')
+                    .and_then(|(key, value)| {
+                        key.rsplit_once('.')
+                            .map(|(class, tier)| (class, tier, value))
+                    })
+                    .ok_or_else(|| "not CLASS.TIER=COUNT/WINDOW".to_owned())
+                    .and_then(|(class, tier, value)| {
+                        set_hotspot(&mut self.alerts, class, tier, value.trim())
+                    });
+                set.map_err(|e| {
+                    ConfigError::new(format!(
+                        "GRIDCASE_ALERT_HOTSPOT={v:?}: {entry:?}: {e} (e.g. dispute.community=3/72h,*.township=5/72h)"
+                    ))
+                })?;
+            }
+        }
+        if let Some(v) = env("GRIDCASE_ALERTS") {
+            self.alerts.enabled = match v.as_str() {
+                "on" => true,
+                "off" => false,
+                _ => {
+                    return Err(ConfigError::new(format!(
+                        "GRIDCASE_ALERTS={v:?}: expected on or off"
+                    )));
+                }
+            };
+        }
+        if let Some(v) = env("GRIDCASE_ALERT_REPEAT_REPORTER") {
+            self.alerts.repeat_reporter = v.parse().map_err(|e| {
+                ConfigError::new(format!("GRIDCASE_ALERT_REPEAT_REPORTER={v:?}: {e}"))
             })?;
         }
         if let Some(v) = env("GRIDCASE_KEEPALIVE") {
@@ -599,6 +742,105 @@ mod tests {
             assert!(err.contains("office_hours"), "{value}: {err}");
             assert!(err.contains(says), "{value}: {err}");
             assert!(!err.contains('\n'), "{value}: {err:?} should be one line");
+        }
+    }
+
+    #[test]
+    fn alert_thresholds_come_from_the_file_or_the_environment() {
+        use crate::domain::directory::Tier;
+        let default = Settings::load_from(None, env_of(&[])).unwrap();
+        assert_eq!(default.alerts, AlertRules::default());
+        assert_eq!(default.alerts.hotspot("dispute", Tier::Community).count, 3);
+        assert_eq!(
+            default.alerts.hotspot("environment", Tier::Township).count,
+            5
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gridcase.toml");
+        fs::write(
+            &path,
+            "[alerts]\nrepeat_reporter = \"4/14d\"\n[alerts.hotspot]\n\"*\" = { township = \"8/48h\" }\nenvironment = { community = \"2/24h\" }\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(Some(&path), env_of(&[])).unwrap();
+        assert_eq!(s.alerts.repeat_reporter.to_string(), "4/14d");
+        assert_eq!(s.alerts.hotspot("fire", Tier::Township).to_string(), "8/2d");
+        assert_eq!(
+            s.alerts.hotspot("fire", Tier::Community).to_string(),
+            "5/3d"
+        );
+        // A class named takes "*"'s for the tier it does not name.
+        assert_eq!(
+            s.alerts.hotspot("environment", Tier::Community).to_string(),
+            "2/1d"
+        );
+        assert_eq!(
+            s.alerts.hotspot("environment", Tier::Township).to_string(),
+            "8/2d"
+        );
+        assert_eq!(
+            s.alerts.hotspot("dispute", Tier::Township).to_string(),
+            "3/3d"
+        );
+        let s = Settings::load_from(
+            Some(&path),
+            env_of(&[
+                (
+                    "GRIDCASE_ALERT_HOTSPOT",
+                    "dispute.community=4/36h, fire.township=9/1d",
+                ),
+                ("GRIDCASE_ALERT_REPEAT_REPORTER", "5/30d"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.alerts.hotspot("dispute", Tier::Community).to_string(),
+            "4/36h"
+        );
+        assert_eq!(s.alerts.hotspot("fire", Tier::Township).to_string(), "9/1d");
+        assert_eq!(s.alerts.repeat_reporter.to_string(), "5/30d");
+        assert!(s.alerts.enabled);
+        let off = Settings::load_from(None, env_of(&[("GRIDCASE_ALERTS", "off")])).unwrap();
+        assert!(!off.alerts.enabled);
+        for (file, says) in [
+            (
+                "[alerts]\nrepeat_reporter = \"1/30d\"\n",
+                "alerts.repeat_reporter",
+            ),
+            ("[alerts.hotspot]\ndispute = { grid = \"3/72h\" }\n", "grid"),
+            (
+                "[alerts.hotspot]\ndispute = { township = \"3/72\" }\n",
+                "alerts.hotspot.dispute.township",
+            ),
+        ] {
+            fs::write(&path, file).unwrap();
+            let err = Settings::load_from(Some(&path), env_of(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{file}: {err}");
+            assert!(!err.contains('\n'), "{file}: {err:?} should be one line");
+        }
+        for (env, says) in [
+            (
+                &[("GRIDCASE_ALERT_HOTSPOT", "dispute=3/72h")][..],
+                "CLASS.TIER",
+            ),
+            (
+                &[("GRIDCASE_ALERT_HOTSPOT", "dispute.grid=3/72h")][..],
+                "not a tier",
+            ),
+            (
+                &[("GRIDCASE_ALERT_REPEAT_REPORTER", "3")][..],
+                "GRIDCASE_ALERT_REPEAT_REPORTER",
+            ),
+            (&[("GRIDCASE_ALERTS", "no")][..], "GRIDCASE_ALERTS"),
+        ] {
+            let env: &'static [(&'static str, &'static str)] = env;
+            let err = Settings::load_from(None, env_of(env))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{err}");
+            assert!(!err.contains('\n'), "{err:?} should be one line");
         }
     }
 

@@ -13,10 +13,11 @@ use gridcase::{
     domain::Role,
     proto::v1::{
         AcceptCaseRequest, AwaitReporterRequest, CancelCaseRequest, Case, CloseCaseRequest,
-        DispatchCaseRequest, EscalateCaseRequest, EvaluateCaseRequest, GetCaseRequest,
-        ListCasesRequest, MergeCaseRequest, RecordFeedbackRequest, ResolveCaseRequest,
-        ResumeCaseRequest, ReturnCaseRequest, Satisfaction, UpdateProgressRequest,
-        WhistleCaseRequest, case_service_client::CaseServiceClient,
+        DecideExtensionRequest, DecideReturnRequest, DispatchCaseRequest, EscalateCaseRequest,
+        EvaluateCaseRequest, GetCaseRequest, ListCasesRequest, MergeCaseRequest,
+        RecordFeedbackRequest, RequestExtensionRequest, ResolveCaseRequest, ResumeCaseRequest,
+        ReturnCaseRequest, Satisfaction, UpdateProgressRequest, WhistleCaseRequest,
+        case_service_client::CaseServiceClient,
     },
 };
 use tonic::{Code, transport::Channel};
@@ -271,6 +272,42 @@ async fn call(app: &TestApp, rpc: &str, token: &str, case: &Case, other: &Case) 
             ))
             .await
             .map(drop),
+        "RequestExtension" => c
+            .request_extension(authed(
+                RequestExtensionRequest {
+                    case_id: id,
+                    expected_version: v,
+                    duration: "3wd".into(),
+                    reason: "需协调住建部门".into(),
+                },
+                token,
+            ))
+            .await
+            .map(drop),
+        "DecideExtension" => c
+            .decide_extension(authed(
+                DecideExtensionRequest {
+                    case_id: id,
+                    expected_version: v,
+                    approve: true,
+                    reason: String::new(),
+                },
+                token,
+            ))
+            .await
+            .map(drop),
+        "DecideReturn" => c
+            .decide_return(authed(
+                DecideReturnRequest {
+                    case_id: id,
+                    expected_version: v,
+                    approve: true,
+                    reason: String::new(),
+                },
+                token,
+            ))
+            .await
+            .map(drop),
         other => panic!("no call for {other}"),
     };
     match result {
@@ -316,6 +353,14 @@ async fn every_case_rpc_answers_every_role_in_and_out_of_scope(backend: Backend)
         ("AwaitReporter", State::Accepted, [PD, OK, PD, PD, PD, PD]),
         // Not waiting on the reporter: nothing to resume.
         ("ResumeCase", State::Accepted, [PD, FP, PD, PD, PD, PD]),
+        (
+            "RequestExtension",
+            State::Accepted,
+            [PD, OK, PD, PD, PD, PD],
+        ),
+        // Nothing asked of the center: nothing to decide.
+        ("DecideExtension", State::Accepted, [PD, PD, FP, PD, PD, PD]),
+        ("DecideReturn", State::Dispatched, [PD, PD, FP, PD, PD, PD]),
     ];
     let allowed = |rpc: &str, role: Role| {
         gridcase::auth::permissions::roles_for(&format!("/gridcase.v1.CaseService/{rpc}"))

@@ -243,6 +243,55 @@ test("a grid member is not offered the dispatcher's actions, and the API refuses
   await ctx.close();
 });
 
+test("the lead unit asks for an extension on the page, the center approves it there, and the clock shows it", async () => {
+  const g = grids[11];
+  const disp = srv.api(srv.token("disp-371102", "dispatcher"));
+  const staffApi = srv.api(srv.token("staff-371102.justice", "unit_staff"));
+  let c = await h.submit(srv.api(srv.token(`gm-${g.code}`, "grid_member")), g, "dispute.neighbor", "e2e：邻里纠纷需多部门协调");
+  c = (await disp.cases.dispatchCase({ caseId: c.id, expectedVersion: c.version, unitCode: "371102.justice", reason: "e2e" })).case;
+  c = (await staffApi.cases.acceptCase({ caseId: c.id, expectedVersion: c.version })).case;
+
+  // The unit's staff asks on its page.
+  const unit = await newPage(browser);
+  await signIn(unit.page, srv.url, srv.token("staff-371102.justice", "unit_staff"));
+  const row = unit.page.locator(`[data-testid="case-row"][data-case-id="${c.id}"]`);
+  await row.waitFor({ timeout: 20_000 });
+  await row.click();
+  await unit.page.waitForSelector(`[data-testid="case-detail"][data-case-id="${c.id}"][data-status="accepted"]`);
+  await unit.page.getByTestId("action-extension").click();
+  await unit.page.getByTestId("action-duration").fill("3wd");
+  await unit.page.getByTestId("action-text").fill("需协调住建部门现场勘验");
+  await unit.page.getByTestId("action-confirm").click();
+  await unit.page.waitForSelector('[data-testid="action-result"][data-kind="ok"]', { timeout: 15_000 });
+  await unit.page.waitForSelector('[data-testid="pending-request"][data-kind="extension"]', { timeout: 15_000 });
+  assert.match(await unit.page.getByTestId("pending-request").innerText(), /3wd/);
+  assert.equal(await unit.page.getByTestId("action-extension").count(), 0, "one request at a time");
+
+  // The center approves on its page; the resolve clock shows the extension on both pages.
+  const center = await newPage(browser);
+  await signIn(center.page, srv.url, srv.token("disp-371102", "dispatcher"));
+  const crow = center.page.locator(`[data-testid="case-row"][data-case-id="${c.id}"]`);
+  await crow.waitFor({ timeout: 20_000 });
+  await crow.click();
+  await center.page.waitForSelector('[data-testid="pending-request"][data-kind="extension"]', { timeout: 15_000 });
+  await center.page.getByTestId("action-approveExtension").click();
+  await center.page.getByTestId("action-confirm").click();
+  await center.page.waitForSelector('[data-testid="action-result"][data-kind="ok"]', { timeout: 15_000 });
+  await center.page.getByTestId("clock-extended").waitFor({ timeout: 15_000 });
+  assert.equal(await center.page.getByTestId("pending-request").count(), 0);
+  await center.page.waitForSelector('[data-testid="timeline-event"][data-kind="extension_decided"]', { timeout: 15_000 });
+  await center.page.screenshot({ path: artifact("09-extension-approved.png") });
+  await unit.page.getByTestId("clock-extended").waitFor({ timeout: 15_000 });
+  const now = await disp.cases.getCase({ caseId: c.id });
+  const resolve = now.case.clocks.find((k) => k.kind === h.ClockKind.RESOLVE);
+  assert.equal(resolve.extensions, 1);
+  assert.ok(resolve.originalDueAt, "the due time before the extension is kept");
+  assert.deepEqual(unit.problems, [], "no console errors");
+  assert.deepEqual(center.problems, [], "no console errors");
+  await unit.ctx.close();
+  await center.ctx.close();
+});
+
 test("a garbage, an expired or a running-out token returns to sign-in with the reason", async () => {
   const { page, ctx } = await newPage(browser);
   // Garbage.
@@ -416,3 +465,34 @@ test("导出 CSV downloads every case of the applied filters, as ListCases lists
   assert.deepEqual(problems, [], "no console errors");
   await ctx.close();
 });
+
+test("a district dispatcher is alerted live to cases piling up in one community and opens them", async () => {
+  const { page, problems, ctx } = await newPage(browser);
+  await signIn(page, srv.url, srv.token("disp-371102", "dispatcher"));
+  await waitMapReady(page);
+  await page.waitForSelector('[data-testid="live-state"][data-state="live"]');
+  await page.getByTestId("tab-alerts").click();
+  await page.locator('[data-testid="alerts-empty"], [data-testid="alert"]').first().waitFor({ timeout: 15_000 });
+  // Five environmental cases (a class nothing else seeds) in one grid: its community's alert
+  // (5 within 72 hours), raised by the server within seconds and listed without a reload.
+  const g = grids[1];
+  const community = g.code.slice(0, 12);
+  const gm = srv.api(srv.token(`gm-${g.code}`, "grid_member"));
+  const made = [];
+  for (let i = 0; i < 5; i++) made.push(await h.submit(gm, g, "environment.garbage", `e2e 垃圾堆放 ${i}`));
+  const t0 = Date.now();
+  const alert = page.locator(`[data-testid="alert"][data-kind="hotspot"][data-region="${community}"]`);
+  await alert.waitFor({ timeout: 20_000 });
+  console.log(`# the hotspot alert was listed ${Date.now() - t0} ms after the fifth case`);
+  assert.match(await alert.getByTestId("alert-count").innerText(), /5/);
+  assert.match(await alert.innerText(), /环境保护/);
+  const codes = await alert.getByTestId("alert-case").allInnerTexts();
+  assert.deepEqual([...codes].sort(), made.map((c) => c.code).sort(), "the alert names the five cases");
+  await page.screenshot({ path: artifact("08-alerts.png") });
+  // A case of the alert opens in the map's detail panel.
+  await alert.getByTestId("alert-case").last().click();
+  await page.waitForSelector(`[data-testid="case-detail"][data-case-id="${made[4].id}"]`, { timeout: 15_000 });
+  assert.deepEqual(problems, [], "no console errors");
+  await ctx.close();
+});
+

@@ -11,6 +11,8 @@ mod m20261130_000001_key_tickets_per_gateway;
 mod m20261130_000002_retire_directory_records;
 mod m20261130_000003_event_audience;
 mod m20261130_000004_reporter_wait;
+mod m20261201_000001_extensions_and_returns;
+mod m20261201_000002_alerts;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -26,6 +28,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000002_retire_directory_records::Migration),
             Box::new(m20261130_000003_event_audience::Migration),
             Box::new(m20261130_000004_reporter_wait::Migration),
+            Box::new(m20261201_000001_extensions_and_returns::Migration),
+            Box::new(m20261201_000002_alerts::Migration),
         ]
     }
 }

@@ -103,6 +103,11 @@ pub const RPC_ROLES: &[(&str, &[Role])] = &[
     // The lead unit's staff only (`workflow::apply` checks the unit).
     ("/gridcase.v1.CaseService/AwaitReporter", &[UnitStaff]),
     ("/gridcase.v1.CaseService/ResumeCase", &[UnitStaff]),
+    ("/gridcase.v1.CaseService/RequestExtension", &[UnitStaff]),
+    // The holding center decides what the lead unit asks (`workflow::apply` checks the role;
+    // the scope holds the case).
+    ("/gridcase.v1.CaseService/DecideExtension", &[Dispatcher]),
+    ("/gridcase.v1.CaseService/DecideReturn", &[Dispatcher]),
     ("/gridcase.v1.GatewayService/IngestTicket", &[Gateway]),
     // Everyone follows what they may see (the scope rule of ListCases; admins all).
     ("/gridcase.v1.GatewayService/WatchEvents", EVERYONE),
@@ -117,6 +122,11 @@ pub const RPC_ROLES: &[(&str, &[Role])] = &[
     // RankUnits' entries as CSV.
     (
         "/gridcase.v1.StatsService/ExportStats",
+        &[Supervisor, Dispatcher],
+    ),
+    // Within the caller's region (the scope rule of ListCases).
+    (
+        "/gridcase.v1.StatsService/ListAlerts",
         &[Supervisor, Dispatcher],
     ),
 ];

@@ -591,6 +591,20 @@ impl fmt::Display for SlaDuration {
     }
 }
 
+/// Stored and exchanged as its text (`3wd`), as the policy and the command line write it.
+impl serde::Serialize for SlaDuration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SlaDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl FromStr for SlaDuration {
     type Err = String;
 

@@ -187,6 +187,46 @@ pub struct Case {
     /// waiting. Only an accepted or in-progress case waits; any change that takes it out of
     /// those states ends the wait.
     pub awaiting_since: Option<DateTime<Utc>>,
+    /// When the case was last sent to its lead unit (dispatched, escalated by hand to a center,
+    /// or reopened): a unit returns it as not theirs within `return_window` of this on its own
+    /// word, later only with the center's approval. `None` for a case never dispatched.
+    pub dispatched_at: Option<DateTime<Utc>>,
+    /// What the lead unit asked of the holding center and the center has not yet decided (an
+    /// extension, a late return); at most one at a time. A change that takes the case out of
+    /// the lead unit's hands (resolved, returned, escalated, merged, cancelled) drops it.
+    pub request: Option<Request>,
+}
+
+/// A request of the lead unit that the holding center decides.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Request {
+    #[serde(flatten)]
+    pub kind: RequestKind,
+    pub reason: String,
+    /// Who asked, and for which unit.
+    pub by_sub: String,
+    pub unit_code: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RequestKind {
+    /// 延期: more time for the resolve clock.
+    Extension {
+        duration: super::calendar::SlaDuration,
+    },
+    /// 退回 after the return window: the case is not the unit's.
+    Return,
+}
+
+impl RequestKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::Extension { .. } => "extension",
+            RequestKind::Return => "return",
+        }
+    }
 }
 
 /// An evaluation by the reporter, or recorded on the reporter's word after a callback (回访).

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     Role,
+    calendar::SlaDuration,
     case::{Case, CaseStatus, Source},
     directory::{Tier, center_code},
     sla::{ClockKind, Level},
@@ -53,10 +54,25 @@ pub enum EventKind {
     /// The wait on the reporter ended (by the unit, by the reporter's supplement, or by itself
     /// after `max_reporter_wait`); the resolve clock runs again, its times moved by the wait.
     Resumed,
+    /// The lead unit asked the holding center for more time (延期申请).
+    ExtensionRequested,
+    /// The holding center approved or refused it; approved, the resolve clock's due time (and
+    /// its warning and escalation times with it) moved.
+    ExtensionDecided,
+    /// The lead unit asked to return the case after the return window: the center decides.
+    ReturnRequested,
+    /// The holding center approved (the case is returned) or refused a late return.
+    ReturnDecided,
+    /// 研判预警: cases of one class piling up in a community or township (an alert appended to
+    /// the chain of the case that crossed the threshold, addressed to the region's center).
+    Hotspot,
+    /// 研判预警: one citizen's phone on several cases within the window, a person the center
+    /// should call; appended to the latest case's chain, addressed to its holding center.
+    RepeatReporter,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 23] = [
+    pub const ALL: [EventKind; 29] = [
         EventKind::Submitted,
         EventKind::Registered,
         EventKind::Dispatched,
@@ -80,6 +96,12 @@ impl EventKind {
         EventKind::RedCard,
         EventKind::AwaitingReporter,
         EventKind::Resumed,
+        EventKind::ExtensionRequested,
+        EventKind::ExtensionDecided,
+        EventKind::ReturnRequested,
+        EventKind::ReturnDecided,
+        EventKind::Hotspot,
+        EventKind::RepeatReporter,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -107,7 +129,19 @@ impl EventKind {
             EventKind::RedCard => "red_card",
             EventKind::AwaitingReporter => "awaiting_reporter",
             EventKind::Resumed => "resumed",
+            EventKind::ExtensionRequested => "extension_requested",
+            EventKind::ExtensionDecided => "extension_decided",
+            EventKind::ReturnRequested => "return_requested",
+            EventKind::ReturnDecided => "return_decided",
+            EventKind::Hotspot => "hotspot",
+            EventKind::RepeatReporter => "repeat_reporter",
         }
+    }
+
+    /// The early-warning kinds: seen by the centers of the region alerted and above (and the
+    /// center's own staff), never by the case's reporter, gateway or units.
+    pub fn is_alert(self) -> bool {
+        matches!(self, EventKind::Hotspot | EventKind::RepeatReporter)
     }
 }
 
@@ -184,6 +218,32 @@ impl FromStr for ResumedBy {
     }
 }
 
+/// What an alert records (`hotspot`, `repeat_reporter`): the alert, the region and its center,
+/// what piled up, and the cases counted. A repeat reporter's phone is recorded masked: the
+/// event reaches every center above the holding one, which must not see it whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertDetails {
+    pub alert_id: String,
+    /// The community or township of a hotspot; the region holding the latest case of a repeat
+    /// reporter.
+    pub region_code: String,
+    pub tier: Tier,
+    /// The center asked to look (`{region_code}.center`).
+    pub center: String,
+    /// A hotspot's category class.
+    pub class_code: Option<String>,
+    pub class_name: Option<String>,
+    /// A repeat reporter's phone, masked.
+    pub phone_masked: Option<String>,
+    /// The cases counted, oldest first.
+    pub case_ids: Vec<String>,
+    pub case_codes: Vec<String>,
+    /// The window counted, `(from, at]`, and the end of the alert's own window, before which
+    /// no alert of the same region and subject is raised again.
+    pub from: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
 /// What each kind of event records beyond who, when and from what state to what.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Details {
@@ -258,6 +318,30 @@ pub enum Details {
         paused_at: DateTime<Utc>,
         resumed_at: DateTime<Utc>,
     },
+    /// An extension asked (the reason is the event's): `duration` past the resolve clock's due
+    /// time `due_at`, which would move it to `extended_due_at`.
+    ExtensionRequested {
+        duration: SlaDuration,
+        due_at: DateTime<Utc>,
+        extended_due_at: DateTime<Utc>,
+    },
+    /// The center's decision (its reason is the event's); approved, the resolve clock's due
+    /// time moved from the first time of `moved` to the second.
+    ExtensionDecided {
+        approved: bool,
+        duration: SlaDuration,
+        moved: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    },
+    /// A late return asked (the reason is the event's): the window closed at `window_ended_at`.
+    ReturnRequested {
+        window_ended_at: DateTime<Utc>,
+    },
+    /// The center's decision on a late return; approved, a `returned` event follows.
+    ReturnDecided {
+        approved: bool,
+    },
+    /// Hotspots and repeat reporters.
+    Alert(AlertDetails),
 }
 
 impl Details {
@@ -369,6 +453,54 @@ impl Details {
                 "resumed_at": resumed_at.to_rfc3339(),
                 "paused_seconds": (*resumed_at - *paused_at).num_seconds(),
             }),
+            Details::ExtensionRequested {
+                duration,
+                due_at,
+                extended_due_at,
+            } => json!({
+                "duration": duration.to_string(),
+                "due_at": due_at.to_rfc3339(),
+                "extended_due_at": extended_due_at.to_rfc3339(),
+            }),
+            Details::ExtensionDecided {
+                approved,
+                duration,
+                moved,
+            } => {
+                let mut value = json!({ "approved": approved, "duration": duration.to_string() });
+                if let Some((due_at, extended_due_at)) = moved {
+                    value["due_at"] = json!(due_at.to_rfc3339());
+                    value["extended_due_at"] = json!(extended_due_at.to_rfc3339());
+                }
+                value
+            }
+            Details::ReturnRequested { window_ended_at } => {
+                json!({ "window_ended_at": window_ended_at.to_rfc3339() })
+            }
+            Details::ReturnDecided { approved } => json!({ "approved": approved }),
+            Details::Alert(a) => {
+                let mut value = json!({
+                    "alert_id": a.alert_id,
+                    "region_code": a.region_code,
+                    "tier": a.tier.as_str(),
+                    "center": a.center,
+                    "count": a.case_ids.len(),
+                    "case_ids": a.case_ids,
+                    "case_codes": a.case_codes,
+                    "from": a.from.to_rfc3339(),
+                    "until": a.until.to_rfc3339(),
+                });
+                if let Some(c) = &a.class_code {
+                    value["class_code"] = json!(c);
+                }
+                if let Some(c) = &a.class_name {
+                    value["class_name"] = json!(c);
+                }
+                if let Some(p) = &a.phone_masked {
+                    value["phone"] = json!(p);
+                }
+                value
+            }
         };
         value.to_string()
     }
@@ -407,6 +539,11 @@ impl Details {
             DateTime::parse_from_rfc3339(&string(key)?)
                 .map(|t| t.with_timezone(&Utc))
                 .map_err(|e| format!("{kind} details: {key:?}: {e}"))
+        };
+        let boolean = |key: &str| -> Result<bool, String> {
+            field(key)?
+                .as_bool()
+                .ok_or_else(|| format!("{kind} details: {key:?} is not true or false"))
         };
         Ok(match kind {
             K::Accepted | K::Returned | K::Feedback | K::Closed | K::Cancelled => Details::None,
@@ -497,6 +634,38 @@ impl Details {
                 paused_at: time("paused_at")?,
                 resumed_at: time("resumed_at")?,
             },
+            K::ExtensionRequested => Details::ExtensionRequested {
+                duration: string("duration")?.parse()?,
+                due_at: time("due_at")?,
+                extended_due_at: time("extended_due_at")?,
+            },
+            K::ExtensionDecided => Details::ExtensionDecided {
+                approved: boolean("approved")?,
+                duration: string("duration")?.parse()?,
+                moved: match v.get("due_at") {
+                    Some(_) => Some((time("due_at")?, time("extended_due_at")?)),
+                    None => None,
+                },
+            },
+            K::ReturnRequested => Details::ReturnRequested {
+                window_ended_at: time("window_ended_at")?,
+            },
+            K::ReturnDecided => Details::ReturnDecided {
+                approved: boolean("approved")?,
+            },
+            K::Hotspot | K::RepeatReporter => Details::Alert(AlertDetails {
+                alert_id: string("alert_id")?,
+                region_code: string("region_code")?,
+                tier: string("tier")?.parse()?,
+                center: string("center")?,
+                class_code: optional("class_code"),
+                class_name: optional("class_name"),
+                phone_masked: optional("phone"),
+                case_ids: strings("case_ids")?,
+                case_codes: strings("case_codes")?,
+                from: time("from")?,
+                until: time("until")?,
+            }),
         })
     }
 }
@@ -530,6 +699,9 @@ pub struct Audience {
 /// | resolved, feedback, closed, merged, cancelled | the reporter, told |
 /// | awaiting_reporter | the reporter, asked |
 /// | resumed | the lead unit, whose resolve clock runs again |
+/// | extension_requested, return_requested | the holding center, to decide |
+/// | extension_decided, return_decided | the unit that asked |
+/// | hotspot, repeat_reporter | the alert's center; reaching that center only among units |
 pub fn address(events: &mut [NewEvent], before: &Case, after: &Case) {
     let mut units: Vec<String> = [&before.unit_code, &after.unit_code]
         .into_iter()
@@ -542,8 +714,27 @@ pub fn address(events: &mut [NewEvent], before: &Case, after: &Case) {
     let holder = center_code(&after.region_code);
     for e in events {
         let details = e.parsed_details().unwrap_or(Details::None);
+        if e.kind.is_alert() {
+            // An alert is the center's, not the case's units' (nor its reporter's).
+            let center = match details {
+                Details::Alert(a) => vec![a.center],
+                _ => vec![],
+            };
+            e.audience = Some(Audience {
+                units: center.clone(),
+                notify_units: center,
+                notify_members: vec![],
+            });
+            continue;
+        }
         let (notify_units, notify_members): (Vec<String>, Vec<String>) = match e.kind {
-            EventKind::Registered | EventKind::Returned => (vec![holder.clone()], vec![]),
+            EventKind::Registered
+            | EventKind::Returned
+            | EventKind::ExtensionRequested
+            | EventKind::ReturnRequested => (vec![holder.clone()], vec![]),
+            EventKind::ExtensionDecided | EventKind::ReturnDecided => {
+                (vec![before.unit_code.clone()], vec![])
+            }
             EventKind::Dispatched
             | EventKind::Reopened
             | EventKind::Supplement
@@ -569,7 +760,9 @@ pub fn address(events: &mut [NewEvent], before: &Case, after: &Case) {
             | EventKind::Accepted
             | EventKind::CheckedIn
             | EventKind::Progress
-            | EventKind::Evaluated => (vec![], vec![]),
+            | EventKind::Evaluated
+            | EventKind::Hotspot
+            | EventKind::RepeatReporter => (vec![], vec![]),
         };
         e.audience = Some(Audience {
             units: units.clone(),
@@ -671,7 +864,20 @@ impl FeedEvent {
             chain: &self.chain,
             reporter_sub: &self.reporter_sub,
             units: &self.units,
+            alert_tier: alert_tier(&self.event.event),
         }
+    }
+}
+
+/// The tier of the region an alert event is about; `None` for every other event.
+pub fn alert_tier(e: &NewEvent) -> Option<Tier> {
+    if !e.kind.is_alert() {
+        return None;
+    }
+    match e.parsed_details() {
+        Ok(Details::Alert(a)) => Some(a.tier),
+        // Details gridcase wrote always read; were they not, only the top tier would see it.
+        _ => Some(Tier::City),
     }
 }
 
@@ -778,6 +984,7 @@ mod addressees {
     };
     use crate::domain::{
         case::CaseStatus,
+        directory::Tier,
         sla::{ClockKind, Level},
     };
 
@@ -785,6 +992,45 @@ mod addressees {
         let mut events = vec![NewEvent::new(kind, "x", Role::Dispatcher, t0()).details(details)];
         address(&mut events, before, after);
         events.remove(0).audience.expect("addressed")
+    }
+
+    fn alert(center: &str) -> Details {
+        Details::Alert(AlertDetails {
+            alert_id: "a1".into(),
+            region_code: "371102001001".into(),
+            tier: Tier::Community,
+            center: center.into(),
+            class_code: Some("dispute".into()),
+            class_name: Some("矛盾纠纷".into()),
+            phone_masked: None,
+            case_ids: vec!["c1".into(), "c2".into(), "c3".into()],
+            case_codes: vec!["k1".into(), "k2".into(), "k3".into()],
+            from: t0(),
+            until: t0(),
+        })
+    }
+
+    /// An alert reaches its center alone among units, whatever units the case has; its
+    /// details read back as written.
+    #[test]
+    fn an_alert_is_the_centers_alone() {
+        let mut before = fixtures::case(CaseStatus::Dispatched);
+        before.assisting = vec![Assist {
+            unit_code: "371102.center".into(),
+            summoned_at: t0(),
+            checked_in_at: None,
+        }];
+        let center = "371102001001.center".to_owned();
+        let a = addressed(EventKind::Hotspot, alert(&center), &before, &before);
+        assert_eq!(a.units, std::slice::from_ref(&center));
+        assert_eq!(a.notify_units, std::slice::from_ref(&center));
+        assert!(a.notify_members.is_empty());
+        let text = alert(&center).to_json();
+        assert_eq!(
+            Details::parse(EventKind::Hotspot, &text),
+            Ok(alert(&center))
+        );
+        assert!(text.contains("\"count\":3"), "{text}");
     }
 
     /// The table of ARCHITECTURE.md "Addressees", kind by kind.
@@ -901,6 +1147,42 @@ mod addressees {
                 EventKind::Resumed,
                 Details::None,
                 vec![POLICE.into()],
+                vec![],
+            ),
+            (
+                EventKind::ExtensionRequested,
+                Details::None,
+                vec![center.clone()],
+                vec![],
+            ),
+            (
+                EventKind::ReturnRequested,
+                Details::None,
+                vec![center.clone()],
+                vec![],
+            ),
+            (
+                EventKind::ExtensionDecided,
+                Details::None,
+                vec![JUSTICE.into()],
+                vec![],
+            ),
+            (
+                EventKind::ReturnDecided,
+                Details::None,
+                vec![JUSTICE.into()],
+                vec![],
+            ),
+            (
+                EventKind::Hotspot,
+                alert(&center),
+                vec![center.clone()],
+                vec![],
+            ),
+            (
+                EventKind::RepeatReporter,
+                alert(&center),
+                vec![center.clone()],
                 vec![],
             ),
         ];

@@ -215,5 +215,7 @@ pub fn case(status: CaseStatus) -> Case {
         resolved_at: None,
         evaluation: None,
         awaiting_since: None,
+        dispatched_at: None,
+        request: None,
     }
 }

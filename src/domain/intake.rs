@@ -192,6 +192,8 @@ pub fn register(directory: &Directory, rules: &Rules, r: Report<'_>) -> DomainRe
         resolved_at: None,
         evaluation: None,
         awaiting_since: None,
+        dispatched_at: None,
+        request: None,
     };
     let reason = match grid {
         Some(g) => format!("grid {}; lead unit {} at {} tier", g.code, unit.code, tier),

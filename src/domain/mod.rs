@@ -1,6 +1,7 @@
 //! The domain: gridcase's rules in its own words, with no tonic or sea-orm types.
 
 pub mod access;
+pub mod alerts;
 pub mod bundle;
 pub mod calendar;
 pub mod case;

@@ -33,6 +33,8 @@ pub struct EventPlace<'a> {
     pub chain: &'a [Option<String>; 5],
     pub reporter_sub: &'a str,
     pub units: &'a [String],
+    /// For an alert (`hotspot`, `repeat_reporter`): the tier of the region it is about.
+    pub alert_tier: Option<Tier>,
 }
 
 impl EventPlace<'_> {
@@ -94,7 +96,22 @@ impl Scope {
 
     /// Whether the scope reaches an event of a case at `place` (what [`Scope::reaches`] says
     /// of the case as it was at that event).
+    ///
+    /// An alert is seen only by the centers of its region and above (dispatchers and
+    /// supervisors whose region holds the alert's region), by the staff of the center it is
+    /// addressed to (its audience's one unit), and by an admin; never by the case's reporter,
+    /// gateway, grid members or units, nor by the centers of the regions below it.
     pub fn sees(&self, place: &EventPlace<'_>) -> bool {
+        if let Some(alert) = place.alert_tier {
+            return match self {
+                Scope::Region { code, tier } => {
+                    *tier <= alert && place.at(*tier) == Some(code.as_str())
+                }
+                Scope::Unit(unit) => place.units.iter().any(|u| u == unit),
+                Scope::All => true,
+                Scope::Grids { .. } | Scope::Reporter(_) => false,
+            };
+        }
         match self {
             Scope::Grids { grids, reporter } => {
                 place.reporter_sub == reporter
@@ -107,6 +124,25 @@ impl Scope {
             Scope::Reporter(sub) => place.reporter_sub == sub,
             Scope::All => true,
         }
+    }
+
+    /// Whether the scope sees `event` of `case` (a case it reaches): every event but an alert
+    /// not meant for it ([`Scope::sees`]).
+    pub fn sees_event_of(&self, case: &Case, event: &super::event::NewEvent) -> bool {
+        let Some(alert_tier) = super::event::alert_tier(event) else {
+            return true;
+        };
+        let units = event
+            .audience
+            .as_ref()
+            .map(|a| a.units.as_slice())
+            .unwrap_or_default();
+        self.sees(&EventPlace {
+            chain: &case.chain,
+            reporter_sub: &case.reporter_sub,
+            units,
+            alert_tier: Some(alert_tier),
+        })
     }
 
     /// Whether the scope reaches `case`.

@@ -7,6 +7,7 @@ use std::{fmt, str::FromStr};
 use chrono::{DateTime, Utc};
 
 use super::{
+    DomainError,
     calendar::{Calendar, SlaDuration},
     case::{Case, NewEvent, Source},
     directory::{Severity, Tier},
@@ -318,6 +319,12 @@ pub enum ClockOp {
     },
     /// Resume the paused clock of this kind at `at`: its times move by the paused span.
     Resume { kind: ClockKind, at: DateTime<Utc> },
+    /// An approved extension (延期): the running lead-unit clock of this kind falls due at
+    /// `due_at` instead, its warning and escalation times moved with it.
+    Extend {
+        kind: ClockKind,
+        due_at: DateTime<Utc>,
+    },
 }
 
 fn start(kind: ClockKind, at: DateTime<Utc>) -> ClockOp {
@@ -456,13 +463,31 @@ pub fn plan(after: &Case, events: &[NewEvent]) -> Vec<ClockOp> {
                     });
                 }
             }
+            EventKind::ExtensionDecided => {
+                if let Ok(Details::ExtensionDecided {
+                    approved: true,
+                    moved: Some((_, due_at)),
+                    ..
+                }) = e.parsed_details()
+                {
+                    ops.push(ClockOp::Extend {
+                        kind: Resolve,
+                        due_at,
+                    });
+                }
+            }
             EventKind::Submitted
+            | EventKind::ExtensionRequested
+            | EventKind::ReturnRequested
+            | EventKind::ReturnDecided
             | EventKind::Evaluated
             | EventKind::Supplement
             | EventKind::SlaWarning
             | EventKind::SlaBreach
             | EventKind::SlaEscalation
-            | EventKind::RedCard => {}
+            | EventKind::RedCard
+            | EventKind::Hotspot
+            | EventKind::RepeatReporter => {}
         }
     }
     ops
@@ -534,6 +559,10 @@ pub struct Clock {
     /// Since when the clock is paused (the case waits on the reporter). A paused clock fires
     /// nothing: its `next_at` holds the time its pause ends by itself, not a level's.
     pub paused_at: Option<DateTime<Utc>>,
+    /// Extensions (延期) granted to this clock, and its due time before the first of them
+    /// (moved by pauses as the due time is); `None` while never extended.
+    pub extensions: i32,
+    pub base_due_at: Option<DateTime<Utc>>,
 }
 
 impl Clock {
@@ -549,12 +578,33 @@ impl Clock {
         let schedule = self.schedule.shifted(span);
         Clock {
             schedule,
+            base_due_at: self.base_due_at.map(|b| b + span),
             next_at: if self.stopped_at.is_some() {
                 None
             } else {
                 schedule.next_after(self.stage)
             },
             paused_at: None,
+            ..self.clone()
+        }
+    }
+
+    /// The clock extended to fall due at `due_at`: every level's time moves by as much as the
+    /// due time does, levels already fired stay fired, and a paused clock stays paused (its
+    /// `next_at` is its pause's end).
+    pub fn extended(&self, due_at: DateTime<Utc>) -> Clock {
+        let schedule = self.schedule.shifted(due_at - self.schedule.due_at);
+        Clock {
+            schedule,
+            next_at: if self.stopped_at.is_some() {
+                None
+            } else if self.paused_at.is_some() {
+                self.next_at
+            } else {
+                schedule.next_after(self.stage)
+            },
+            extensions: self.extensions + 1,
+            base_due_at: Some(self.base_due_at.unwrap_or(self.schedule.due_at)),
             ..self.clone()
         }
     }
@@ -625,6 +675,8 @@ pub fn clock_changes(
             escalations: 0,
             stopped_at: None,
             paused_at: None,
+            extensions: 0,
+            base_due_at: None,
         })
     };
     let mut stopped: Vec<(usize, DateTime<Utc>)> = Vec::new();
@@ -688,6 +740,18 @@ pub fn clock_changes(
                     }
                 }
             }
+            ClockOp::Extend { kind, due_at } => {
+                for (i, c) in clocks.iter_mut().enumerate() {
+                    if c.stopped_at.is_none()
+                        && c.kind == *kind
+                        && c.unit_code.is_empty()
+                        && c.cycle == case.cycle
+                    {
+                        *c = c.extended(*due_at);
+                        touched.push(i);
+                    }
+                }
+            }
             ClockOp::Resume { kind, at } => {
                 for (i, c) in clocks.iter_mut().enumerate() {
                     if c.stopped_at.is_none() && c.paused_at.is_some() && c.kind == *kind {
@@ -714,6 +778,134 @@ pub fn clock_changes(
         started: clocks.split_off(first_new),
         stopped,
         updated,
+    }
+}
+
+/// How far a case's resolve clock may be extended (延期), by configuration: at most `per_cycle`
+/// extensions in a cycle, together moving the due time at most `ceiling` past where it fell
+/// before the first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtensionRules {
+    pub per_cycle: u32,
+    pub ceiling: SlaDuration,
+}
+
+impl Default for ExtensionRules {
+    /// One extension per cycle, 10 working days in all: the common 12345 rule.
+    fn default() -> Self {
+        ExtensionRules {
+            per_cycle: 1,
+            ceiling: SlaDuration::WorkingDays(10),
+        }
+    }
+}
+
+/// What an extension of `duration` would do to a case's running resolve clock, worked out by
+/// the calendar before the workflow judges it ([`ExtensionRoom::check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtensionRoom {
+    pub rules: ExtensionRules,
+    pub duration: SlaDuration,
+    /// Extensions granted to the cycle's resolve clocks so far.
+    pub granted: u32,
+    /// The running resolve clock: its due time now, where `duration` moves it, and the latest
+    /// the ceiling allows. `None` when no resolve clock of the cycle runs.
+    pub clock: Option<ExtendedDue>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtendedDue {
+    pub due_at: DateTime<Utc>,
+    pub extended_due_at: DateTime<Utc>,
+    pub latest_due_at: DateTime<Utc>,
+}
+
+/// `d` past the due time `due_at`: `3wd` is three working days later. A due time at 24:00 (the
+/// end of a working-day clock's last day, stored as the next day's 00:00) belongs to the day it
+/// ends, so working days count from the day after that one, not from the day after midnight.
+fn later(calendar: &Calendar, due_at: DateTime<Utc>, d: SlaDuration) -> DateTime<Utc> {
+    match d {
+        SlaDuration::WorkingDays(_) => calendar.due(due_at - chrono::TimeDelta::microseconds(1), d),
+        SlaDuration::Minutes(_) | SlaDuration::WorkingHours(_) => calendar.due(due_at, d),
+    }
+}
+
+impl ExtensionRoom {
+    /// From the case's clocks (every kind and cycle, as stored).
+    pub fn of(
+        case: &Case,
+        clocks: &[Clock],
+        duration: SlaDuration,
+        rules: ExtensionRules,
+        calendar: &Calendar,
+    ) -> ExtensionRoom {
+        let resolve = |c: &&Clock| {
+            c.kind == ClockKind::Resolve && c.cycle == case.cycle && c.unit_code.is_empty()
+        };
+        let granted = clocks
+            .iter()
+            .filter(resolve)
+            .map(|c| u32::try_from(c.extensions).unwrap_or(0))
+            .sum();
+        let clock = clocks
+            .iter()
+            .filter(resolve)
+            .find(|c| c.stopped_at.is_none())
+            .map(|c| ExtendedDue {
+                due_at: c.schedule.due_at,
+                extended_due_at: later(calendar, c.schedule.due_at, duration),
+                latest_due_at: later(
+                    calendar,
+                    c.base_due_at.unwrap_or(c.schedule.due_at),
+                    rules.ceiling,
+                ),
+            });
+        ExtensionRoom {
+            rules,
+            duration,
+            granted,
+            clock,
+        }
+    }
+
+    /// Whether the extension may be granted at `now`: FAILED_PRECONDITION names the rule that
+    /// refuses it. An extension is asked before the due time (办理时限届满前), and decided
+    /// whenever the center gets to it.
+    pub fn check(
+        &self,
+        code: &str,
+        asking: bool,
+        now: DateTime<Utc>,
+    ) -> Result<ExtendedDue, DomainError> {
+        let clock = self.clock.ok_or_else(|| {
+            DomainError::FailedPrecondition(format!(
+                "case {code} has no running resolve clock to extend"
+            ))
+        })?;
+        if asking && now >= clock.due_at {
+            return Err(DomainError::FailedPrecondition(format!(
+                "an extension is asked before the due time: case {code} fell due at {}",
+                clock.due_at.to_rfc3339()
+            )));
+        }
+        if self.granted >= self.rules.per_cycle {
+            return Err(DomainError::FailedPrecondition(format!(
+                "extensions_per_cycle: at most {} extension(s) per cycle, and case {code} has \
+                 had {} in this one",
+                self.rules.per_cycle, self.granted
+            )));
+        }
+        if clock.extended_due_at > clock.latest_due_at {
+            return Err(DomainError::FailedPrecondition(format!(
+                "extension_ceiling: extensions add at most {} to a cycle; {} would move case \
+                 {code}'s due time to {}, past {}",
+                self.rules.ceiling,
+                self.duration,
+                clock.extended_due_at.to_rfc3339(),
+                clock.latest_due_at.to_rfc3339()
+            )));
+        }
+        Ok(clock)
     }
 }
 
@@ -1129,6 +1321,113 @@ mod decisions {
         assert_eq!(all.next_at, None);
         assert_eq!(all.escalations, 2);
         assert_eq!(all.escalated_at, Some(late));
+    }
+
+    #[test]
+    fn an_extension_moves_the_levels_and_the_ceiling_counts_from_the_first_due_time() {
+        use chrono::TimeZone;
+        let (policy, calendar) = policy_and_calendar();
+        let case = fixtures::case(CaseStatus::Accepted);
+        let sh = |d: u32| {
+            chrono::FixedOffset::east_opt(8 * 3600)
+                .unwrap()
+                .with_ymd_and_hms(2025, 11, d, 0, 0, 0)
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        let start = ClockOp::Start {
+            kind: ClockKind::Resolve,
+            unit_code: String::new(),
+            // Monday 3 November 2025, noon: due at 24:00 on Wednesday 12 November (7wd).
+            at: sh(3) + chrono::Duration::hours(12),
+        };
+        let clock = Clock {
+            id: 7,
+            ..clock_changes(&case, &[], &[start], &policy, &calendar).started[0].clone()
+        };
+        assert_eq!(clock.schedule.due_at, sh(13));
+        let rules = ExtensionRules {
+            per_cycle: 2,
+            ceiling: SlaDuration::WorkingDays(5),
+        };
+        // Three working days past 24:00 on the 12th: the 13th, 14th and 17th.
+        let room = ExtensionRoom::of(
+            &case,
+            std::slice::from_ref(&clock),
+            SlaDuration::WorkingDays(3),
+            rules,
+            &calendar,
+        );
+        let due = room.check(&case.code, true, sh(4)).unwrap();
+        assert_eq!(due.extended_due_at, sh(18));
+        assert_eq!(due.latest_due_at, sh(20));
+        let extend = ClockOp::Extend {
+            kind: ClockKind::Resolve,
+            due_at: due.extended_due_at,
+        };
+        let changes = clock_changes(
+            &case,
+            std::slice::from_ref(&clock),
+            &[extend],
+            &policy,
+            &calendar,
+        );
+        let extended = changes.updated[0].clone();
+        let moved = sh(18) - sh(13);
+        assert_eq!(extended.schedule, clock.schedule.shifted(moved));
+        assert_eq!(extended.next_at, Some(clock.schedule.warn_at + moved));
+        assert_eq!(
+            (extended.extensions, extended.base_due_at),
+            (1, Some(sh(13)))
+        );
+        // The ceiling is measured from the first due time: 2wd more reach it, 3wd pass it.
+        let two = ExtensionRoom::of(
+            &case,
+            std::slice::from_ref(&extended),
+            SlaDuration::WorkingDays(2),
+            rules,
+            &calendar,
+        );
+        assert_eq!(two.granted, 1);
+        assert_eq!(
+            two.check(&case.code, true, sh(4)).unwrap().extended_due_at,
+            sh(20)
+        );
+        let three = ExtensionRoom::of(
+            &case,
+            std::slice::from_ref(&extended),
+            SlaDuration::WorkingDays(3),
+            rules,
+            &calendar,
+        );
+        let refused = three.check(&case.code, true, sh(4)).unwrap_err();
+        assert!(
+            refused.to_string().contains("extension_ceiling"),
+            "{refused}"
+        );
+        // Asked after the due time, or past the per-cycle count: refused, naming the rule.
+        let late = room.check(&case.code, true, sh(13)).unwrap_err();
+        assert!(late.to_string().contains("before the due time"), "{late}");
+        assert!(
+            room.check(&case.code, false, sh(13)).is_ok(),
+            "decided late is fine"
+        );
+        let once = ExtensionRules {
+            per_cycle: 1,
+            ..rules
+        };
+        let again = ExtensionRoom::of(
+            &case,
+            &[extended],
+            SlaDuration::WorkingDays(1),
+            once,
+            &calendar,
+        );
+        let refused = again.check(&case.code, true, sh(4)).unwrap_err();
+        assert!(
+            refused.to_string().contains("extensions_per_cycle"),
+            "{refused}"
+        );
     }
 
     #[test]

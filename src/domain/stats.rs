@@ -19,8 +19,14 @@ pub struct CohortCase {
     /// The last evaluation was recorded after a callback (回访).
     pub by_callback: bool,
     pub reopen_count: i32,
-    /// A clock of the case passed its due time (running past it, or stopped after it).
+    /// A clock of the case passed its due time (running past it, or stopped after it); an
+    /// extended clock's due time is the extended one.
     pub overdue: bool,
+    /// A clock of the case was extended (延期).
+    pub extended: bool,
+    /// A clock of the case passed the due time it had before its extension: the case is on
+    /// time (when not `overdue`) only by the extension.
+    pub late_but_for_extension: bool,
     /// Escalations (manual and SLA) and returns in the case's log.
     pub escalations: i64,
     pub returns: i64,
@@ -49,6 +55,13 @@ pub struct Stats {
     pub evaluated_by_callback: i64,
     #[serde(default)]
     pub callback_evaluation_rate: f64,
+    /// Cases with an extension (延期) granted. On time is judged against the extended due
+    /// time: `resolved_on_time_by_extension` of the resolved cases on time were so only by
+    /// their extension. Snapshots stored before extensions existed read 0.
+    #[serde(default)]
+    pub extended: i64,
+    #[serde(default)]
+    pub resolved_on_time_by_extension: i64,
 }
 
 /// Sums a cohort case by case; `finish` turns the sums into rates.
@@ -63,6 +76,8 @@ pub struct Accumulator {
     evaluated: i64,
     satisfied: i64,
     by_callback: i64,
+    extended: i64,
+    on_time_by_extension: i64,
     local: i64,
     escalations: i64,
     returns: i64,
@@ -85,6 +100,7 @@ impl Accumulator {
             self.resolved += 1;
             if !c.overdue {
                 self.resolved_on_time += 1;
+                self.on_time_by_extension += i64::from(c.late_but_for_extension);
             }
             // 就地化解: settled at township tier or below without escalation.
             if local_tier(c.tier) && c.escalation_level == 0 {
@@ -98,6 +114,7 @@ impl Accumulator {
         if c.overdue {
             self.overdue += 1;
         }
+        self.extended += i64::from(c.extended);
         if let Some(satisfied) = c.satisfied {
             self.evaluated += 1;
             self.satisfied += i64::from(satisfied);
@@ -124,6 +141,8 @@ impl Accumulator {
             satisfaction_rate: rate(self.satisfied, self.evaluated),
             evaluated_by_callback: self.by_callback,
             callback_evaluation_rate: rate(self.by_callback, self.evaluated),
+            extended: self.extended,
+            resolved_on_time_by_extension: self.on_time_by_extension,
             local_resolution_rate: rate(self.local, self.resolved),
             escalations: self.escalations,
             returns: self.returns,
@@ -251,9 +270,40 @@ mod tests {
             by_callback: false,
             reopen_count: 0,
             overdue: false,
+            extended: false,
+            late_but_for_extension: false,
             escalations: 0,
             returns: 0,
         }
+    }
+
+    #[test]
+    fn on_time_counts_the_extended_due_time_and_says_how_many_needed_it() {
+        let calendar = Calendar::builtin();
+        let plain = resolved("2026-11-02T09:00:00+08:00", "2026-11-03T09:00:00+08:00");
+        let saved = CohortCase {
+            extended: true,
+            late_but_for_extension: true,
+            ..plain.clone()
+        };
+        let late_even_so = CohortCase {
+            overdue: true,
+            ..saved.clone()
+        };
+        let extended_early = CohortCase {
+            extended: true,
+            ..plain.clone()
+        };
+        let mut acc = Accumulator::default();
+        for c in [&plain, &saved, &late_even_so, &extended_early] {
+            acc.add(c, &calendar);
+        }
+        let stats = acc.finish();
+        assert_eq!(stats.resolved, 4);
+        assert_eq!(stats.on_time_rate, 0.75);
+        assert_eq!(stats.extended, 3);
+        assert_eq!(stats.resolved_on_time_by_extension, 1);
+        assert_eq!(stats.overdue, 1);
     }
 
     fn with(received: i64, resolved: i64, on_time: f64, overdue: i64) -> Stats {

@@ -5,10 +5,12 @@ use chrono::{DateTime, Utc};
 
 use super::{
     Caller, DomainError, DomainResult, Role,
+    alerts::AlertKind,
     case::{Assist, Case, CaseStatus, NewEvent},
+    case::{Request, RequestKind},
     directory::{Directory, Tier, center_code},
-    event::{self, Details, EventKind, ResumedBy, SlaEscalation, SlaLevelDetails},
-    sla::{Clock, Level, clock_unit},
+    event::{self, AlertDetails, Details, EventKind, ResumedBy, SlaEscalation, SlaLevelDetails},
+    sla::{Clock, ExtensionRoom, Level, clock_unit},
 };
 
 /// 满意 / 基本满意 / 不满意.
@@ -60,8 +62,30 @@ pub enum Command {
     },
     /// 签收.
     Accept,
-    /// 退回: not ours.
+    /// 退回: not ours. Within the return window (`window_ends_at`: `return_window` after the
+    /// case was dispatched, worked out by the service with the calendar; `None` when the case
+    /// has no dispatch time) the case is returned at once; later the return becomes a request
+    /// the holding center decides ([`Command::DecideReturn`]).
     Return {
+        reason: String,
+        window_ends_at: Option<DateTime<Utc>>,
+    },
+    /// 延期申请: the lead unit asks the holding center for more time on the resolve clock;
+    /// `room` is what the extension would do, worked out by the service from the case's clocks.
+    RequestExtension {
+        reason: String,
+        room: ExtensionRoom,
+    },
+    /// The holding center's dispatcher approves or refuses the extension asked; `room` is
+    /// worked out for the duration asked (`None` when none is asked).
+    DecideExtension {
+        approve: bool,
+        reason: String,
+        room: Option<ExtensionRoom>,
+    },
+    /// The holding center's dispatcher approves or refuses a late return.
+    DecideReturn {
+        approve: bool,
         reason: String,
     },
     Progress {
@@ -130,6 +154,12 @@ pub enum Command {
         paused_at: DateTime<Utc>,
         resumed_at: DateTime<Utc>,
     },
+    /// gridcase's early warning: the case crossed a threshold (`domain::alerts`); the alert is
+    /// recorded on its chain and changes nothing of it.
+    RaiseAlert {
+        kind: AlertKind,
+        details: Box<AlertDetails>,
+    },
 }
 
 /// Who gives a command.
@@ -161,6 +191,10 @@ impl Command {
             Command::AwaitReporter { .. } => "ask the reporter of",
             Command::Resume { .. } => "resume",
             Command::PauseEnded { .. } => "end the wait on the reporter of",
+            Command::RequestExtension { .. } => "ask for an extension of",
+            Command::DecideExtension { .. } => "decide an extension of",
+            Command::DecideReturn { .. } => "decide a return of",
+            Command::RaiseAlert { .. } => "raise an alert on",
         }
     }
 }
@@ -232,6 +266,30 @@ pub fn apply(
                 });
             (next, vec![event])
         }
+        (Actor::Supervisor, Command::RaiseAlert { kind, details }) => {
+            let (event_kind, reason) = match kind {
+                AlertKind::Hotspot => (
+                    EventKind::Hotspot,
+                    format!(
+                        "{} {} cases in {} within the window: 研判预警",
+                        details.case_ids.len(),
+                        details.class_name.as_deref().unwrap_or("same-class"),
+                        details.region_code
+                    ),
+                ),
+                AlertKind::RepeatReporter => (
+                    EventKind::RepeatReporter,
+                    format!(
+                        "the same reporter on {} cases within the window: call them back",
+                        details.case_ids.len()
+                    ),
+                ),
+            };
+            let event = NewEvent::system(event_kind, now)
+                .reason(reason)
+                .details(Details::Alert(*details));
+            (case.clone(), vec![event])
+        }
         (Actor::Supervisor, other) => {
             return Err(DomainError::internal(anyhow::anyhow!(
                 "the SLA supervisor cannot {} case {}",
@@ -239,9 +297,12 @@ pub fn apply(
                 case.code
             )));
         }
-        (Actor::Person(_), Command::SlaLevel { .. } | Command::PauseEnded { .. }) => {
+        (
+            Actor::Person(_),
+            Command::SlaLevel { .. } | Command::PauseEnded { .. } | Command::RaiseAlert { .. },
+        ) => {
             return Err(DomainError::PermissionDenied(
-                "SLA levels are fired by gridcase's supervisor only".into(),
+                "SLA levels and alerts are raised by gridcase's supervisor only".into(),
             ));
         }
         (Actor::Person(caller), command) => by_person(case, caller, directory, command, now)?,
@@ -250,12 +311,18 @@ pub fn apply(
     Ok((after, events))
 }
 
-/// Whether the change moves the case: every change does but the SLA warnings and notices,
-/// which only record, so that no one's command is refused as stale for them.
+/// Whether the change moves the case: every change does but the SLA warnings and notices and
+/// the alerts, which only record, so that no one's command is refused as stale for them.
 pub fn moves_case(events: &[NewEvent]) -> bool {
-    events
-        .iter()
-        .any(|e| !matches!(e.kind, EventKind::SlaWarning | EventKind::SlaBreach))
+    events.iter().any(|e| {
+        !matches!(
+            e.kind,
+            EventKind::SlaWarning
+                | EventKind::SlaBreach
+                | EventKind::Hotspot
+                | EventKind::RepeatReporter
+        )
+    })
 }
 
 /// A level of an SLA clock has come. A warning tells the unit; a 督办 notice tells the unit and
@@ -365,6 +432,17 @@ fn by_person(
             )))
         }
     };
+    // The holding center decides what the lead unit asks; the dispatcher's scope was checked
+    // when the case was read.
+    let center = || {
+        if caller.role == Role::Dispatcher {
+            Ok(())
+        } else {
+            Err(DomainError::PermissionDenied(
+                "the holding center's dispatcher decides what the lead unit asks".into(),
+            ))
+        }
+    };
     let from = Some(case.status);
     let events = match command {
         Command::Dispatch { unit_code, reason } => {
@@ -388,6 +466,7 @@ fn by_person(
                 next.tier = region.tier;
             }
             next.status = Dispatched;
+            next.dispatched_at = Some(now);
             vec![
                 event(EventKind::Dispatched)
                     .transition(from, Dispatched)
@@ -423,18 +502,140 @@ fn by_person(
                 vec![event(EventKind::Accepted).transition(from, Accepted)]
             }
         }
-        Command::Return { reason } => {
+        Command::Return {
+            reason,
+            window_ends_at,
+        } => {
             lead()?;
             if !matches!(case.status, Dispatched | Accepted) {
-                return Err(refuse(case, &Command::Return { reason }));
+                return Err(refuse(
+                    case,
+                    &Command::Return {
+                        reason,
+                        window_ends_at,
+                    },
+                ));
             }
             let reason = require("reason", &reason)?;
-            next.status = Returned;
-            vec![
-                event(EventKind::Returned)
-                    .transition(from, Returned)
-                    .reason(reason),
-            ]
+            no_request_pending(case)?;
+            match window_ends_at {
+                // Past the window: the center decides.
+                Some(end) if now > end => {
+                    next.request = Some(Request {
+                        kind: RequestKind::Return,
+                        reason: reason.clone(),
+                        by_sub: caller.sub.clone(),
+                        unit_code: case.unit_code.clone(),
+                        at: now,
+                    });
+                    vec![event(EventKind::ReturnRequested).reason(reason).details(
+                        Details::ReturnRequested {
+                            window_ended_at: end,
+                        },
+                    )]
+                }
+                _ => {
+                    next.status = Returned;
+                    vec![
+                        event(EventKind::Returned)
+                            .transition(from, Returned)
+                            .reason(reason),
+                    ]
+                }
+            }
+        }
+        Command::DecideReturn { approve, reason } => {
+            center()?;
+            let Some(asked) = case
+                .request
+                .as_ref()
+                .filter(|r| r.kind == RequestKind::Return)
+            else {
+                return Err(DomainError::FailedPrecondition(format!(
+                    "cannot decide a return of case {}: its lead unit has not asked for one",
+                    case.code
+                )));
+            };
+            next.request = None;
+            if approve {
+                next.status = Returned;
+                vec![
+                    event(EventKind::ReturnDecided)
+                        .reason(reason.trim().to_owned())
+                        .details(Details::ReturnDecided { approved: true }),
+                    event(EventKind::Returned)
+                        .transition(from, Returned)
+                        .reason(asked.reason.clone()),
+                ]
+            } else {
+                vec![
+                    event(EventKind::ReturnDecided)
+                        .reason(require("reason", &reason)?)
+                        .details(Details::ReturnDecided { approved: false }),
+                ]
+            }
+        }
+        Command::RequestExtension { reason, room } => {
+            lead()?;
+            if !matches!(case.status, Accepted | InProgress) {
+                return Err(refuse(case, &Command::RequestExtension { reason, room }));
+            }
+            let reason = require("reason", &reason)?;
+            no_request_pending(case)?;
+            let due = room.check(&case.code, true, now)?;
+            next.request = Some(Request {
+                kind: RequestKind::Extension {
+                    duration: room.duration,
+                },
+                reason: reason.clone(),
+                by_sub: caller.sub.clone(),
+                unit_code: case.unit_code.clone(),
+                at: now,
+            });
+            vec![event(EventKind::ExtensionRequested).reason(reason).details(
+                Details::ExtensionRequested {
+                    duration: room.duration,
+                    due_at: due.due_at,
+                    extended_due_at: due.extended_due_at,
+                },
+            )]
+        }
+        Command::DecideExtension {
+            approve,
+            reason,
+            room,
+        } => {
+            center()?;
+            let Some(RequestKind::Extension { duration }) = case.request.as_ref().map(|r| r.kind)
+            else {
+                return Err(DomainError::FailedPrecondition(format!(
+                    "cannot decide an extension of case {}: its lead unit has not asked for one",
+                    case.code
+                )));
+            };
+            next.request = None;
+            let (reason, moved) = if approve {
+                let room = room.filter(|r| r.duration == duration).ok_or_else(|| {
+                    DomainError::internal(anyhow::anyhow!(
+                        "no extension room worked out for {duration} on case {}",
+                        case.code
+                    ))
+                })?;
+                let due = room.check(&case.code, false, now)?;
+                (
+                    reason.trim().to_owned(),
+                    Some((due.due_at, due.extended_due_at)),
+                )
+            } else {
+                (require("reason", &reason)?, None)
+            };
+            vec![event(EventKind::ExtensionDecided).reason(reason).details(
+                Details::ExtensionDecided {
+                    approved: approve,
+                    duration,
+                    moved,
+                },
+            )]
         }
         Command::Progress {
             note,
@@ -588,6 +789,7 @@ fn by_person(
             if satisfaction == Satisfaction::Dissatisfied {
                 // 不满意 reopens the case for a new cycle; the second reopen goes up a tier.
                 next.status = Dispatched;
+                next.dispatched_at = Some(now);
                 next.cycle += 1;
                 next.reopen_count += 1;
                 next.resolution_text = None;
@@ -783,9 +985,9 @@ fn by_person(
                     }),
             ]
         }
-        Command::SlaLevel { .. } | Command::PauseEnded { .. } => {
+        Command::SlaLevel { .. } | Command::PauseEnded { .. } | Command::RaiseAlert { .. } => {
             return Err(DomainError::PermissionDenied(
-                "SLA levels are fired by gridcase's supervisor only".into(),
+                "SLA levels and alerts are raised by gridcase's supervisor only".into(),
             ));
         }
         Command::Escalate { reason } => {
@@ -814,6 +1016,7 @@ fn by_person(
             next.unit_code = center.code;
             next.escalation_level += 1;
             next.status = Dispatched;
+            next.dispatched_at = Some(now);
             vec![
                 event(EventKind::Escalated)
                     .transition(from, Dispatched)
@@ -833,16 +1036,40 @@ fn by_person(
     if !matches!(next.status, Accepted | InProgress) {
         next.awaiting_since = None;
     }
+    // A request stands while the unit that asked leads the case in a state where it may ask.
+    if let Some(r) = &next.request {
+        let asks_still = match r.kind {
+            RequestKind::Extension { .. } => matches!(next.status, Accepted | InProgress),
+            RequestKind::Return => matches!(next.status, Dispatched | Accepted),
+        };
+        if !asks_still || r.unit_code != next.unit_code {
+            next.request = None;
+        }
+    }
     Ok((next, events))
+}
+
+/// One request at a time waits on the center.
+fn no_request_pending(case: &Case) -> DomainResult<()> {
+    match &case.request {
+        Some(r) => Err(DomainError::FailedPrecondition(format!(
+            "case {}: its {} request of {} waits on the holding center's decision",
+            case.code,
+            r.kind.as_str(),
+            r.at.to_rfc3339()
+        ))),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::{
+        calendar::SlaDuration,
         case::Assist,
         fixtures::{self, *},
-        sla::{ClockKind, Schedule},
+        sla::{ClockKind, ExtendedDue, ExtensionRules, Schedule},
     };
 
     /// What a command should come to, by the rules of DESIGN.md "Case lifecycle".
@@ -905,6 +1132,29 @@ mod tests {
                 "return",
                 Command::Return {
                     reason: "不属于本单位".into(),
+                    window_ends_at: Some(t0() + chrono::Duration::days(2)),
+                },
+            ),
+            (
+                "request extension",
+                Command::RequestExtension {
+                    reason: "需协调多部门".into(),
+                    room: room_for(SlaDuration::WorkingDays(3)),
+                },
+            ),
+            (
+                "decide extension",
+                Command::DecideExtension {
+                    approve: true,
+                    reason: String::new(),
+                    room: Some(room_for(SlaDuration::WorkingDays(3))),
+                },
+            ),
+            (
+                "decide return",
+                Command::DecideReturn {
+                    approve: true,
+                    reason: String::new(),
                 },
             ),
             (
@@ -1046,6 +1296,10 @@ mod tests {
             "await reporter" if who == Who::LeadStaff => to(&[Accepted, InProgress], status),
             "resume" if who == Who::LeadStaff => NotNow,
             "await reporter" | "resume" => Denied,
+            "request extension" if who == Who::LeadStaff => to(&[Accepted, InProgress], status),
+            // Nothing is asked of the center in these cases yet.
+            "decide extension" | "decide return" if who == Who::Dispatcher => NotNow,
+            "request extension" | "decide extension" | "decide return" => Denied,
             other => panic!("no rule for {other}"),
         }
     }
@@ -1092,7 +1346,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 10 * 7 * 16);
+        assert_eq!(checked, 10 * 7 * 19);
     }
 
     #[test]
@@ -1113,6 +1367,21 @@ mod tests {
             apply(&case, Actor::Supervisor, &directory, Command::Accept, t0()),
             Err(DomainError::Internal(_))
         ));
+    }
+
+    /// Room for an extension of a resolve clock due a day after t0, never extended.
+    fn room_for(duration: SlaDuration) -> ExtensionRoom {
+        let due_at = t0() + chrono::Duration::days(1);
+        ExtensionRoom {
+            rules: ExtensionRules::default(),
+            duration,
+            granted: 0,
+            clock: Some(ExtendedDue {
+                due_at,
+                extended_due_at: due_at + chrono::Duration::days(3),
+                latest_due_at: due_at + chrono::Duration::days(14),
+            }),
+        }
     }
 
     fn resolve_clock(case: &Case) -> Clock {
@@ -1140,6 +1409,8 @@ mod tests {
             escalations: 0,
             stopped_at: None,
             paused_at: None,
+            extensions: 0,
+            base_due_at: None,
         }
     }
 
@@ -1313,5 +1584,52 @@ mod tests {
         let (after, events) = apply(&waiting, Actor::Supervisor, &directory, ended, until).unwrap();
         assert_eq!(after.awaiting_since, None);
         assert_eq!(events[0].actor_sub, event::SYSTEM_SUB);
+    }
+
+    #[test]
+    fn an_alert_is_recorded_by_the_supervisor_only_and_changes_nothing_of_the_case() {
+        let directory = fixtures::directory();
+        let case = fixtures::case(CaseStatus::Dispatched);
+        let center = center_code(COMMUNITY);
+        let details = AlertDetails {
+            alert_id: "a1".into(),
+            region_code: COMMUNITY.into(),
+            tier: Tier::Community,
+            center: center.clone(),
+            class_code: Some("dispute".into()),
+            class_name: Some("矛盾纠纷".into()),
+            phone_masked: None,
+            case_ids: vec!["x".into(), "y".into(), case.id.clone()],
+            case_codes: vec!["1".into(), "2".into(), case.code.clone()],
+            from: t0(),
+            until: t0(),
+        };
+        let raise = Command::RaiseAlert {
+            kind: AlertKind::Hotspot,
+            details: Box::new(details),
+        };
+        let dispatcher = caller(DISPATCHER, Role::Dispatcher);
+        assert!(matches!(
+            apply(
+                &case,
+                Actor::Person(&dispatcher),
+                &directory,
+                raise.clone(),
+                t0()
+            ),
+            Err(DomainError::PermissionDenied(_))
+        ));
+        let (after, events) = apply(&case, Actor::Supervisor, &directory, raise, t0()).unwrap();
+        assert_eq!(after, case, "the case is as it was");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].kind, EventKind::Hotspot);
+        assert_eq!(events[0].actor_sub, event::SYSTEM_SUB);
+        assert!(
+            !moves_case(&events),
+            "no one's command is refused as stale for it"
+        );
+        let audience = events[0].audience.clone().unwrap();
+        assert_eq!(audience.notify_units, std::slice::from_ref(&center));
+        assert_eq!(audience.units, [center]);
     }
 }

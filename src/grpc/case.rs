@@ -13,6 +13,7 @@ use super::{
 use crate::{
     domain::{
         Caller,
+        calendar::SlaDuration,
         case::{Case, CaseStatus},
         sla::{self, SlaState},
         workflow::{Command, Satisfaction},
@@ -255,11 +256,63 @@ impl CaseService for CaseApi {
     ) -> Result<Response<pb::ReturnCaseResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
-        let command = Command::Return { reason: r.reason };
+        let case = self
+            .cases
+            .return_case(&caller, &r.case_id, r.expected_version, r.reason)
+            .await?;
+        Ok(Response::new(pb::ReturnCaseResponse {
+            case: self.view(&case, &caller),
+        }))
+    }
+
+    async fn request_extension(
+        &self,
+        request: Request<pb::RequestExtensionRequest>,
+    ) -> Result<Response<pb::RequestExtensionResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let duration: SlaDuration = r
+            .duration
+            .parse()
+            .map_err(|e: String| Status::invalid_argument(format!("duration: {e}")))?;
+        let case = self
+            .cases
+            .request_extension(&caller, &r.case_id, r.expected_version, duration, r.reason)
+            .await?;
+        Ok(Response::new(pb::RequestExtensionResponse {
+            case: self.view(&case, &caller),
+        }))
+    }
+
+    async fn decide_extension(
+        &self,
+        request: Request<pb::DecideExtensionRequest>,
+    ) -> Result<Response<pb::DecideExtensionResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let case = self
+            .cases
+            .decide_extension(&caller, &r.case_id, r.expected_version, r.approve, r.reason)
+            .await?;
+        Ok(Response::new(pb::DecideExtensionResponse {
+            case: self.view(&case, &caller),
+        }))
+    }
+
+    async fn decide_return(
+        &self,
+        request: Request<pb::DecideReturnRequest>,
+    ) -> Result<Response<pb::DecideReturnResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let command = Command::DecideReturn {
+            approve: r.approve,
+            reason: r.reason,
+        };
         let case = self
             .act(&caller, &r.case_id, r.expected_version, command)
             .await?;
-        Ok(Response::new(pb::ReturnCaseResponse { case }))
+        Ok(Response::new(pb::DecideReturnResponse { case }))
     }
 
     async fn update_progress(

@@ -84,16 +84,9 @@ impl From<&Category> for pb::Category {
     }
 }
 
-/// 138****1234: the first three and last four digits kept.
-pub fn mask_phone(phone: &str) -> String {
-    let chars: Vec<char> = phone.chars().collect();
-    if chars.len() < 8 {
-        return "*".repeat(chars.len());
-    }
-    let head: String = chars[..3].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}{}{tail}", "*".repeat(chars.len() - 7))
-}
+/// 138****1234: the first three and last four digits kept (the rule lives in the domain, which
+/// masks the phone an alert's event records).
+pub use crate::domain::alerts::mask_phone;
 
 impl From<&Member> for pb::Member {
     fn from(m: &Member) -> Self {
@@ -232,6 +225,8 @@ mod tests {
             resolved_at: None,
             evaluation: None,
             awaiting_since: None,
+            dispatched_at: None,
+            request: None,
         };
         let phone_for = |sub: &str, role| {
             case_for(
@@ -271,7 +266,7 @@ mod cases {
     use crate::{
         domain::{
             Caller, Role,
-            case::{Case, CaseStatus, Event, Pin, Source},
+            case::{Case, CaseStatus, Event, Pin, RequestKind, Source},
             directory::{Directory, center_code},
             sla::{Clock, ClockKind, SlaState, local_tier},
             workflow::Satisfaction,
@@ -369,6 +364,8 @@ mod cases {
             // Set while the case waits on the reporter (`AwaitReporter`).
             paused_at: c.paused_at.map(timestamp),
             escalations: c.escalations,
+            extensions: c.extensions,
+            original_due_at: c.base_due_at.map(timestamp),
         }
     }
 
@@ -508,6 +505,18 @@ mod cases {
             // Filled in where the case's clocks are read (GetCase, ListCases).
             sla_state: pb::SlaState::Unspecified.into(),
             awaiting_reporter_since: case.awaiting_since.map(timestamp),
+            pending_request: case.request.as_ref().map(|r| pb::PendingRequest {
+                kind: r.kind.as_str().to_owned(),
+                duration: match r.kind {
+                    RequestKind::Extension { duration } => duration.to_string(),
+                    RequestKind::Return => String::new(),
+                },
+                reason: r.reason.clone(),
+                by_sub: r.by_sub.clone(),
+                unit_code: r.unit_code.clone(),
+                at: Some(timestamp(r.at)),
+            }),
+            dispatched_at: case.dispatched_at.map(timestamp),
             resolved_locally: matches!(case.status, CaseStatus::Resolved | CaseStatus::Closed)
                 && local_tier(case.tier)
                 && case.escalation_level == 0,

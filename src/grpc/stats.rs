@@ -7,26 +7,69 @@ use tonic::{Request, Response, Status};
 
 use super::{
     caller,
-    convert::{time_of, timestamp},
+    convert::{mask_phone, page_size, time_of, timestamp},
     export::{self, ChunkStream},
 };
 use crate::{
     domain::{
-        DomainError,
+        Caller, DomainError, Role,
+        alerts::{Alert, AlertKind},
+        directory::Directory,
         stats::{Figure, Stats},
     },
     proto::v1::{self as pb, get_stats_request::Scope, stats_service_server::StatsService},
-    service::stats::{StatsService as Figures, StatsTarget},
+    service::{
+        alerts::Alerts,
+        stats::{StatsService as Figures, StatsTarget},
+    },
 };
 
 #[derive(Debug, Clone)]
 pub struct StatsApi {
     stats: Arc<Figures>,
+    alerts: Arc<Alerts>,
 }
 
 impl StatsApi {
-    pub fn new(stats: Arc<Figures>) -> Self {
-        StatsApi { stats }
+    pub fn new(stats: Arc<Figures>, alerts: Arc<Alerts>) -> Self {
+        StatsApi { stats, alerts }
+    }
+}
+
+/// An alert as `viewer` may see it: a repeat reporter's phone whole only for the center
+/// holding the latest case (its dispatchers, or its own staff), masked for everyone else, as a
+/// case's phone is (`convert::case_for`).
+fn alert_for(a: &Alert, viewer: &Caller, directory: &Directory) -> pb::Alert {
+    let holding = directory
+        .member(&viewer.sub)
+        .is_some_and(|m| match viewer.role {
+            Role::Dispatcher => m.region_code.as_deref() == Some(a.region_code.as_str()),
+            Role::UnitStaff => m.unit_code.as_deref() == Some(a.center.as_str()),
+            _ => false,
+        });
+    pb::Alert {
+        id: a.id.clone(),
+        kind: a.kind.as_str().to_owned(),
+        region_code: a.region_code.clone(),
+        region_name: directory
+            .region(&a.region_code)
+            .map(|r| r.name.clone())
+            .unwrap_or_default(),
+        tier: pb::Tier::from(a.tier).into(),
+        center_unit_code: a.center.clone(),
+        class_code: a.class_code.clone().unwrap_or_default(),
+        class_name: a.class_name.clone().unwrap_or_default(),
+        reporter_phone: a
+            .phone
+            .as_deref()
+            .map(|p| if holding { p.to_owned() } else { mask_phone(p) })
+            .unwrap_or_default(),
+        count: i32::try_from(a.case_ids.len()).unwrap_or(i32::MAX),
+        case_ids: a.case_ids.clone(),
+        case_codes: a.case_codes.clone(),
+        raised_at: Some(timestamp(a.raised_at)),
+        window_from: Some(timestamp(a.from)),
+        window_until: Some(timestamp(a.until)),
     }
 }
 
@@ -46,6 +89,8 @@ fn stats_for(s: &Stats) -> pb::Stats {
         reopens: s.reopens,
         evaluated_by_callback: s.evaluated_by_callback,
         callback_evaluation_rate: s.callback_evaluation_rate,
+        extended: s.extended,
+        resolved_on_time_by_extension: s.resolved_on_time_by_extension,
     }
 }
 
@@ -197,5 +242,36 @@ impl StatsService for StatsApi {
             )
             .await?;
         Ok(Response::new(export::stream_stats(&r.period, &ranked)?))
+    }
+
+    async fn list_alerts(
+        &self,
+        request: Request<pb::ListAlertsRequest>,
+    ) -> Result<Response<pb::ListAlertsResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let kind = if r.kind.is_empty() {
+            None
+        } else {
+            Some(
+                r.kind
+                    .parse::<AlertKind>()
+                    .map_err(|e| DomainError::invalid("kind", e))?,
+            )
+        };
+        let size = page_size(r.page.as_ref())?;
+        let token = r.page.map(|p| p.page_token).unwrap_or_default();
+        let (alerts, next_page_token) = self
+            .alerts
+            .list(&caller, kind, &r.region_code, size, &token)
+            .await?;
+        let directory = self.alerts.directory();
+        Ok(Response::new(pb::ListAlertsResponse {
+            alerts: alerts
+                .iter()
+                .map(|a| alert_for(a, &caller, &directory))
+                .collect(),
+            next_page_token,
+        }))
     }
 }

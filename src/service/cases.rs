@@ -11,9 +11,9 @@ use crate::{
     domain::{
         Caller, DomainError, DomainResult,
         calendar::SlaDuration,
-        case::{Case, Event, Pin},
+        case::{Case, Event, Pin, RequestKind},
         scope::Scope,
-        sla::{Clock, SlaState},
+        sla::{Clock, ExtensionRoom, ExtensionRules, SlaState},
         workflow::{self, Actor, Command},
     },
     storage::{self, cases::CaseFilter},
@@ -41,8 +41,27 @@ pub struct CaseQueries {
     rules: Arc<LiveRules>,
     time: Arc<dyn TimeSource>,
     wake: Wake,
+    limits: WorkflowLimits,
+}
+
+/// The workflow's configured limits (settings, the same on every replica).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkflowLimits {
     /// The longest a case waits on the reporter before its wait ends by itself.
-    max_reporter_wait: SlaDuration,
+    pub max_reporter_wait: SlaDuration,
+    pub extensions: ExtensionRules,
+    /// How long after dispatch a unit returns a case on its own word.
+    pub return_window: SlaDuration,
+}
+
+impl Default for WorkflowLimits {
+    fn default() -> Self {
+        WorkflowLimits {
+            max_reporter_wait: DEFAULT_MAX_REPORTER_WAIT,
+            extensions: ExtensionRules::default(),
+            return_window: DEFAULT_RETURN_WINDOW,
+        }
+    }
 }
 
 impl CaseQueries {
@@ -59,13 +78,13 @@ impl CaseQueries {
             rules,
             time,
             wake,
-            max_reporter_wait: DEFAULT_MAX_REPORTER_WAIT,
+            limits: WorkflowLimits::default(),
         }
     }
 
-    /// The longest a case waits on the reporter (`max_reporter_wait`).
-    pub fn with_max_reporter_wait(mut self, limit: SlaDuration) -> Self {
-        self.max_reporter_wait = limit;
+    /// The workflow's limits as configured.
+    pub fn with_limits(mut self, limits: WorkflowLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -106,6 +125,12 @@ impl CaseQueries {
         if !scope.reaches(&case) {
             return Err(not_found());
         }
+        // Alerts on the case's chain are the centers' (`Scope::sees`), not everyone's who
+        // reaches the case.
+        let events = events
+            .into_iter()
+            .filter(|e| scope.sees_event_of(&case, &e.event))
+            .collect();
         Ok((case, events))
     }
 
@@ -273,6 +298,10 @@ impl CaseExport {
 /// How long a case waits on the reporter at most, unless configured: 5 working days.
 pub const DEFAULT_MAX_REPORTER_WAIT: SlaDuration = SlaDuration::WorkingDays(5);
 
+/// How long after dispatch a unit returns a case on its own word, unless configured: 2
+/// working days (the 12345 rule).
+pub const DEFAULT_RETURN_WINDOW: SlaDuration = SlaDuration::WorkingDays(2);
+
 /// The most pins one answer carries.
 pub const MAX_PINS: u64 = 50_000;
 
@@ -345,12 +374,120 @@ impl CaseQueries {
             .rules
             .snapshot()
             .calendar
-            .due(self.time.now(), self.max_reporter_wait);
+            .due(self.time.now(), self.limits.max_reporter_wait);
         self.act(
             caller,
             case_id,
             expected_version,
             Command::AwaitReporter { question, until },
+        )
+        .await
+    }
+
+    /// `ReturnCase`: within `return_window` of the case's dispatch (by the calendar of the
+    /// rules in force) the case is returned; later the return is a request the center decides.
+    pub async fn return_case(
+        &self,
+        caller: &Caller,
+        case_id: &str,
+        expected_version: i64,
+        reason: String,
+    ) -> DomainResult<Case> {
+        let (case, _) = self.get(caller, case_id, false).await?;
+        let window_ends_at = case.dispatched_at.map(|at| {
+            self.rules
+                .snapshot()
+                .calendar
+                .due(at, self.limits.return_window)
+        });
+        self.act(
+            caller,
+            case_id,
+            expected_version,
+            Command::Return {
+                reason,
+                window_ends_at,
+            },
+        )
+        .await
+    }
+
+    /// What an extension of `duration` would do to the case's resolve clock, by its clocks as
+    /// stored and the calendar in force. Read before the command; `act` then checks that the
+    /// case is still at `expected_version`, and a clock moves only with its case's version
+    /// (a level fired meanwhile changes no due time).
+    async fn extension_room(
+        &self,
+        caller: &Caller,
+        case_id: &str,
+        expected_version: i64,
+        duration: impl FnOnce(&Case) -> Option<SlaDuration>,
+    ) -> DomainResult<Option<ExtensionRoom>> {
+        let (case, _) = self.get(caller, case_id, false).await?;
+        if case.version != expected_version {
+            return Err(stale(&case));
+        }
+        let Some(duration) = duration(&case) else {
+            return Ok(None);
+        };
+        let clocks = self.clocks(case_id).await?;
+        Ok(Some(ExtensionRoom::of(
+            &case,
+            &clocks,
+            duration,
+            self.limits.extensions,
+            &self.rules.snapshot().calendar,
+        )))
+    }
+
+    /// `RequestExtension`: the lead unit asks for `duration` more on the resolve clock.
+    pub async fn request_extension(
+        &self,
+        caller: &Caller,
+        case_id: &str,
+        expected_version: i64,
+        duration: SlaDuration,
+        reason: String,
+    ) -> DomainResult<Case> {
+        let room = self
+            .extension_room(caller, case_id, expected_version, |_| Some(duration))
+            .await?
+            .ok_or_else(|| DomainError::internal(anyhow::anyhow!("no extension room")))?;
+        self.act(
+            caller,
+            case_id,
+            expected_version,
+            Command::RequestExtension { reason, room },
+        )
+        .await
+    }
+
+    /// `DecideExtension`: the holding center approves or refuses the extension asked.
+    pub async fn decide_extension(
+        &self,
+        caller: &Caller,
+        case_id: &str,
+        expected_version: i64,
+        approve: bool,
+        reason: String,
+    ) -> DomainResult<Case> {
+        let room = self
+            .extension_room(caller, case_id, expected_version, |case| {
+                match case.request.as_ref()?.kind {
+                    RequestKind::Extension { duration } => Some(duration),
+                    RequestKind::Return => None,
+                }
+            })
+            .await?;
+        self.act(
+            caller,
+            case_id,
+            expected_version,
+            Command::DecideExtension {
+                approve,
+                reason,
+                room,
+            },
         )
         .await
     }

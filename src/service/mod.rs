@@ -1,6 +1,7 @@
 //! Application services: each use case as one call that the gRPC layer makes, combining the
 //! domain's rules with storage.
 
+pub mod alerts;
 pub mod attachments;
 pub mod audit;
 pub mod cases;

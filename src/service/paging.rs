@@ -6,7 +6,13 @@ use crate::domain::{DomainError, DomainResult, case::Case};
 
 /// The token that continues after `case`.
 pub fn token_after(case: &Case) -> String {
-    format!("{}.{}", case.received_at.timestamp_micros(), case.id)
+    token_at(case.received_at, &case.id)
+}
+
+/// The token that continues after the item at `at` with `id` (cases by receipt, alerts by
+/// when they were raised).
+pub fn token_at(at: DateTime<Utc>, id: &str) -> String {
+    format!("{}.{id}", at.timestamp_micros())
 }
 
 /// A token back to its `(received_at, id)` cursor; empty means the first page.

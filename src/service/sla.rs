@@ -11,7 +11,13 @@ use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
-use super::{LiveDirectory, events::Wake, stats::StatsService, time::TimeSource};
+use super::{
+    LiveDirectory,
+    alerts::{ALERT_TICK, Alerts},
+    events::Wake,
+    stats::StatsService,
+    time::TimeSource,
+};
 use crate::{
     domain::{
         calendar::SHANGHAI,
@@ -216,14 +222,28 @@ impl std::fmt::Debug for Scheduler {
 }
 
 impl Scheduler {
-    /// Starts the SLA scan every `tick` and the monthly statistics job at 00:05 on the 1st
-    /// (Asia/Shanghai), and runs both once now to catch up.
+    /// Starts the SLA scan every `tick`, the alert watcher every [`ALERT_TICK`] and the monthly
+    /// statistics job at 00:05 on the 1st (Asia/Shanghai), and runs each once now to catch up.
     pub async fn start(
         supervisor: Arc<Supervisor>,
         stats: Arc<StatsService>,
+        alerts: Arc<Alerts>,
         tick: Duration,
     ) -> anyhow::Result<Scheduler> {
         let inner = JobScheduler::new().await?;
+        // Early warning: every ALERT_TICK, the cases received since the last look (the first
+        // look runs at once and catches up on what came while no replica ran).
+        let a = alerts.clone();
+        inner
+            .add(Job::new_repeated_async(ALERT_TICK, move |_, _| {
+                let a = a.clone();
+                Box::pin(async move {
+                    if let Err(e) = a.run_due().await {
+                        tracing::warn!(error = %e, "alert look failed; the next tick tries again");
+                    }
+                })
+            })?)
+            .await?;
         let s = supervisor.clone();
         inner
             .add(Job::new_repeated_async(tick, move |_, _| {
@@ -250,6 +270,9 @@ impl Scheduler {
         inner.start().await?;
         // Catch up on what came due while no replica ran.
         tokio::spawn(async move {
+            if let Err(e) = alerts.run_due().await {
+                tracing::warn!(error = %e, "alert catch-up failed; the next tick tries again");
+            }
             match supervisor.run_due().await {
                 Ok(n) if n > 0 => tracing::info!(levels = n, "SLA catch-up done"),
                 Ok(_) => {}

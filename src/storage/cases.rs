@@ -130,6 +130,11 @@ fn to_model(c: &Case) -> case::Model {
             .as_ref()
             .and_then(|e| serde_json::to_string(e).ok()),
         awaiting_since: c.awaiting_since,
+        dispatched_at: c.dispatched_at,
+        pending_request: c
+            .request
+            .as_ref()
+            .and_then(|r| serde_json::to_string(r).ok()),
     }
 }
 
@@ -162,6 +167,12 @@ pub fn to_case(m: case::Model) -> Result<Case, String> {
         .map(serde_json::from_str)
         .transpose()
         .map_err(|e| bad("evaluation", e.to_string()))?;
+    let request = m
+        .pending_request
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| bad("pending_request", e.to_string()))?;
     Ok(Case {
         status: m.status.parse().map_err(|e| bad("status", e))?,
         source: m.source.parse().map_err(|e| bad("source", e))?,
@@ -209,6 +220,8 @@ pub fn to_case(m: case::Model) -> Result<Case, String> {
         resolved_at: m.resolved_at,
         evaluation,
         awaiting_since: m.awaiting_since,
+        dispatched_at: m.dispatched_at,
+        request,
     })
 }
 

@@ -160,6 +160,11 @@ pub mod case {
         pub evaluation: Option<String>,
         /// Since when the case waits on the reporter (the lead unit asked a question).
         pub awaiting_since: Option<DateTimeUtc>,
+        /// When the case was last sent to its lead unit.
+        pub dispatched_at: Option<DateTimeUtc>,
+        /// JSON: the lead unit's request the holding center has not decided yet.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub pending_request: Option<String>,
     }
 
     impl ActiveModelBehavior for ActiveModel {}
@@ -261,6 +266,8 @@ pub mod sla_clock {
         pub escalations: i32,
         pub stopped_at: Option<DateTimeUtc>,
         pub paused_at: Option<DateTimeUtc>,
+        pub extensions: i32,
+        pub base_due_at: Option<DateTimeUtc>,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

@@ -2,6 +2,7 @@
 //!
 //! Everything durable lives here; the rest of the service holds only caches rebuilt from it.
 
+pub mod alerts;
 pub mod cases;
 pub mod directory;
 pub mod entities;

@@ -56,6 +56,8 @@ pub fn to_clock(m: sla_clock::Model) -> Result<Clock, String> {
         escalations: m.escalations,
         stopped_at: m.stopped_at,
         paused_at: m.paused_at,
+        extensions: m.extensions,
+        base_due_at: m.base_due_at,
     })
 }
 
@@ -80,6 +82,8 @@ pub(crate) fn new_row(c: &Clock) -> sla_clock::ActiveModel {
         escalations: Set(0),
         stopped_at: Set(c.stopped_at),
         paused_at: Set(c.paused_at),
+        extensions: Set(c.extensions),
+        base_due_at: Set(c.base_due_at),
         ..Default::default()
     }
 }
@@ -126,24 +130,10 @@ pub async fn apply(
             .exec(txn)
             .await?;
     }
-    // Paused and resumed clocks (a clock stopped while paused was resumed at its stop first).
+    // Paused, resumed and extended clocks (a clock stopped while paused was resumed at its
+    // stop first).
     for c in &changes.updated {
-        sla_clock::Entity::update_many()
-            .col_expr(sla_clock::Column::DueAt, Expr::value(c.schedule.due_at))
-            .col_expr(sla_clock::Column::WarnAt, Expr::value(c.schedule.warn_at))
-            .col_expr(
-                sla_clock::Column::EscalateAt,
-                Expr::value(c.schedule.escalate_at),
-            )
-            .col_expr(
-                sla_clock::Column::RedCardAt,
-                Expr::value(c.schedule.red_card_at),
-            )
-            .col_expr(sla_clock::Column::NextAt, Expr::value(c.next_at))
-            .col_expr(sla_clock::Column::PausedAt, Expr::value(c.paused_at))
-            .filter(sla_clock::Column::Id.eq(c.id))
-            .exec(txn)
-            .await?;
+        rescheduled(c).exec(txn).await?;
     }
     if !changes.started.is_empty() {
         sla_clock::Entity::insert_many(changes.started.iter().map(new_row).collect::<Vec<_>>())
@@ -151,6 +141,27 @@ pub async fn apply(
             .await?;
     }
     Ok(())
+}
+
+/// The update that stores a stored clock's times as `c` has them now (paused, resumed or
+/// extended): its schedule, next level, pause and extensions.
+fn rescheduled(c: &Clock) -> sea_orm::UpdateMany<sla_clock::Entity> {
+    sla_clock::Entity::update_many()
+        .col_expr(sla_clock::Column::DueAt, Expr::value(c.schedule.due_at))
+        .col_expr(sla_clock::Column::WarnAt, Expr::value(c.schedule.warn_at))
+        .col_expr(
+            sla_clock::Column::EscalateAt,
+            Expr::value(c.schedule.escalate_at),
+        )
+        .col_expr(
+            sla_clock::Column::RedCardAt,
+            Expr::value(c.schedule.red_card_at),
+        )
+        .col_expr(sla_clock::Column::NextAt, Expr::value(c.next_at))
+        .col_expr(sla_clock::Column::PausedAt, Expr::value(c.paused_at))
+        .col_expr(sla_clock::Column::Extensions, Expr::value(c.extensions))
+        .col_expr(sla_clock::Column::BaseDueAt, Expr::value(c.base_due_at))
+        .filter(sla_clock::Column::Id.eq(c.id))
 }
 
 /// The clock rows of newly created cases (no clocks yet), for inserting together.
@@ -311,23 +322,7 @@ impl Scan {
         let mut resumed: BTreeSet<i64> = BTreeSet::new();
         for r in resumes {
             let c = &r.resumed;
-            let result = sla_clock::Entity::update_many()
-                .col_expr(sla_clock::Column::DueAt, Expr::value(c.schedule.due_at))
-                .col_expr(sla_clock::Column::WarnAt, Expr::value(c.schedule.warn_at))
-                .col_expr(
-                    sla_clock::Column::EscalateAt,
-                    Expr::value(c.schedule.escalate_at),
-                )
-                .col_expr(
-                    sla_clock::Column::RedCardAt,
-                    Expr::value(c.schedule.red_card_at),
-                )
-                .col_expr(sla_clock::Column::NextAt, Expr::value(c.next_at))
-                .col_expr(
-                    sla_clock::Column::PausedAt,
-                    Expr::value(Option::<DateTime<Utc>>::None),
-                )
-                .filter(sla_clock::Column::Id.eq(c.id))
+            let result = rescheduled(c)
                 .filter(sla_clock::Column::PausedAt.eq(r.paused_at))
                 .filter(sla_clock::Column::StoppedAt.is_null())
                 .exec(&self.txn)
@@ -339,80 +334,89 @@ impl Scan {
         Ok(resumed)
     }
 
-    /// Appends each case's events to its chain and stores the case as the domain left it. The
-    /// version moves only for a change that moves the case ([`workflow::moves_case`]): no
-    /// one's command is refused as stale for a warning or a notice.
+    /// Appends each case's events to its chain and stores the case as the domain left it
+    /// ([`record`]).
     pub async fn record(&self, changes: Vec<(Case, Vec<NewEvent>)>) -> Result<(), StorageError> {
-        let backend = self.txn.get_database_backend();
-        let total: usize = changes.iter().map(|(_, e)| e.len()).sum();
-        if total == 0 {
-            return Ok(());
-        }
-        let mut seq = reserve_events(&self.txn, total).await?;
-        let mut rows = Vec::with_capacity(total);
-        let mut cases: Vec<Case> = Vec::with_capacity(changes.len());
-        // Case order, so sequence numbers follow a stable order within the scan.
-        let mut changes = changes;
-        changes.sort_by(|a, b| a.0.id.cmp(&b.0.id));
-        for (mut case, events) in changes {
-            if events.is_empty() {
-                continue;
-            }
-            if workflow::moves_case(&events) {
-                case.version += 1;
-            }
-            let chained = event::chain(&case.id, &case.last_event_hash, seq, events);
-            seq += i64::try_from(chained.len()).unwrap_or(0);
-            if let Some(last) = chained.last() {
-                case.last_event_hash = last.hash.clone();
-            }
-            rows.extend(chained.iter().map(event_active));
-            cases.push(case);
-        }
-        for chunk in cases.chunks(SET_CHUNK) {
-            let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 8);
-            for c in chunk {
-                values.extend([
-                    c.id.as_str().into(),
-                    c.last_event_hash.as_str().into(),
-                    c.region_code.as_str().into(),
-                    c.escalation_level.into(),
-                    c.red_card.into(),
-                    c.version.into(),
-                    c.updated_at.into(),
-                    c.awaiting_since.into(),
-                ]);
-            }
-            self.txn
-                .execute_raw(sql(
-                    backend,
-                    &format!(
-                        "WITH v (id, last_event_hash, region_code, escalation_level, red_card, \
-                         version, updated_at, awaiting_since) AS (VALUES {}) \
-                         UPDATE cases SET last_event_hash = v.last_event_hash, \
-                         region_code = v.region_code, escalation_level = v.escalation_level, \
-                         red_card = v.red_card, version = v.version, updated_at = v.updated_at, \
-                         awaiting_since = v.awaiting_since \
-                         FROM v WHERE cases.id = v.id",
-                        placeholders(chunk.len(), 8)
-                    ),
-                    values,
-                ))
-                .await?;
-        }
-        let last = seq - 1;
-        for chunk in rows.chunks(64) {
-            case_event::Entity::insert_many(chunk.to_vec())
-                .exec(&self.txn)
-                .await?;
-        }
-        super::cases::notify_events(&self.txn, last).await?;
-        Ok(())
+        record(&self.txn, changes).await
     }
 
     pub async fn commit(self) -> Result<(), StorageError> {
         Ok(self.txn.commit().await?)
     }
+}
+
+/// Appends each case's events to its chain and stores the case as the domain left it, in the
+/// caller's transaction (which holds the cases' locks). The version moves only for a change
+/// that moves the case ([`workflow::moves_case`]): no one's command is refused as stale for a
+/// warning, a notice or an alert.
+pub(crate) async fn record(
+    txn: &DatabaseTransaction,
+    changes: Vec<(Case, Vec<NewEvent>)>,
+) -> Result<(), StorageError> {
+    let backend = txn.get_database_backend();
+    let total: usize = changes.iter().map(|(_, e)| e.len()).sum();
+    if total == 0 {
+        return Ok(());
+    }
+    let mut seq = reserve_events(txn, total).await?;
+    let mut rows = Vec::with_capacity(total);
+    let mut cases: Vec<Case> = Vec::with_capacity(changes.len());
+    // Case order, so sequence numbers follow a stable order within the scan.
+    let mut changes = changes;
+    changes.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    for (mut case, events) in changes {
+        if events.is_empty() {
+            continue;
+        }
+        if workflow::moves_case(&events) {
+            case.version += 1;
+        }
+        let chained = event::chain(&case.id, &case.last_event_hash, seq, events);
+        seq += i64::try_from(chained.len()).unwrap_or(0);
+        if let Some(last) = chained.last() {
+            case.last_event_hash = last.hash.clone();
+        }
+        rows.extend(chained.iter().map(event_active));
+        cases.push(case);
+    }
+    for chunk in cases.chunks(SET_CHUNK) {
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 8);
+        for c in chunk {
+            values.extend([
+                c.id.as_str().into(),
+                c.last_event_hash.as_str().into(),
+                c.region_code.as_str().into(),
+                c.escalation_level.into(),
+                c.red_card.into(),
+                c.version.into(),
+                c.updated_at.into(),
+                c.awaiting_since.into(),
+            ]);
+        }
+        txn.execute_raw(sql(
+            backend,
+            &format!(
+                "WITH v (id, last_event_hash, region_code, escalation_level, red_card, \
+                     version, updated_at, awaiting_since) AS (VALUES {}) \
+                     UPDATE cases SET last_event_hash = v.last_event_hash, \
+                     region_code = v.region_code, escalation_level = v.escalation_level, \
+                     red_card = v.red_card, version = v.version, updated_at = v.updated_at, \
+                     awaiting_since = v.awaiting_since \
+                     FROM v WHERE cases.id = v.id",
+                placeholders(chunk.len(), 8)
+            ),
+            values,
+        ))
+        .await?;
+    }
+    let last = seq - 1;
+    for chunk in rows.chunks(64) {
+        case_event::Entity::insert_many(chunk.to_vec())
+            .exec(txn)
+            .await?;
+    }
+    super::cases::notify_events(txn, last).await?;
+    Ok(())
 }
 
 /// The SLA backlog at `now`: how many levels have come and wait to be fired, and since when

@@ -95,6 +95,7 @@ pub async fn cohort(
             values(from, to, &code, None),
         ))
         .await?;
+    // An extended clock's due time is the extended one.
     let overdue: std::collections::HashSet<String> = db
         .query_all_raw(sql(
             backend,
@@ -109,6 +110,25 @@ pub async fn cohort(
         .into_iter()
         .map(|r| r.try_get_by_index::<String>(0))
         .collect::<Result<_, _>>()?;
+    // The cases with an extended clock, and whether one stopped past the due time it had
+    // before its extension (only a stopped clock can make a resolved case on time by its
+    // extension: a resolved case's resolve clock has stopped).
+    let mut extended: HashMap<String, bool> = HashMap::new();
+    for r in db
+        .query_all_raw(sql(
+            backend,
+            &format!(
+                "SELECT k.case_id, \
+                 MAX(CASE WHEN k.stopped_at > k.base_due_at THEN 1 ELSE 0 END) \
+                 FROM sla_clocks k JOIN cases c ON c.id = k.case_id \
+                 WHERE {cohort} AND k.extensions > 0 GROUP BY k.case_id"
+            ),
+            values(from, to, &code, None),
+        ))
+        .await?
+    {
+        extended.insert(r.try_get_by_index(0)?, r.try_get_by_index::<i32>(1)? > 0);
+    }
     let mut counts: HashMap<String, (i64, i64)> = HashMap::new();
     for r in db
         .query_all_raw(sql(
@@ -157,6 +177,7 @@ pub async fn cohort(
             None => false,
         };
         let (escalations, returns) = counts.get(&id).copied().unwrap_or_default();
+        let late_but_for_extension = extended.get(&id).copied();
         out.push(CohortRow {
             case: CohortCase {
                 status: status.parse::<CaseStatus>().map_err(corrupt)?,
@@ -168,6 +189,8 @@ pub async fn cohort(
                 by_callback,
                 reopen_count: r.try_get_by_index(7)?,
                 overdue: overdue.contains(&id),
+                extended: late_but_for_extension.is_some(),
+                late_but_for_extension: late_but_for_extension.unwrap_or(false),
                 escalations,
                 returns,
             },

@@ -188,6 +188,8 @@ pub struct TestApp {
     pub supervisor: Arc<Supervisor>,
     pub stats: Arc<StatsService>,
     pub events: Arc<gridcase::service::events::EventHub>,
+    /// The alert watcher, for tests that look at the cases received by hand.
+    pub alerts: Arc<gridcase::service::alerts::Alerts>,
     _data_dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
@@ -228,6 +230,7 @@ impl TestApp {
         let supervisor = app.supervisor();
         let stats = app.stats();
         let events = app.events();
+        let alerts = app.alerts();
         let addr = app.local_addr().expect("bound");
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(app.run_until_stopped(async move {
@@ -252,6 +255,7 @@ impl TestApp {
             supervisor,
             stats,
             events,
+            alerts,
             _data_dir: data_dir,
             stop: Some(stop),
             handle: Some(handle),

@@ -11,6 +11,7 @@ import { SLA_COLORS, SLA_ORDER, fmtTime, roleText, slaName, slaText, tierText } 
 import { Queue } from "./Queue";
 import { Detail } from "./Detail";
 import { Stats } from "./Stats";
+import { Alerts } from "./Alerts";
 import { ErrorBox, SlaBadge, StatusBadge } from "./common";
 
 export interface Session {
@@ -52,7 +53,7 @@ export function Console({ who, onSignOut }: { who: WhoAmIResponse; onSignOut: ()
   const home = who.home!;
   const peopleWithRegion = role === Role.DISPATCHER || role === Role.SUPERVISOR;
   const scopeRegion = peopleWithRegion ? home.code : "";
-  const [tab, setTab] = useState<"map" | "stats">("map");
+  const [tab, setTab] = useState<"map" | "stats" | "alerts">("map");
   const [liveState, setLiveState] = useState<LiveState>("connecting");
   const [selected, setSelected] = useState<string | null>(null);
   const [region, setRegion] = useState<Shape | null>(null);
@@ -180,6 +181,11 @@ export function Console({ who, onSignOut }: { who: WhoAmIResponse; onSignOut: ()
               {t("tab_stats")}
             </button>
           ) : null}
+          {canStats ? (
+            <button role="tab" aria-selected={tab === "alerts"} class={tab === "alerts" ? "on" : ""} data-testid="tab-alerts" onClick={() => setTab("alerts")}>
+              {t("tab_alerts")}
+            </button>
+          ) : null}
         </nav>
         <div class="who" data-testid="whoami">
           <span class="name">
@@ -275,6 +281,15 @@ export function Console({ who, onSignOut }: { who: WhoAmIResponse; onSignOut: ()
           </aside>
         </section>
         {tab === "stats" && canStats ? <Stats session={session} /> : null}
+        {tab === "alerts" && canStats ? (
+          <Alerts
+            session={session}
+            onOpen={(id) => {
+              setTab("map");
+              setSelected(id);
+            }}
+          />
+        ) : null}
       </div>
       <div class="sr-only" ref={a11yEl} data-testid="map-a11y" />
     </div>

@@ -24,8 +24,29 @@ import { t, type Key } from "../i18n";
 import { ErrorBox, Field, ShortId, SlaBadge, StatusBadge } from "./common";
 import type { Session } from "./Console";
 
-type Kind = "dispatch" | "whistle" | "escalate" | "feedback" | "close" | "merge" | "cancel" | "accept" | "checkin" | "return" | "progress" | "resolve" | "evaluate" | "callback" | "awaitReporter" | "resume";
-type FieldName = "unit" | "units" | "reason" | "reasonOpt" | "note" | "noteOpt" | "result" | "question" | "into" | "satisfaction" | "comment";
+type Kind =
+  | "dispatch"
+  | "whistle"
+  | "escalate"
+  | "feedback"
+  | "close"
+  | "merge"
+  | "cancel"
+  | "accept"
+  | "checkin"
+  | "return"
+  | "progress"
+  | "resolve"
+  | "evaluate"
+  | "callback"
+  | "awaitReporter"
+  | "resume"
+  | "extension"
+  | "approveExtension"
+  | "refuseExtension"
+  | "approveReturn"
+  | "refuseReturn";
+type FieldName = "unit" | "units" | "reason" | "reasonOpt" | "note" | "noteOpt" | "result" | "question" | "into" | "satisfaction" | "comment" | "duration";
 
 interface ActionDef {
   kind: Kind;
@@ -50,6 +71,15 @@ export function actionsFor(c: Case, session: Session): ActionDef[] {
       out.push({ kind: "callback", label: "act_callback", fields: ["satisfaction", "comment"] });
       out.push({ kind: "close", label: "act_close", fields: ["reasonOpt"] });
     }
+    // What the lead unit asked of the center: an extension, a return after the window.
+    if (c.pendingRequest?.kind === "extension") {
+      out.push({ kind: "approveExtension", label: "act_approve_extension", fields: ["reasonOpt"] });
+      out.push({ kind: "refuseExtension", label: "act_refuse_extension", fields: ["reason"] });
+    }
+    if (c.pendingRequest?.kind === "return") {
+      out.push({ kind: "approveReturn", label: "act_approve_return", fields: ["reasonOpt"] });
+      out.push({ kind: "refuseReturn", label: "act_refuse_return", fields: ["reason"] });
+    }
     if (isOpen(st)) {
       out.push({ kind: "merge", label: "act_merge", fields: ["into", "reasonOpt"] });
       out.push({ kind: "cancel", label: "act_cancel", fields: ["reason"] });
@@ -59,13 +89,15 @@ export function actionsFor(c: Case, session: Session): ActionDef[] {
     const lead = unit !== "" && c.unitCode === unit;
     if (lead && inS(S.DISPATCHED)) out.push({ kind: "accept", label: "act_accept", fields: [] });
     if (c.assistingUnits.some((a) => a.unitCode === unit && !a.checkedInAt) && isOpen(st)) out.push({ kind: "checkin", label: "act_checkin", fields: [] });
-    if (lead && inS(S.DISPATCHED, S.ACCEPTED)) out.push({ kind: "return", label: "act_return", fields: ["reason"] });
+    if (lead && inS(S.DISPATCHED, S.ACCEPTED) && !c.pendingRequest) out.push({ kind: "return", label: "act_return", fields: ["reason"] });
     if (lead && inS(S.ACCEPTED, S.IN_PROGRESS)) {
       out.push({ kind: "progress", label: "act_progress", fields: ["note"] });
       out.push({ kind: "resolve", label: "act_resolve", fields: ["result"] });
       // Waiting on the reporter pauses the resolve clock; asked once until resumed.
       if (c.awaitingReporterSince) out.push({ kind: "resume", label: "act_resume", fields: ["noteOpt"] });
       else out.push({ kind: "awaitReporter", label: "act_await_reporter", fields: ["question"] });
+      // 延期: one request at a time, decided by the holding center.
+      if (!c.pendingRequest) out.push({ kind: "extension", label: "act_extension", fields: ["duration", "reason"] });
     }
     if (lead && inS(S.RESOLVED)) out.push({ kind: "feedback", label: "act_feedback", fields: ["note"] });
   } else if (session.role === Role.GRID_MEMBER) {
@@ -75,6 +107,7 @@ export function actionsFor(c: Case, session: Session): ActionDef[] {
 }
 
 interface FormValues {
+  duration: string;
   unit: string;
   units: string[];
   text: string;
@@ -116,6 +149,14 @@ async function perform(kind: Kind, c: Case, v: FormValues): Promise<Case | undef
       return (await cases.awaitReporter({ ...base, question: v.text })).case;
     case "resume":
       return (await cases.resumeCase({ ...base, note: v.text })).case;
+    case "extension":
+      return (await cases.requestExtension({ ...base, duration: v.duration.trim(), reason: v.text })).case;
+    case "approveExtension":
+    case "refuseExtension":
+      return (await cases.decideExtension({ ...base, approve: kind === "approveExtension", reason: v.text })).case;
+    case "approveReturn":
+    case "refuseReturn":
+      return (await cases.decideReturn({ ...base, approve: kind === "approveReturn", reason: v.text })).case;
   }
 }
 
@@ -170,7 +211,7 @@ export function Detail({ session, caseId, onClose, onOpen }: { session: Session;
   const [notice, setNotice] = useState<{ text: string; detail?: string; kind: "ok" | "warn" } | null>(null);
   const [open, setOpen] = useState<ActionDef | null>(null);
   const [busy, setBusy] = useState(false);
-  const [values, setValues] = useState<FormValues>({ unit: "", units: [], text: "", into: "", satisfaction: Satisfaction.SATISFIED });
+  const [values, setValues] = useState<FormValues>({ duration: "", unit: "", units: [], text: "", into: "", satisfaction: Satisfaction.SATISFIED });
   const [unitFilter, setUnitFilter] = useState("");
   const [now, setNow] = useState(Date.now());
   const version = useRef(-1n);
@@ -225,7 +266,7 @@ export function Detail({ session, caseId, onClose, onOpen }: { session: Session;
     setOpen(a);
     setNotice(null);
     setUnitFilter("");
-    setValues({ unit: c?.unitCode ?? "", units: [], text: "", into: c?.possibleDuplicateOf ?? "", satisfaction: Satisfaction.SATISFIED });
+    setValues({ duration: "", unit: c?.unitCode ?? "", units: [], text: "", into: c?.possibleDuplicateOf ?? "", satisfaction: Satisfaction.SATISFIED });
   };
 
   const confirm = async (e: Event) => {
@@ -241,6 +282,7 @@ export function Detail({ session, caseId, onClose, onOpen }: { session: Session;
       need("question", values.text.trim() !== "", "act_question");
       need("into", values.into.trim() !== "", "act_into");
       need("units", values.units.length > 0, "act_units");
+      need("duration", values.duration.trim() !== "", "act_duration");
     } catch (err) {
       setNotice({ text: (err as Error).message, kind: "warn" });
       return;
@@ -301,10 +343,20 @@ export function Detail({ session, caseId, onClose, onOpen }: { session: Session;
             ) : null}
           </div>
           <p class="description">{c.description}</p>
+          {c.pendingRequest ? (
+            <div class="notice warn" data-testid="pending-request" data-kind={c.pendingRequest.kind}>
+              <p>
+                {c.pendingRequest.kind === "extension"
+                  ? t("f_pending_extension", { d: c.pendingRequest.duration, u: c.pendingRequest.unitCode, t: fmtTime(c.pendingRequest.at) })
+                  : t("f_pending_return", { u: c.pendingRequest.unitCode, t: fmtTime(c.pendingRequest.at) })}
+              </p>
+              {c.pendingRequest.reason ? <p class="more">{c.pendingRequest.reason}</p> : null}
+            </div>
+          ) : null}
           {c.awaitingReporterSince ? (
             <div class="notice warn" data-testid="awaiting-question">
               <p>{t("f_awaiting_since", { t: fmtTime(c.awaitingReporterSince) })}</p>
-              {question(events) ? <p class="detail">{question(events)}</p> : null}
+              {question(events) ? <p class="more">{question(events)}</p> : null}
             </div>
           ) : null}
 
@@ -321,7 +373,7 @@ export function Detail({ session, caseId, onClose, onOpen }: { session: Session;
             {notice ? (
               <div class={notice.kind === "ok" ? "notice ok" : "notice warn"} role="status" data-testid="action-result" data-kind={notice.kind}>
                 <p>{notice.text}</p>
-                {notice.detail ? <p class="detail">{notice.detail}</p> : null}
+                {notice.detail ? <p class="more">{notice.detail}</p> : null}
               </div>
             ) : null}
             {open ? (
@@ -387,6 +439,13 @@ export function Detail({ session, caseId, onClose, onOpen }: { session: Session;
                         </option>
                       ))}
                     </select>
+                  </label>
+                ) : null}
+                {open.fields.includes("duration") ? (
+                  <label>
+                    {t("act_duration")}
+                    <input value={values.duration} placeholder="3wd" onInput={(e) => setValues((v) => ({ ...v, duration: (e.target as HTMLInputElement).value }))} data-testid="action-duration" />
+                    <small class="hint">{t("act_duration_hint")}</small>
                   </label>
                 ) : null}
                 {open.fields.some((f) => f === "reason" || f === "reasonOpt" || f === "note" || f === "noteOpt" || f === "result" || f === "question" || f === "comment") ? (
@@ -534,7 +593,15 @@ export function Detail({ session, caseId, onClose, onOpen }: { session: Session;
                       <code>{k.unitCode || "—"}</code>
                     </td>
                     <td>{fmtTime(k.startedAt, true)}</td>
-                    <td>{fmtTime(k.dueAt, true)}</td>
+                    <td>
+                      {fmtTime(k.dueAt, true)}
+                      {k.extensions > 0 ? (
+                        <small class="extended" data-testid="clock-extended" title={t("clock_original_due", { t: fmtTime(k.originalDueAt, true) })}>
+                          {" "}
+                          · {t("clock_extended", { n: String(k.extensions), t: fmtTime(k.originalDueAt, true) })}
+                        </small>
+                      ) : null}
+                    </td>
                     <td>
                       <span class={`clock-state ${st.cls}`}>{t(st.key)}</span>
                       {running && due ? <small> · {due >= now ? t("clock_left", { t: fmtDuration(due - now) }) : t("clock_over", { t: fmtDuration(now - due) })}</small> : null}

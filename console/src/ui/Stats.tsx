@@ -191,6 +191,8 @@ export function Stats({ session }: { session: Session }) {
         [t("stats_escalations"), String(s.escalations), s.escalations > 0n ? "bad" : ""],
         [t("stats_returns"), String(s.returns)],
         [t("stats_reopens"), String(s.reopens)],
+        // On time is judged against extended due times; this many were on time only by one.
+        [t("stats_extended"), t("stats_extended_value", { n: String(s.extended), m: String(s.resolvedOnTimeByExtension) })],
       ]
     : [];
 

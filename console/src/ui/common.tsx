@@ -28,7 +28,7 @@ export function ErrorBox({ text, detail }: { text: string; detail?: string }) {
   return (
     <div class="error" role="alert" data-testid="error">
       <p>{text}</p>
-      {detail ? <p class="detail">{detail}</p> : null}
+      {detail ? <p class="more">{detail}</p> : null}
     </div>
   );
 }

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file gridcase/v1/case.proto.
  */
 export const file_gridcase_v1_case: GenFile = /*@__PURE__*/
-  fileDesc("ChZncmlkY2FzZS92MS9jYXNlLnByb3RvEgtncmlkY2FzZS52MSK0AwoIU2xhQ2xvY2sSJAoEa2luZBgBIAEoDjIWLmdyaWRjYXNlLnYxLkNsb2NrS2luZBINCgVjeWNsZRgCIAEoBRIRCgl1bml0X2NvZGUYAyABKAkSLgoKc3RhcnRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoGZHVlX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgl3YXJuZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2JyZWFjaGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxlc2NhbGF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0b3BwZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXBhdXNlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZXNjYWxhdGlvbnMYCyABKAUihgEKDUFzc2lzdGluZ1VuaXQSEQoJdW5pdF9jb2RlGAEgASgJEi8KC3N1bW1vbmVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg1jaGVja2VkX2luX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKbAQoKRXZhbHVhdGlvbhIvCgxzYXRpc2ZhY3Rpb24YASABKA4yGS5ncmlkY2FzZS52MS5TYXRpc2ZhY3Rpb24SDwoHY29tbWVudBgCIAEoCRIOCgZieV9zdWIYAyABKAkSJgoCYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2J5X2NhbGxiYWNrGAUgASgIIuMICgRDYXNlEgoKAmlkGAEgASgJEgwKBGNvZGUYAiABKAkSJwoGc3RhdHVzGAMgASgOMhcuZ3JpZGNhc2UudjEuQ2FzZVN0YXR1cxIRCglncmlkX2NvZGUYBCABKAkSHwoEdGllchgFIAEoDjIRLmdyaWRjYXNlLnYxLlRpZXISEQoJdW5pdF9jb2RlGAYgASgJEhUKDWNhdGVnb3J5X2NvZGUYByABKAkSEwoLcmVnaW9uX2NvZGUYCCABKAkSEwoLZGVzY3JpcHRpb24YCSABKAkSJwoIc2V2ZXJpdHkYCiABKA4yFS5ncmlkY2FzZS52MS5TZXZlcml0eRIjCgZzb3VyY2UYCyABKA4yEy5ncmlkY2FzZS52MS5Tb3VyY2USMAoRcmVwb3J0ZWRfbG9jYXRpb24YDCABKAsyFS5ncmlkY2FzZS52MS5Mb2NhdGlvbhInCghsb2NhdGlvbhgNIAEoCzIVLmdyaWRjYXNlLnYxLkxvY2F0aW9uEg8KB3NuYXBwZWQYDiABKAgSFwoPc25hcF9kaXN0YW5jZV9tGA8gASgBEg8KB2FkZHJlc3MYECABKAkSFAoMcmVwb3J0ZXJfc3ViGBEgASgJEhYKDnJlcG9ydGVyX3Bob25lGBIgASgJEjMKD2Fzc2lzdGluZ191bml0cxgTIAMoCzIaLmdyaWRjYXNlLnYxLkFzc2lzdGluZ1VuaXQSFgoOYXR0YWNobWVudF9pZHMYFCADKAkSLwoLY2FwdHVyZWRfYXQYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3JlY2VpdmVkX2F0GBYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GBcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd2ZXJzaW9uGBggASgDEg0KBWN5Y2xlGBkgASgFEhQKDHJlb3Blbl9jb3VudBgaIAEoBRIYChBlc2NhbGF0aW9uX2xldmVsGBsgASgFEhAKCHJlZF9jYXJkGBwgASgIEhsKE21lcmdlZF9pbnRvX2Nhc2VfaWQYHSABKAkSHQoVcG9zc2libGVfZHVwbGljYXRlX29mGB4gASgJEhcKD3Jlc29sdXRpb25fdGV4dBgfIAEoCRIrCgpldmFsdWF0aW9uGCAgASgLMhcuZ3JpZGNhc2UudjEuRXZhbHVhdGlvbhIlCgZjbG9ja3MYISADKAsyFS5ncmlkY2FzZS52MS5TbGFDbG9jaxITCgtleHRlcm5hbF9pZBgiIAEoCRIYChByZXNvbHZlZF9sb2NhbGx5GCMgASgIEigKCXNsYV9zdGF0ZRgkIAEoDjIVLmdyaWRjYXNlLnYxLlNsYVN0YXRlEjsKF2F3YWl0aW5nX3JlcG9ydGVyX3NpbmNlGCUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKnAgoHQ2FzZVBpbhIKCgJpZBgBIAEoCRIMCgRjb2RlGAIgASgJEicKBnN0YXR1cxgDIAEoDjIXLmdyaWRjYXNlLnYxLkNhc2VTdGF0dXMSCwoDbGF0GAQgASgBEgsKA2xvbhgFIAEoARIoCglzbGFfc3RhdGUYBiABKA4yFS5ncmlkY2FzZS52MS5TbGFTdGF0ZRIVCg1jYXRlZ29yeV9jb2RlGAcgASgJEhEKCXVuaXRfY29kZRgIIAEoCRInCghzZXZlcml0eRgJIAEoDjIVLmdyaWRjYXNlLnYxLlNldmVyaXR5EhEKCWdyaWRfY29kZRgKIAEoCRIvCgtyZWNlaXZlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQgoTTGlzdENhc2VQaW5zUmVxdWVzdBITCgtyZWdpb25fY29kZRgBIAEoCRIWCg5pbmNsdWRlX2Nsb3NlZBgCIAEoCCJNChRMaXN0Q2FzZVBpbnNSZXNwb25zZRIiCgRwaW5zGAEgAygLMhQuZ3JpZGNhc2UudjEuQ2FzZVBpbhIRCgl0cnVuY2F0ZWQYAiABKAgigAMKCUNhc2VFdmVudBIQCghzZXF1ZW5jZRgBIAEoAxIPCgdjYXNlX2lkGAIgASgJEhEKCWNhc2VfY29kZRgDIAEoCRIMCgRraW5kGAQgASgJEhEKCWFjdG9yX3N1YhgFIAEoCRIlCgphY3Rvcl9yb2xlGAYgASgOMhEuZ3JpZGNhc2UudjEuUm9sZRImCgJhdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoLZnJvbV9zdGF0dXMYCCABKA4yFy5ncmlkY2FzZS52MS5DYXNlU3RhdHVzEioKCXRvX3N0YXR1cxgJIAEoDjIXLmdyaWRjYXNlLnYxLkNhc2VTdGF0dXMSDgoGcmVhc29uGAogASgJEhQKDGRldGFpbHNfanNvbhgLIAEoCRIRCglwcmV2X2hhc2gYDCABKAkSDAoEaGFzaBgNIAEoCRIUCgxub3RpZnlfdW5pdHMYDiADKAkSFgoObm90aWZ5X21lbWJlcnMYDyADKAkiOQoOR2V0Q2FzZVJlcXVlc3QSDwoHY2FzZV9pZBgBIAEoCRIWCg5pbmNsdWRlX2V2ZW50cxgCIAEoCCJaCg9HZXRDYXNlUmVzcG9uc2USHwoEY2FzZRgBIAEoCzIRLmdyaWRjYXNlLnYxLkNhc2USJgoGZXZlbnRzGAIgAygLMhYuZ3JpZGNhc2UudjEuQ2FzZUV2ZW50Ip4CChBMaXN0Q2FzZXNSZXF1ZXN0EikKCHN0YXR1c2VzGAEgAygOMhcuZ3JpZGNhc2UudjEuQ2FzZVN0YXR1cxITCgtyZWdpb25fY29kZRgCIAEoCRIRCgl1bml0X2NvZGUYAyABKAkSFQoNY2F0ZWdvcnlfY29kZRgEIAEoCRIUCgxvdmVyZHVlX29ubHkYBSABKAgSMQoNcmVjZWl2ZWRfZnJvbRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmVjZWl2ZWRfdG8YByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKBHBhZ2UYCCABKAsyGC5ncmlkY2FzZS52MS5QYWdlUmVxdWVzdCL4AQoSRXhwb3J0Q2FzZXNSZXF1ZXN0EikKCHN0YXR1c2VzGAEgAygOMhcuZ3JpZGNhc2UudjEuQ2FzZVN0YXR1cxITCgtyZWdpb25fY29kZRgCIAEoCRIRCgl1bml0X2NvZGUYAyABKAkSFQoNY2F0ZWdvcnlfY29kZRgEIAEoCRIUCgxvdmVyZHVlX29ubHkYBSABKAgSMQoNcmVjZWl2ZWRfZnJvbRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmVjZWl2ZWRfdG8YByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIk4KEUxpc3RDYXNlc1Jlc3BvbnNlEiAKBWNhc2VzGAEgAygLMhEuZ3JpZGNhc2UudjEuQ2FzZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiYwoTRGlzcGF0Y2hDYXNlUmVxdWVzdBIPCgdjYXNlX2lkGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMSEQoJdW5pdF9jb2RlGAMgASgJEg4KBnJlYXNvbhgEIAEoCSI3ChREaXNwYXRjaENhc2VSZXNwb25zZRIfCgRjYXNlGAEgASgLMhEuZ3JpZGNhc2UudjEuQ2FzZSI+ChFBY2NlcHRDYXNlUmVxdWVzdBIPCgdjYXNlX2lkGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMiNQoSQWNjZXB0Q2FzZVJlc3BvbnNlEh8KBGNhc2UYASABKAsyES5ncmlkY2FzZS52MS5DYXNlIk4KEVJldHVybkNhc2VSZXF1ZXN0Eg8KB2Nhc2VfaWQYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxIOCgZyZWFzb24YAyABKAkiNQoSUmV0dXJuQ2FzZVJlc3BvbnNlEh8KBGNhc2UYASABKAsyES5ncmlkY2FzZS52MS5DYXNlImgKFVVwZGF0ZVByb2dyZXNzUmVxdWVzdBIPCgdjYXNlX2lkGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMSDAoEbm90ZRgDIAEoCRIWCg5hdHRhY2htZW50X2lkcxgEIAMoCSI5ChZVcGRhdGVQcm9ncmVzc1Jlc3BvbnNlEh8KBGNhc2UYASABKAsyES5ncmlkY2FzZS52MS5DYXNlImcKElJlc29sdmVDYXNlUmVxdWVzdBIPCgdjYXNlX2lkGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMSDgoGcmVzdWx0GAMgASgJEhYKDmF0dGFjaG1lbnRfaWRzGAQgAygJIjYKE1Jlc29sdmVDYXNlUmVzcG9uc2USHwoEY2FzZRgBIAEoCzIRLmdyaWRjYXNlLnYxLkNhc2UiUAoVUmVjb3JkRmVlZGJhY2tSZXF1ZXN0Eg8KB2Nhc2VfaWQYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxIMCgRub3RlGAMgASgJIjkKFlJlY29yZEZlZWRiYWNrUmVzcG9uc2USHwoEY2FzZRgBIAEoCzIRLmdyaWRjYXNlLnYxLkNhc2UilwEKE0V2YWx1YXRlQ2FzZVJlcXVlc3QSDwoHY2FzZV9pZBgBIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAIgASgDEi8KDHNhdGlzZmFjdGlvbhgDIAEoDjIZLmdyaWRjYXNlLnYxLlNhdGlzZmFjdGlvbhIPCgdjb21tZW50GAQgASgJEhMKC2J5X2NhbGxiYWNrGAUgASgIIjcKFEV2YWx1YXRlQ2FzZVJlc3BvbnNlEh8KBGNhc2UYASABKAsyES5ncmlkY2FzZS52MS5DYXNlIk0KEENsb3NlQ2FzZVJlcXVlc3QSDwoHY2FzZV9pZBgBIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAIgASgDEg4KBnJlYXNvbhgDIAEoCSI0ChFDbG9zZUNhc2VSZXNwb25zZRIfCgRjYXNlGAEgASgLMhEuZ3JpZGNhc2UudjEuQ2FzZSJjChBNZXJnZUNhc2VSZXF1ZXN0Eg8KB2Nhc2VfaWQYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxIUCgxpbnRvX2Nhc2VfaWQYAyABKAkSDgoGcmVhc29uGAQgASgJIjQKEU1lcmdlQ2FzZVJlc3BvbnNlEh8KBGNhc2UYASABKAsyES5ncmlkY2FzZS52MS5DYXNlIk4KEUNhbmNlbENhc2VSZXF1ZXN0Eg8KB2Nhc2VfaWQYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxIOCgZyZWFzb24YAyABKAkiNQoSQ2FuY2VsQ2FzZVJlc3BvbnNlEh8KBGNhc2UYASABKAsyES5ncmlkY2FzZS52MS5DYXNlImMKEldoaXN0bGVDYXNlUmVxdWVzdBIPCgdjYXNlX2lkGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMSEgoKdW5pdF9jb2RlcxgDIAMoCRIOCgZyZWFzb24YBCABKAkiNgoTV2hpc3RsZUNhc2VSZXNwb25zZRIfCgRjYXNlGAEgASgLMhEuZ3JpZGNhc2UudjEuQ2FzZSJQChNFc2NhbGF0ZUNhc2VSZXF1ZXN0Eg8KB2Nhc2VfaWQYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxIOCgZyZWFzb24YAyABKAkiNwoURXNjYWxhdGVDYXNlUmVzcG9uc2USHwoEY2FzZRgBIAEoCzIRLmdyaWRjYXNlLnYxLkNhc2UiUwoUQXdhaXRSZXBvcnRlclJlcXVlc3QSDwoHY2FzZV9pZBgBIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAIgASgDEhAKCHF1ZXN0aW9uGAMgASgJIjgKFUF3YWl0UmVwb3J0ZXJSZXNwb25zZRIfCgRjYXNlGAEgASgLMhEuZ3JpZGNhc2UudjEuQ2FzZSJMChFSZXN1bWVDYXNlUmVxdWVzdBIPCgdjYXNlX2lkGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMSDAoEbm90ZRgDIAEoCSI1ChJSZXN1bWVDYXNlUmVzcG9uc2USHwoEY2FzZRgBIAEoCzIRLmdyaWRjYXNlLnYxLkNhc2UqsgIKCkNhc2VTdGF0dXMSGwoXQ0FTRV9TVEFUVVNfVU5TUEVDSUZJRUQQABIZChVDQVNFX1NUQVRVU19TVUJNSVRURUQQARIaChZDQVNFX1NUQVRVU19SRUdJU1RFUkVEEAISGgoWQ0FTRV9TVEFUVVNfRElTUEFUQ0hFRBADEhgKFENBU0VfU1RBVFVTX0FDQ0VQVEVEEAQSGwoXQ0FTRV9TVEFUVVNfSU5fUFJPR1JFU1MQBRIYChRDQVNFX1NUQVRVU19SRVNPTFZFRBAGEhYKEkNBU0VfU1RBVFVTX0NMT1NFRBAHEhgKFENBU0VfU1RBVFVTX1JFVFVSTkVEEAgSFgoSQ0FTRV9TVEFUVVNfTUVSR0VEEAkSGQoVQ0FTRV9TVEFUVVNfQ0FOQ0VMTEVEEAoqhQEKBlNvdXJjZRIWChJTT1VSQ0VfVU5TUEVDSUZJRUQQABISCg5TT1VSQ0VfSEFORFNFVBABEhgKFFNPVVJDRV9IT1RMSU5FXzEyMzQ1EAISEQoNU09VUkNFX1dFQ0hBVBADEg4KClNPVVJDRV9TTVMQBBISCg5TT1VSQ0VfV0FMS19JThAFKo0BCgxTYXRpc2ZhY3Rpb24SHAoYU0FUSVNGQUNUSU9OX1VOU1BFQ0lGSUVEEAASGgoWU0FUSVNGQUNUSU9OX1NBVElTRklFRBABEiQKIFNBVElTRkFDVElPTl9CQVNJQ0FMTFlfU0FUSVNGSUVEEAISHQoZU0FUSVNGQUNUSU9OX0RJU1NBVElTRklFRBADKpsBCghTbGFTdGF0ZRIZChVTTEFfU1RBVEVfVU5TUEVDSUZJRUQQABIVChFTTEFfU1RBVEVfT05fVElNRRABEhQKEFNMQV9TVEFURV9XQVJORUQQAhIWChJTTEFfU1RBVEVfQlJFQUNIRUQQAxIXChNTTEFfU1RBVEVfRVNDQUxBVEVEEAQSFgoSU0xBX1NUQVRFX1JFRF9DQVJEEAUyxQsKC0Nhc2VTZXJ2aWNlEkQKB0dldENhc2USGy5ncmlkY2FzZS52MS5HZXRDYXNlUmVxdWVzdBocLmdyaWRjYXNlLnYxLkdldENhc2VSZXNwb25zZRJKCglMaXN0Q2FzZXMSHS5ncmlkY2FzZS52MS5MaXN0Q2FzZXNSZXF1ZXN0Gh4uZ3JpZGNhc2UudjEuTGlzdENhc2VzUmVzcG9uc2USSgoLRXhwb3J0Q2FzZXMSHy5ncmlkY2FzZS52MS5FeHBvcnRDYXNlc1JlcXVlc3QaGC5ncmlkY2FzZS52MS5FeHBvcnRDaHVuazABElMKDExpc3RDYXNlUGlucxIgLmdyaWRjYXNlLnYxLkxpc3RDYXNlUGluc1JlcXVlc3QaIS5ncmlkY2FzZS52MS5MaXN0Q2FzZVBpbnNSZXNwb25zZRJTCgxEaXNwYXRjaENhc2USIC5ncmlkY2FzZS52MS5EaXNwYXRjaENhc2VSZXF1ZXN0GiEuZ3JpZGNhc2UudjEuRGlzcGF0Y2hDYXNlUmVzcG9uc2USTQoKQWNjZXB0Q2FzZRIeLmdyaWRjYXNlLnYxLkFjY2VwdENhc2VSZXF1ZXN0Gh8uZ3JpZGNhc2UudjEuQWNjZXB0Q2FzZVJlc3BvbnNlEk0KClJldHVybkNhc2USHi5ncmlkY2FzZS52MS5SZXR1cm5DYXNlUmVxdWVzdBofLmdyaWRjYXNlLnYxLlJldHVybkNhc2VSZXNwb25zZRJZCg5VcGRhdGVQcm9ncmVzcxIiLmdyaWRjYXNlLnYxLlVwZGF0ZVByb2dyZXNzUmVxdWVzdBojLmdyaWRjYXNlLnYxLlVwZGF0ZVByb2dyZXNzUmVzcG9uc2USUAoLUmVzb2x2ZUNhc2USHy5ncmlkY2FzZS52MS5SZXNvbHZlQ2FzZVJlcXVlc3QaIC5ncmlkY2FzZS52MS5SZXNvbHZlQ2FzZVJlc3BvbnNlElkKDlJlY29yZEZlZWRiYWNrEiIuZ3JpZGNhc2UudjEuUmVjb3JkRmVlZGJhY2tSZXF1ZXN0GiMuZ3JpZGNhc2UudjEuUmVjb3JkRmVlZGJhY2tSZXNwb25zZRJTCgxFdmFsdWF0ZUNhc2USIC5ncmlkY2FzZS52MS5FdmFsdWF0ZUNhc2VSZXF1ZXN0GiEuZ3JpZGNhc2UudjEuRXZhbHVhdGVDYXNlUmVzcG9uc2USSgoJQ2xvc2VDYXNlEh0uZ3JpZGNhc2UudjEuQ2xvc2VDYXNlUmVxdWVzdBoeLmdyaWRjYXNlLnYxLkNsb3NlQ2FzZVJlc3BvbnNlEkoKCU1lcmdlQ2FzZRIdLmdyaWRjYXNlLnYxLk1lcmdlQ2FzZVJlcXVlc3QaHi5ncmlkY2FzZS52MS5NZXJnZUNhc2VSZXNwb25zZRJNCgpDYW5jZWxDYXNlEh4uZ3JpZGNhc2UudjEuQ2FuY2VsQ2FzZVJlcXVlc3QaHy5ncmlkY2FzZS52MS5DYW5jZWxDYXNlUmVzcG9uc2USUAoLV2hpc3RsZUNhc2USHy5ncmlkY2FzZS52MS5XaGlzdGxlQ2FzZVJlcXVlc3QaIC5ncmlkY2FzZS52MS5XaGlzdGxlQ2FzZVJlc3BvbnNlElMKDEVzY2FsYXRlQ2FzZRIgLmdyaWRjYXNlLnYxLkVzY2FsYXRlQ2FzZVJlcXVlc3QaIS5ncmlkY2FzZS52MS5Fc2NhbGF0ZUNhc2VSZXNwb25zZRJWCg1Bd2FpdFJlcG9ydGVyEiEuZ3JpZGNhc2UudjEuQXdhaXRSZXBvcnRlclJlcXVlc3QaIi5ncmlkY2FzZS52MS5Bd2FpdFJlcG9ydGVyUmVzcG9uc2USTQoKUmVzdW1lQ2FzZRIeLmdyaWRjYXNlLnYxLlJlc3VtZUNhc2VSZXF1ZXN0Gh8uZ3JpZGNhc2UudjEuUmVzdW1lQ2FzZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_gridcase_v1_common, file_gridcase_v1_directory]);
+  fileDesc("ChZncmlkY2FzZS92MS9jYXNlLnByb3RvEgtncmlkY2FzZS52MSL9AwoIU2xhQ2xvY2sSJAoEa2luZBgBIAEoDjIWLmdyaWRjYXNlLnYxLkNsb2NrS2luZBINCgVjeWNsZRgCIAEoBRIRCgl1bml0X2NvZGUYAyABKAkSLgoKc3RhcnRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoGZHVlX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgl3YXJuZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2JyZWFjaGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxlc2NhbGF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0b3BwZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXBhdXNlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZXNjYWxhdGlvbnMYCyABKAUSEgoKZXh0ZW5zaW9ucxgMIAEoBRIzCg9vcmlnaW5hbF9kdWVfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoYBCg1Bc3Npc3RpbmdVbml0EhEKCXVuaXRfY29kZRgBIAEoCRIvCgtzdW1tb25lZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNY2hlY2tlZF9pbl9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAimwEKCkV2YWx1YXRpb24SLwoMc2F0aXNmYWN0aW9uGAEgASgOMhkuZ3JpZGNhc2UudjEuU2F0aXNmYWN0aW9uEg8KB2NvbW1lbnQYAiABKAkSDgoGYnlfc3ViGAMgASgJEiYKAmF0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtieV9jYWxsYmFjaxgFIAEoCCLMCQoEQ2FzZRIKCgJpZBgBIAEoCRIMCgRjb2RlGAIgASgJEicKBnN0YXR1cxgDIAEoDjIXLmdyaWRjYXNlLnYxLkNhc2VTdGF0dXMSEQoJZ3JpZF9jb2RlGAQgASgJEh8KBHRpZXIYBSABKA4yES5ncmlkY2FzZS52MS5UaWVyEhEKCXVuaXRfY29kZRgGIAEoCRIVCg1jYXRlZ29yeV9jb2RlGAcgASgJEhMKC3JlZ2lvbl9jb2RlGAggASgJEhMKC2Rlc2NyaXB0aW9uGAkgASgJEicKCHNldmVyaXR5GAogASgOMhUuZ3JpZGNhc2UudjEuU2V2ZXJpdHkSIwoGc291cmNlGAsgASgOMhMuZ3JpZGNhc2UudjEuU291cmNlEjAKEXJlcG9ydGVkX2xvY2F0aW9uGAwgASgLMhUuZ3JpZGNhc2UudjEuTG9jYXRpb24SJwoIbG9jYXRpb24YDSABKAsyFS5ncmlkY2FzZS52MS5Mb2NhdGlvbhIPCgdzbmFwcGVkGA4gASgIEhcKD3NuYXBfZGlzdGFuY2VfbRgPIAEoARIPCgdhZGRyZXNzGBAgASgJEhQKDHJlcG9ydGVyX3N1YhgRIAEoCRIWCg5yZXBvcnRlcl9waG9uZRgSIAEoCRIzCg9hc3Npc3RpbmdfdW5pdHMYEyADKAsyGi5ncmlkY2FzZS52MS5Bc3Npc3RpbmdVbml0EhYKDmF0dGFjaG1lbnRfaWRzGBQgAygJEi8KC2NhcHR1cmVkX2F0GBUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZWNlaXZlZF9hdBgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgXIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdmVyc2lvbhgYIAEoAxINCgVjeWNsZRgZIAEoBRIUCgxyZW9wZW5fY291bnQYGiABKAUSGAoQZXNjYWxhdGlvbl9sZXZlbBgbIAEoBRIQCghyZWRfY2FyZBgcIAEoCBIbChNtZXJnZWRfaW50b19jYXNlX2lkGB0gASgJEh0KFXBvc3NpYmxlX2R1cGxpY2F0ZV9vZhgeIAEoCRIXCg9yZXNvbHV0aW9uX3RleHQYHyABKAkSKwoKZXZhbHVhdGlvbhggIAEoCzIXLmdyaWRjYXNlLnYxLkV2YWx1YXRpb24SJQoGY2xvY2tzGCEgAygLMhUuZ3JpZGNhc2UudjEuU2xhQ2xvY2sSEwoLZXh0ZXJuYWxfaWQYIiABKAkSGAoQcmVzb2x2ZWRfbG9jYWxseRgjIAEoCBIoCglzbGFfc3RhdGUYJCABKA4yFS5ncmlkY2FzZS52MS5TbGFTdGF0ZRI7Chdhd2FpdGluZ19yZXBvcnRlcl9zaW5jZRglIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoPcGVuZGluZ19yZXF1ZXN0GCYgASgLMhsuZ3JpZGNhc2UudjEuUGVuZGluZ1JlcXVlc3QSMQoNZGlzcGF0Y2hlZF9hdBgnIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiiwEKDlBlbmRpbmdSZXF1ZXN0EgwKBGtpbmQYASABKAkSEAoIZHVyYXRpb24YAiABKAkSDgoGcmVhc29uGAMgASgJEg4KBmJ5X3N1YhgEIAEoCRIRCgl1bml0X2NvZGUYBSABKAkSJgoCYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqcCCgdDYXNlUGluEgoKAmlkGAEgASgJEgwKBGNvZGUYAiABKAkSJwoGc3RhdHVzGAMgASgOMhcuZ3JpZGNhc2UudjEuQ2FzZVN0YXR1cxILCgNsYXQYBCABKAESCwoDbG9uGAUgASgBEigKCXNsYV9zdGF0ZRgGIAEoDjIVLmdyaWRjYXNlLnYxLlNsYVN0YXRlEhUKDWNhdGVnb3J5X2NvZGUYByABKAkSEQoJdW5pdF9jb2RlGAggASgJEicKCHNldmVyaXR5GAkgASgOMhUuZ3JpZGNhc2UudjEuU2V2ZXJpdHkSEQoJZ3JpZF9jb2RlGAogASgJEi8KC3JlY2VpdmVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJCChNMaXN0Q2FzZVBpbnNSZXF1ZXN0EhMKC3JlZ2lvbl9jb2RlGAEgASgJEhYKDmluY2x1ZGVfY2xvc2VkGAIgASgIIk0KFExpc3RDYXNlUGluc1Jlc3BvbnNlEiIKBHBpbnMYASADKAsyFC5ncmlkY2FzZS52MS5DYXNlUGluEhEKCXRydW5jYXRlZBgCIAEoCCKAAwoJQ2FzZUV2ZW50EhAKCHNlcXVlbmNlGAEgASgDEg8KB2Nhc2VfaWQYAiABKAkSEQoJY2FzZV9jb2RlGAMgASgJEgwKBGtpbmQYBCABKAkSEQoJYWN0b3Jfc3ViGAUgASgJEiUKCmFjdG9yX3JvbGUYBiABKA4yES5ncmlkY2FzZS52MS5Sb2xlEiYKAmF0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCgtmcm9tX3N0YXR1cxgIIAEoDjIXLmdyaWRjYXNlLnYxLkNhc2VTdGF0dXMSKgoJdG9fc3RhdHVzGAkgASgOMhcuZ3JpZGNhc2UudjEuQ2FzZVN0YXR1cxIOCgZyZWFzb24YCiABKAkSFAoMZGV0YWlsc19qc29uGAsgASgJEhEKCXByZXZfaGFzaBgMIAEoCRIMCgRoYXNoGA0gASgJEhQKDG5vdGlmeV91bml0cxgOIAMoCRIWCg5ub3RpZnlfbWVtYmVycxgPIAMoCSI5Cg5HZXRDYXNlUmVxdWVzdBIPCgdjYXNlX2lkGAEgASgJEhYKDmluY2x1ZGVfZXZlbnRzGAIgASgIIloKD0dldENhc2VSZXNwb25zZRIfCgRjYXNlGAEgASgLMhEuZ3JpZGNhc2UudjEuQ2FzZRImCgZldmVudHMYAiADKAsyFi5ncmlkY2FzZS52MS5DYXNlRXZlbnQingIKEExpc3RDYXNlc1JlcXVlc3QSKQoIc3RhdHVzZXMYASADKA4yFy5ncmlkY2FzZS52MS5DYXNlU3RhdHVzEhMKC3JlZ2lvbl9jb2RlGAIgASgJEhEKCXVuaXRfY29kZRgDIAEoCRIVCg1jYXRlZ29yeV9jb2RlGAQgASgJEhQKDG92ZXJkdWVfb25seRgFIAEoCBIxCg1yZWNlaXZlZF9mcm9tGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZWNlaXZlZF90bxgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoEcGFnZRgIIAEoCzIYLmdyaWRjYXNlLnYxLlBhZ2VSZXF1ZXN0IvgBChJFeHBvcnRDYXNlc1JlcXVlc3QSKQoIc3RhdHVzZXMYASADKA4yFy5ncmlkY2FzZS52MS5DYXNlU3RhdHVzEhMKC3JlZ2lvbl9jb2RlGAIgASgJEhEKCXVuaXRfY29kZRgDIAEoCRIVCg1jYXRlZ29yeV9jb2RlGAQgASgJEhQKDG92ZXJkdWVfb25seRgFIAEoCBIxCg1yZWNlaXZlZF9mcm9tGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZWNlaXZlZF90bxgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTgoRTGlzdENhc2VzUmVzcG9uc2USIAoFY2FzZXMYASADKAsyES5ncmlkY2FzZS52MS5DYXNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJjChNEaXNwYXRjaENhc2VSZXF1ZXN0Eg8KB2Nhc2VfaWQYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxIRCgl1bml0X2NvZGUYAyABKAkSDgoGcmVhc29uGAQgASgJIjcKFERpc3BhdGNoQ2FzZVJlc3BvbnNlEh8KBGNhc2UYASABKAsyES5ncmlkY2FzZS52MS5DYXNlIj4KEUFjY2VwdENhc2VSZXF1ZXN0Eg8KB2Nhc2VfaWQYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAyI1ChJBY2NlcHRDYXNlUmVzcG9uc2USHwoEY2FzZRgBIAEoCzIRLmdyaWRjYXNlLnYxLkNhc2UiTgoRUmV0dXJuQ2FzZVJlcXVlc3QSDwoHY2FzZV9pZBgBIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAIgASgDEg4KBnJlYXNvbhgDIAEoCSI1ChJSZXR1cm5DYXNlUmVzcG9uc2USHwoEY2FzZRgBIAEoCzIRLmdyaWRjYXNlLnYxLkNhc2UiaAoVVXBkYXRlUHJvZ3Jlc3NSZXF1ZXN0Eg8KB2Nhc2VfaWQYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxIMCgRub3RlGAMgASgJEhYKDmF0dGFjaG1lbnRfaWRzGAQgAygJIjkKFlVwZGF0ZVByb2dyZXNzUmVzcG9uc2USHwoEY2FzZRgBIAEoCzIRLmdyaWRjYXNlLnYxLkNhc2UiZwoSUmVzb2x2ZUNhc2VSZXF1ZXN0Eg8KB2Nhc2VfaWQYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxIOCgZyZXN1bHQYAyABKAkSFgoOYXR0YWNobWVudF9pZHMYBCADKAkiNgoTUmVzb2x2ZUNhc2VSZXNwb25zZRIfCgRjYXNlGAEgASgLMhEuZ3JpZGNhc2UudjEuQ2FzZSJQChVSZWNvcmRGZWVkYmFja1JlcXVlc3QSDwoHY2FzZV9pZBgBIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAIgASgDEgwKBG5vdGUYAyABKAkiOQoWUmVjb3JkRmVlZGJhY2tSZXNwb25zZRIfCgRjYXNlGAEgASgLMhEuZ3JpZGNhc2UudjEuQ2FzZSKXAQoTRXZhbHVhdGVDYXNlUmVxdWVzdBIPCgdjYXNlX2lkGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMSLwoMc2F0aXNmYWN0aW9uGAMgASgOMhkuZ3JpZGNhc2UudjEuU2F0aXNmYWN0aW9uEg8KB2NvbW1lbnQYBCABKAkSEwoLYnlfY2FsbGJhY2sYBSABKAgiNwoURXZhbHVhdGVDYXNlUmVzcG9uc2USHwoEY2FzZRgBIAEoCzIRLmdyaWRjYXNlLnYxLkNhc2UiTQoQQ2xvc2VDYXNlUmVxdWVzdBIPCgdjYXNlX2lkGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMSDgoGcmVhc29uGAMgASgJIjQKEUNsb3NlQ2FzZVJlc3BvbnNlEh8KBGNhc2UYASABKAsyES5ncmlkY2FzZS52MS5DYXNlImMKEE1lcmdlQ2FzZVJlcXVlc3QSDwoHY2FzZV9pZBgBIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAIgASgDEhQKDGludG9fY2FzZV9pZBgDIAEoCRIOCgZyZWFzb24YBCABKAkiNAoRTWVyZ2VDYXNlUmVzcG9uc2USHwoEY2FzZRgBIAEoCzIRLmdyaWRjYXNlLnYxLkNhc2UiTgoRQ2FuY2VsQ2FzZVJlcXVlc3QSDwoHY2FzZV9pZBgBIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAIgASgDEg4KBnJlYXNvbhgDIAEoCSI1ChJDYW5jZWxDYXNlUmVzcG9uc2USHwoEY2FzZRgBIAEoCzIRLmdyaWRjYXNlLnYxLkNhc2UiYwoSV2hpc3RsZUNhc2VSZXF1ZXN0Eg8KB2Nhc2VfaWQYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxISCgp1bml0X2NvZGVzGAMgAygJEg4KBnJlYXNvbhgEIAEoCSI2ChNXaGlzdGxlQ2FzZVJlc3BvbnNlEh8KBGNhc2UYASABKAsyES5ncmlkY2FzZS52MS5DYXNlIlAKE0VzY2FsYXRlQ2FzZVJlcXVlc3QSDwoHY2FzZV9pZBgBIAEoCRIYChBleHBlY3RlZF92ZXJzaW9uGAIgASgDEg4KBnJlYXNvbhgDIAEoCSI3ChRFc2NhbGF0ZUNhc2VSZXNwb25zZRIfCgRjYXNlGAEgASgLMhEuZ3JpZGNhc2UudjEuQ2FzZSJTChRBd2FpdFJlcG9ydGVyUmVxdWVzdBIPCgdjYXNlX2lkGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMSEAoIcXVlc3Rpb24YAyABKAkiOAoVQXdhaXRSZXBvcnRlclJlc3BvbnNlEh8KBGNhc2UYASABKAsyES5ncmlkY2FzZS52MS5DYXNlIkwKEVJlc3VtZUNhc2VSZXF1ZXN0Eg8KB2Nhc2VfaWQYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxIMCgRub3RlGAMgASgJIjUKElJlc3VtZUNhc2VSZXNwb25zZRIfCgRjYXNlGAEgASgLMhEuZ3JpZGNhc2UudjEuQ2FzZSJmChdSZXF1ZXN0RXh0ZW5zaW9uUmVxdWVzdBIPCgdjYXNlX2lkGAEgASgJEhgKEGV4cGVjdGVkX3ZlcnNpb24YAiABKAMSEAoIZHVyYXRpb24YAyABKAkSDgoGcmVhc29uGAQgASgJIjsKGFJlcXVlc3RFeHRlbnNpb25SZXNwb25zZRIfCgRjYXNlGAEgASgLMhEuZ3JpZGNhc2UudjEuQ2FzZSJkChZEZWNpZGVFeHRlbnNpb25SZXF1ZXN0Eg8KB2Nhc2VfaWQYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxIPCgdhcHByb3ZlGAMgASgIEg4KBnJlYXNvbhgEIAEoCSI6ChdEZWNpZGVFeHRlbnNpb25SZXNwb25zZRIfCgRjYXNlGAEgASgLMhEuZ3JpZGNhc2UudjEuQ2FzZSJhChNEZWNpZGVSZXR1cm5SZXF1ZXN0Eg8KB2Nhc2VfaWQYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoAxIPCgdhcHByb3ZlGAMgASgIEg4KBnJlYXNvbhgEIAEoCSI3ChREZWNpZGVSZXR1cm5SZXNwb25zZRIfCgRjYXNlGAEgASgLMhEuZ3JpZGNhc2UudjEuQ2FzZSqyAgoKQ2FzZVN0YXR1cxIbChdDQVNFX1NUQVRVU19VTlNQRUNJRklFRBAAEhkKFUNBU0VfU1RBVFVTX1NVQk1JVFRFRBABEhoKFkNBU0VfU1RBVFVTX1JFR0lTVEVSRUQQAhIaChZDQVNFX1NUQVRVU19ESVNQQVRDSEVEEAMSGAoUQ0FTRV9TVEFUVVNfQUNDRVBURUQQBBIbChdDQVNFX1NUQVRVU19JTl9QUk9HUkVTUxAFEhgKFENBU0VfU1RBVFVTX1JFU09MVkVEEAYSFgoSQ0FTRV9TVEFUVVNfQ0xPU0VEEAcSGAoUQ0FTRV9TVEFUVVNfUkVUVVJORUQQCBIWChJDQVNFX1NUQVRVU19NRVJHRUQQCRIZChVDQVNFX1NUQVRVU19DQU5DRUxMRUQQCiqFAQoGU291cmNlEhYKElNPVVJDRV9VTlNQRUNJRklFRBAAEhIKDlNPVVJDRV9IQU5EU0VUEAESGAoUU09VUkNFX0hPVExJTkVfMTIzNDUQAhIRCg1TT1VSQ0VfV0VDSEFUEAMSDgoKU09VUkNFX1NNUxAEEhIKDlNPVVJDRV9XQUxLX0lOEAUqjQEKDFNhdGlzZmFjdGlvbhIcChhTQVRJU0ZBQ1RJT05fVU5TUEVDSUZJRUQQABIaChZTQVRJU0ZBQ1RJT05fU0FUSVNGSUVEEAESJAogU0FUSVNGQUNUSU9OX0JBU0lDQUxMWV9TQVRJU0ZJRUQQAhIdChlTQVRJU0ZBQ1RJT05fRElTU0FUSVNGSUVEEAMqmwEKCFNsYVN0YXRlEhkKFVNMQV9TVEFURV9VTlNQRUNJRklFRBAAEhUKEVNMQV9TVEFURV9PTl9USU1FEAESFAoQU0xBX1NUQVRFX1dBUk5FRBACEhYKElNMQV9TVEFURV9CUkVBQ0hFRBADEhcKE1NMQV9TVEFURV9FU0NBTEFURUQQBBIWChJTTEFfU1RBVEVfUkVEX0NBUkQQBTLZDQoLQ2FzZVNlcnZpY2USRAoHR2V0Q2FzZRIbLmdyaWRjYXNlLnYxLkdldENhc2VSZXF1ZXN0GhwuZ3JpZGNhc2UudjEuR2V0Q2FzZVJlc3BvbnNlEkoKCUxpc3RDYXNlcxIdLmdyaWRjYXNlLnYxLkxpc3RDYXNlc1JlcXVlc3QaHi5ncmlkY2FzZS52MS5MaXN0Q2FzZXNSZXNwb25zZRJKCgtFeHBvcnRDYXNlcxIfLmdyaWRjYXNlLnYxLkV4cG9ydENhc2VzUmVxdWVzdBoYLmdyaWRjYXNlLnYxLkV4cG9ydENodW5rMAESUwoMTGlzdENhc2VQaW5zEiAuZ3JpZGNhc2UudjEuTGlzdENhc2VQaW5zUmVxdWVzdBohLmdyaWRjYXNlLnYxLkxpc3RDYXNlUGluc1Jlc3BvbnNlElMKDERpc3BhdGNoQ2FzZRIgLmdyaWRjYXNlLnYxLkRpc3BhdGNoQ2FzZVJlcXVlc3QaIS5ncmlkY2FzZS52MS5EaXNwYXRjaENhc2VSZXNwb25zZRJNCgpBY2NlcHRDYXNlEh4uZ3JpZGNhc2UudjEuQWNjZXB0Q2FzZVJlcXVlc3QaHy5ncmlkY2FzZS52MS5BY2NlcHRDYXNlUmVzcG9uc2USTQoKUmV0dXJuQ2FzZRIeLmdyaWRjYXNlLnYxLlJldHVybkNhc2VSZXF1ZXN0Gh8uZ3JpZGNhc2UudjEuUmV0dXJuQ2FzZVJlc3BvbnNlElkKDlVwZGF0ZVByb2dyZXNzEiIuZ3JpZGNhc2UudjEuVXBkYXRlUHJvZ3Jlc3NSZXF1ZXN0GiMuZ3JpZGNhc2UudjEuVXBkYXRlUHJvZ3Jlc3NSZXNwb25zZRJQCgtSZXNvbHZlQ2FzZRIfLmdyaWRjYXNlLnYxLlJlc29sdmVDYXNlUmVxdWVzdBogLmdyaWRjYXNlLnYxLlJlc29sdmVDYXNlUmVzcG9uc2USWQoOUmVjb3JkRmVlZGJhY2sSIi5ncmlkY2FzZS52MS5SZWNvcmRGZWVkYmFja1JlcXVlc3QaIy5ncmlkY2FzZS52MS5SZWNvcmRGZWVkYmFja1Jlc3BvbnNlElMKDEV2YWx1YXRlQ2FzZRIgLmdyaWRjYXNlLnYxLkV2YWx1YXRlQ2FzZVJlcXVlc3QaIS5ncmlkY2FzZS52MS5FdmFsdWF0ZUNhc2VSZXNwb25zZRJKCglDbG9zZUNhc2USHS5ncmlkY2FzZS52MS5DbG9zZUNhc2VSZXF1ZXN0Gh4uZ3JpZGNhc2UudjEuQ2xvc2VDYXNlUmVzcG9uc2USSgoJTWVyZ2VDYXNlEh0uZ3JpZGNhc2UudjEuTWVyZ2VDYXNlUmVxdWVzdBoeLmdyaWRjYXNlLnYxLk1lcmdlQ2FzZVJlc3BvbnNlEk0KCkNhbmNlbENhc2USHi5ncmlkY2FzZS52MS5DYW5jZWxDYXNlUmVxdWVzdBofLmdyaWRjYXNlLnYxLkNhbmNlbENhc2VSZXNwb25zZRJQCgtXaGlzdGxlQ2FzZRIfLmdyaWRjYXNlLnYxLldoaXN0bGVDYXNlUmVxdWVzdBogLmdyaWRjYXNlLnYxLldoaXN0bGVDYXNlUmVzcG9uc2USUwoMRXNjYWxhdGVDYXNlEiAuZ3JpZGNhc2UudjEuRXNjYWxhdGVDYXNlUmVxdWVzdBohLmdyaWRjYXNlLnYxLkVzY2FsYXRlQ2FzZVJlc3BvbnNlElYKDUF3YWl0UmVwb3J0ZXISIS5ncmlkY2FzZS52MS5Bd2FpdFJlcG9ydGVyUmVxdWVzdBoiLmdyaWRjYXNlLnYxLkF3YWl0UmVwb3J0ZXJSZXNwb25zZRJNCgpSZXN1bWVDYXNlEh4uZ3JpZGNhc2UudjEuUmVzdW1lQ2FzZVJlcXVlc3QaHy5ncmlkY2FzZS52MS5SZXN1bWVDYXNlUmVzcG9uc2USXwoQUmVxdWVzdEV4dGVuc2lvbhIkLmdyaWRjYXNlLnYxLlJlcXVlc3RFeHRlbnNpb25SZXF1ZXN0GiUuZ3JpZGNhc2UudjEuUmVxdWVzdEV4dGVuc2lvblJlc3BvbnNlElwKD0RlY2lkZUV4dGVuc2lvbhIjLmdyaWRjYXNlLnYxLkRlY2lkZUV4dGVuc2lvblJlcXVlc3QaJC5ncmlkY2FzZS52MS5EZWNpZGVFeHRlbnNpb25SZXNwb25zZRJTCgxEZWNpZGVSZXR1cm4SIC5ncmlkY2FzZS52MS5EZWNpZGVSZXR1cm5SZXF1ZXN0GiEuZ3JpZGNhc2UudjEuRGVjaWRlUmV0dXJuUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_gridcase_v1_common, file_gridcase_v1_directory]);
 
 /**
  * One SLA clock of one cycle of a case.
@@ -85,6 +85,19 @@ export type SlaClock = Message<"gridcase.v1.SlaClock"> & {
    * @generated from field: int32 escalations = 11;
    */
   escalations: number;
+
+  /**
+   * Extensions (延期) granted to this clock; `due_at` is then the extended due time, and
+   * `original_due_at` the due time before the first extension (moved by pauses as due_at is).
+   *
+   * @generated from field: int32 extensions = 12;
+   */
+  extensions: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp original_due_at = 13;
+   */
+  originalDueAt?: Timestamp | undefined;
 };
 
 /**
@@ -380,6 +393,22 @@ export type Case = Message<"gridcase.v1.Case"> & {
    * @generated from field: google.protobuf.Timestamp awaiting_reporter_since = 37;
    */
   awaitingReporterSince?: Timestamp | undefined;
+
+  /**
+   * What the lead unit asked the holding center and the center has not decided yet (an
+   * extension, a late return); unset when nothing waits.
+   *
+   * @generated from field: gridcase.v1.PendingRequest pending_request = 38;
+   */
+  pendingRequest?: PendingRequest | undefined;
+
+  /**
+   * When the case was last sent to its lead unit (dispatched, escalated by hand, reopened):
+   * the return window counts from it.
+   *
+   * @generated from field: google.protobuf.Timestamp dispatched_at = 39;
+   */
+  dispatchedAt?: Timestamp | undefined;
 };
 
 /**
@@ -388,6 +417,54 @@ export type Case = Message<"gridcase.v1.Case"> & {
  */
 export const CaseSchema: GenMessage<Case> = /*@__PURE__*/
   messageDesc(file_gridcase_v1_case, 3);
+
+/**
+ * @generated from message gridcase.v1.PendingRequest
+ */
+export type PendingRequest = Message<"gridcase.v1.PendingRequest"> & {
+  /**
+   * `extension` or `return`.
+   *
+   * @generated from field: string kind = 1;
+   */
+  kind: string;
+
+  /**
+   * For an extension: the time asked, as the SLA policy writes durations (`3wd`, `16wh`).
+   *
+   * @generated from field: string duration = 2;
+   */
+  duration: string;
+
+  /**
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+
+  /**
+   * Who asked, for which unit, and when.
+   *
+   * @generated from field: string by_sub = 4;
+   */
+  bySub: string;
+
+  /**
+   * @generated from field: string unit_code = 5;
+   */
+  unitCode: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp at = 6;
+   */
+  at?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message gridcase.v1.PendingRequest.
+ * Use `create(PendingRequestSchema)` to create a new message.
+ */
+export const PendingRequestSchema: GenMessage<PendingRequest> = /*@__PURE__*/
+  messageDesc(file_gridcase_v1_case, 4);
 
 /**
  * A case as a pin on the map.
@@ -458,7 +535,7 @@ export type CasePin = Message<"gridcase.v1.CasePin"> & {
  * Use `create(CasePinSchema)` to create a new message.
  */
 export const CasePinSchema: GenMessage<CasePin> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 4);
+  messageDesc(file_gridcase_v1_case, 5);
 
 /**
  * @generated from message gridcase.v1.ListCasePinsRequest
@@ -484,7 +561,7 @@ export type ListCasePinsRequest = Message<"gridcase.v1.ListCasePinsRequest"> & {
  * Use `create(ListCasePinsRequestSchema)` to create a new message.
  */
 export const ListCasePinsRequestSchema: GenMessage<ListCasePinsRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 5);
+  messageDesc(file_gridcase_v1_case, 6);
 
 /**
  * @generated from message gridcase.v1.ListCasePinsResponse
@@ -510,7 +587,7 @@ export type ListCasePinsResponse = Message<"gridcase.v1.ListCasePinsResponse"> &
  * Use `create(ListCasePinsResponseSchema)` to create a new message.
  */
 export const ListCasePinsResponseSchema: GenMessage<ListCasePinsResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 6);
+  messageDesc(file_gridcase_v1_case, 7);
 
 /**
  * One entry of the append-only, hash-chained event log.
@@ -539,7 +616,10 @@ export type CaseEvent = Message<"gridcase.v1.CaseEvent"> & {
    * registered, dispatched, accepted, returned, progress, resolved, feedback, evaluated, closed,
    * merged, cancelled, whistled, checked_in, escalated, reopened, supplement, sla_warning,
    * sla_breach, sla_escalation, red_card, awaiting_reporter (the question is the reason),
-   * resumed (details: by unit, reporter or limit; paused_at, resumed_at, paused_seconds).
+   * resumed (details: by unit, reporter or limit; paused_at, resumed_at, paused_seconds),
+   * hotspot and repeat_reporter (研判预警, by gridcase: details alert_id, region_code, tier,
+   * center, count, case_ids, case_codes, from, until, and class_code, class_name of a hotspot or
+   * the masked phone of a repeat reporter; seen only by the centers of the region and above).
    *
    * @generated from field: string kind = 4;
    */
@@ -614,7 +694,7 @@ export type CaseEvent = Message<"gridcase.v1.CaseEvent"> & {
  * Use `create(CaseEventSchema)` to create a new message.
  */
 export const CaseEventSchema: GenMessage<CaseEvent> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 7);
+  messageDesc(file_gridcase_v1_case, 8);
 
 /**
  * @generated from message gridcase.v1.GetCaseRequest
@@ -636,7 +716,7 @@ export type GetCaseRequest = Message<"gridcase.v1.GetCaseRequest"> & {
  * Use `create(GetCaseRequestSchema)` to create a new message.
  */
 export const GetCaseRequestSchema: GenMessage<GetCaseRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 8);
+  messageDesc(file_gridcase_v1_case, 9);
 
 /**
  * @generated from message gridcase.v1.GetCaseResponse
@@ -658,7 +738,7 @@ export type GetCaseResponse = Message<"gridcase.v1.GetCaseResponse"> & {
  * Use `create(GetCaseResponseSchema)` to create a new message.
  */
 export const GetCaseResponseSchema: GenMessage<GetCaseResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 9);
+  messageDesc(file_gridcase_v1_case, 10);
 
 /**
  * @generated from message gridcase.v1.ListCasesRequest
@@ -712,7 +792,7 @@ export type ListCasesRequest = Message<"gridcase.v1.ListCasesRequest"> & {
  * Use `create(ListCasesRequestSchema)` to create a new message.
  */
 export const ListCasesRequestSchema: GenMessage<ListCasesRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 10);
+  messageDesc(file_gridcase_v1_case, 11);
 
 /**
  * ListCasesRequest's filters, without paging.
@@ -765,7 +845,7 @@ export type ExportCasesRequest = Message<"gridcase.v1.ExportCasesRequest"> & {
  * Use `create(ExportCasesRequestSchema)` to create a new message.
  */
 export const ExportCasesRequestSchema: GenMessage<ExportCasesRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 11);
+  messageDesc(file_gridcase_v1_case, 12);
 
 /**
  * @generated from message gridcase.v1.ListCasesResponse
@@ -789,7 +869,7 @@ export type ListCasesResponse = Message<"gridcase.v1.ListCasesResponse"> & {
  * Use `create(ListCasesResponseSchema)` to create a new message.
  */
 export const ListCasesResponseSchema: GenMessage<ListCasesResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 12);
+  messageDesc(file_gridcase_v1_case, 13);
 
 /**
  * @generated from message gridcase.v1.DispatchCaseRequest
@@ -823,7 +903,7 @@ export type DispatchCaseRequest = Message<"gridcase.v1.DispatchCaseRequest"> & {
  * Use `create(DispatchCaseRequestSchema)` to create a new message.
  */
 export const DispatchCaseRequestSchema: GenMessage<DispatchCaseRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 13);
+  messageDesc(file_gridcase_v1_case, 14);
 
 /**
  * @generated from message gridcase.v1.DispatchCaseResponse
@@ -840,7 +920,7 @@ export type DispatchCaseResponse = Message<"gridcase.v1.DispatchCaseResponse"> &
  * Use `create(DispatchCaseResponseSchema)` to create a new message.
  */
 export const DispatchCaseResponseSchema: GenMessage<DispatchCaseResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 14);
+  messageDesc(file_gridcase_v1_case, 15);
 
 /**
  * @generated from message gridcase.v1.AcceptCaseRequest
@@ -862,7 +942,7 @@ export type AcceptCaseRequest = Message<"gridcase.v1.AcceptCaseRequest"> & {
  * Use `create(AcceptCaseRequestSchema)` to create a new message.
  */
 export const AcceptCaseRequestSchema: GenMessage<AcceptCaseRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 15);
+  messageDesc(file_gridcase_v1_case, 16);
 
 /**
  * @generated from message gridcase.v1.AcceptCaseResponse
@@ -879,7 +959,7 @@ export type AcceptCaseResponse = Message<"gridcase.v1.AcceptCaseResponse"> & {
  * Use `create(AcceptCaseResponseSchema)` to create a new message.
  */
 export const AcceptCaseResponseSchema: GenMessage<AcceptCaseResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 16);
+  messageDesc(file_gridcase_v1_case, 17);
 
 /**
  * @generated from message gridcase.v1.ReturnCaseRequest
@@ -906,7 +986,7 @@ export type ReturnCaseRequest = Message<"gridcase.v1.ReturnCaseRequest"> & {
  * Use `create(ReturnCaseRequestSchema)` to create a new message.
  */
 export const ReturnCaseRequestSchema: GenMessage<ReturnCaseRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 17);
+  messageDesc(file_gridcase_v1_case, 18);
 
 /**
  * @generated from message gridcase.v1.ReturnCaseResponse
@@ -923,7 +1003,7 @@ export type ReturnCaseResponse = Message<"gridcase.v1.ReturnCaseResponse"> & {
  * Use `create(ReturnCaseResponseSchema)` to create a new message.
  */
 export const ReturnCaseResponseSchema: GenMessage<ReturnCaseResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 18);
+  messageDesc(file_gridcase_v1_case, 19);
 
 /**
  * @generated from message gridcase.v1.UpdateProgressRequest
@@ -955,7 +1035,7 @@ export type UpdateProgressRequest = Message<"gridcase.v1.UpdateProgressRequest">
  * Use `create(UpdateProgressRequestSchema)` to create a new message.
  */
 export const UpdateProgressRequestSchema: GenMessage<UpdateProgressRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 19);
+  messageDesc(file_gridcase_v1_case, 20);
 
 /**
  * @generated from message gridcase.v1.UpdateProgressResponse
@@ -972,7 +1052,7 @@ export type UpdateProgressResponse = Message<"gridcase.v1.UpdateProgressResponse
  * Use `create(UpdateProgressResponseSchema)` to create a new message.
  */
 export const UpdateProgressResponseSchema: GenMessage<UpdateProgressResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 20);
+  messageDesc(file_gridcase_v1_case, 21);
 
 /**
  * @generated from message gridcase.v1.ResolveCaseRequest
@@ -1006,7 +1086,7 @@ export type ResolveCaseRequest = Message<"gridcase.v1.ResolveCaseRequest"> & {
  * Use `create(ResolveCaseRequestSchema)` to create a new message.
  */
 export const ResolveCaseRequestSchema: GenMessage<ResolveCaseRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 21);
+  messageDesc(file_gridcase_v1_case, 22);
 
 /**
  * @generated from message gridcase.v1.ResolveCaseResponse
@@ -1023,7 +1103,7 @@ export type ResolveCaseResponse = Message<"gridcase.v1.ResolveCaseResponse"> & {
  * Use `create(ResolveCaseResponseSchema)` to create a new message.
  */
 export const ResolveCaseResponseSchema: GenMessage<ResolveCaseResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 22);
+  messageDesc(file_gridcase_v1_case, 23);
 
 /**
  * @generated from message gridcase.v1.RecordFeedbackRequest
@@ -1050,7 +1130,7 @@ export type RecordFeedbackRequest = Message<"gridcase.v1.RecordFeedbackRequest">
  * Use `create(RecordFeedbackRequestSchema)` to create a new message.
  */
 export const RecordFeedbackRequestSchema: GenMessage<RecordFeedbackRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 23);
+  messageDesc(file_gridcase_v1_case, 24);
 
 /**
  * @generated from message gridcase.v1.RecordFeedbackResponse
@@ -1067,7 +1147,7 @@ export type RecordFeedbackResponse = Message<"gridcase.v1.RecordFeedbackResponse
  * Use `create(RecordFeedbackResponseSchema)` to create a new message.
  */
 export const RecordFeedbackResponseSchema: GenMessage<RecordFeedbackResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 24);
+  messageDesc(file_gridcase_v1_case, 25);
 
 /**
  * @generated from message gridcase.v1.EvaluateCaseRequest
@@ -1108,7 +1188,7 @@ export type EvaluateCaseRequest = Message<"gridcase.v1.EvaluateCaseRequest"> & {
  * Use `create(EvaluateCaseRequestSchema)` to create a new message.
  */
 export const EvaluateCaseRequestSchema: GenMessage<EvaluateCaseRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 25);
+  messageDesc(file_gridcase_v1_case, 26);
 
 /**
  * @generated from message gridcase.v1.EvaluateCaseResponse
@@ -1125,7 +1205,7 @@ export type EvaluateCaseResponse = Message<"gridcase.v1.EvaluateCaseResponse"> &
  * Use `create(EvaluateCaseResponseSchema)` to create a new message.
  */
 export const EvaluateCaseResponseSchema: GenMessage<EvaluateCaseResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 26);
+  messageDesc(file_gridcase_v1_case, 27);
 
 /**
  * @generated from message gridcase.v1.CloseCaseRequest
@@ -1152,7 +1232,7 @@ export type CloseCaseRequest = Message<"gridcase.v1.CloseCaseRequest"> & {
  * Use `create(CloseCaseRequestSchema)` to create a new message.
  */
 export const CloseCaseRequestSchema: GenMessage<CloseCaseRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 27);
+  messageDesc(file_gridcase_v1_case, 28);
 
 /**
  * @generated from message gridcase.v1.CloseCaseResponse
@@ -1169,7 +1249,7 @@ export type CloseCaseResponse = Message<"gridcase.v1.CloseCaseResponse"> & {
  * Use `create(CloseCaseResponseSchema)` to create a new message.
  */
 export const CloseCaseResponseSchema: GenMessage<CloseCaseResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 28);
+  messageDesc(file_gridcase_v1_case, 29);
 
 /**
  * @generated from message gridcase.v1.MergeCaseRequest
@@ -1203,7 +1283,7 @@ export type MergeCaseRequest = Message<"gridcase.v1.MergeCaseRequest"> & {
  * Use `create(MergeCaseRequestSchema)` to create a new message.
  */
 export const MergeCaseRequestSchema: GenMessage<MergeCaseRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 29);
+  messageDesc(file_gridcase_v1_case, 30);
 
 /**
  * @generated from message gridcase.v1.MergeCaseResponse
@@ -1220,7 +1300,7 @@ export type MergeCaseResponse = Message<"gridcase.v1.MergeCaseResponse"> & {
  * Use `create(MergeCaseResponseSchema)` to create a new message.
  */
 export const MergeCaseResponseSchema: GenMessage<MergeCaseResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 30);
+  messageDesc(file_gridcase_v1_case, 31);
 
 /**
  * @generated from message gridcase.v1.CancelCaseRequest
@@ -1247,7 +1327,7 @@ export type CancelCaseRequest = Message<"gridcase.v1.CancelCaseRequest"> & {
  * Use `create(CancelCaseRequestSchema)` to create a new message.
  */
 export const CancelCaseRequestSchema: GenMessage<CancelCaseRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 31);
+  messageDesc(file_gridcase_v1_case, 32);
 
 /**
  * @generated from message gridcase.v1.CancelCaseResponse
@@ -1264,7 +1344,7 @@ export type CancelCaseResponse = Message<"gridcase.v1.CancelCaseResponse"> & {
  * Use `create(CancelCaseResponseSchema)` to create a new message.
  */
 export const CancelCaseResponseSchema: GenMessage<CancelCaseResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 32);
+  messageDesc(file_gridcase_v1_case, 33);
 
 /**
  * @generated from message gridcase.v1.WhistleCaseRequest
@@ -1296,7 +1376,7 @@ export type WhistleCaseRequest = Message<"gridcase.v1.WhistleCaseRequest"> & {
  * Use `create(WhistleCaseRequestSchema)` to create a new message.
  */
 export const WhistleCaseRequestSchema: GenMessage<WhistleCaseRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 33);
+  messageDesc(file_gridcase_v1_case, 34);
 
 /**
  * @generated from message gridcase.v1.WhistleCaseResponse
@@ -1313,7 +1393,7 @@ export type WhistleCaseResponse = Message<"gridcase.v1.WhistleCaseResponse"> & {
  * Use `create(WhistleCaseResponseSchema)` to create a new message.
  */
 export const WhistleCaseResponseSchema: GenMessage<WhistleCaseResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 34);
+  messageDesc(file_gridcase_v1_case, 35);
 
 /**
  * @generated from message gridcase.v1.EscalateCaseRequest
@@ -1340,7 +1420,7 @@ export type EscalateCaseRequest = Message<"gridcase.v1.EscalateCaseRequest"> & {
  * Use `create(EscalateCaseRequestSchema)` to create a new message.
  */
 export const EscalateCaseRequestSchema: GenMessage<EscalateCaseRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 35);
+  messageDesc(file_gridcase_v1_case, 36);
 
 /**
  * @generated from message gridcase.v1.EscalateCaseResponse
@@ -1357,7 +1437,7 @@ export type EscalateCaseResponse = Message<"gridcase.v1.EscalateCaseResponse"> &
  * Use `create(EscalateCaseResponseSchema)` to create a new message.
  */
 export const EscalateCaseResponseSchema: GenMessage<EscalateCaseResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 36);
+  messageDesc(file_gridcase_v1_case, 37);
 
 /**
  * @generated from message gridcase.v1.AwaitReporterRequest
@@ -1386,7 +1466,7 @@ export type AwaitReporterRequest = Message<"gridcase.v1.AwaitReporterRequest"> &
  * Use `create(AwaitReporterRequestSchema)` to create a new message.
  */
 export const AwaitReporterRequestSchema: GenMessage<AwaitReporterRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 37);
+  messageDesc(file_gridcase_v1_case, 38);
 
 /**
  * @generated from message gridcase.v1.AwaitReporterResponse
@@ -1403,7 +1483,7 @@ export type AwaitReporterResponse = Message<"gridcase.v1.AwaitReporterResponse">
  * Use `create(AwaitReporterResponseSchema)` to create a new message.
  */
 export const AwaitReporterResponseSchema: GenMessage<AwaitReporterResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 38);
+  messageDesc(file_gridcase_v1_case, 39);
 
 /**
  * @generated from message gridcase.v1.ResumeCaseRequest
@@ -1430,7 +1510,7 @@ export type ResumeCaseRequest = Message<"gridcase.v1.ResumeCaseRequest"> & {
  * Use `create(ResumeCaseRequestSchema)` to create a new message.
  */
 export const ResumeCaseRequestSchema: GenMessage<ResumeCaseRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 39);
+  messageDesc(file_gridcase_v1_case, 40);
 
 /**
  * @generated from message gridcase.v1.ResumeCaseResponse
@@ -1447,7 +1527,161 @@ export type ResumeCaseResponse = Message<"gridcase.v1.ResumeCaseResponse"> & {
  * Use `create(ResumeCaseResponseSchema)` to create a new message.
  */
 export const ResumeCaseResponseSchema: GenMessage<ResumeCaseResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_case, 40);
+  messageDesc(file_gridcase_v1_case, 41);
+
+/**
+ * @generated from message gridcase.v1.RequestExtensionRequest
+ */
+export type RequestExtensionRequest = Message<"gridcase.v1.RequestExtensionRequest"> & {
+  /**
+   * @generated from field: string case_id = 1;
+   */
+  caseId: string;
+
+  /**
+   * @generated from field: int64 expected_version = 2;
+   */
+  expectedVersion: bigint;
+
+  /**
+   * More time, as the SLA policy writes durations: `3wd` (working days), `16wh` (office
+   * hours), `48h`, `90m`.
+   *
+   * @generated from field: string duration = 3;
+   */
+  duration: string;
+
+  /**
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message gridcase.v1.RequestExtensionRequest.
+ * Use `create(RequestExtensionRequestSchema)` to create a new message.
+ */
+export const RequestExtensionRequestSchema: GenMessage<RequestExtensionRequest> = /*@__PURE__*/
+  messageDesc(file_gridcase_v1_case, 42);
+
+/**
+ * @generated from message gridcase.v1.RequestExtensionResponse
+ */
+export type RequestExtensionResponse = Message<"gridcase.v1.RequestExtensionResponse"> & {
+  /**
+   * @generated from field: gridcase.v1.Case case = 1;
+   */
+  case?: Case | undefined;
+};
+
+/**
+ * Describes the message gridcase.v1.RequestExtensionResponse.
+ * Use `create(RequestExtensionResponseSchema)` to create a new message.
+ */
+export const RequestExtensionResponseSchema: GenMessage<RequestExtensionResponse> = /*@__PURE__*/
+  messageDesc(file_gridcase_v1_case, 43);
+
+/**
+ * @generated from message gridcase.v1.DecideExtensionRequest
+ */
+export type DecideExtensionRequest = Message<"gridcase.v1.DecideExtensionRequest"> & {
+  /**
+   * @generated from field: string case_id = 1;
+   */
+  caseId: string;
+
+  /**
+   * @generated from field: int64 expected_version = 2;
+   */
+  expectedVersion: bigint;
+
+  /**
+   * @generated from field: bool approve = 3;
+   */
+  approve: boolean;
+
+  /**
+   * Required to refuse.
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message gridcase.v1.DecideExtensionRequest.
+ * Use `create(DecideExtensionRequestSchema)` to create a new message.
+ */
+export const DecideExtensionRequestSchema: GenMessage<DecideExtensionRequest> = /*@__PURE__*/
+  messageDesc(file_gridcase_v1_case, 44);
+
+/**
+ * @generated from message gridcase.v1.DecideExtensionResponse
+ */
+export type DecideExtensionResponse = Message<"gridcase.v1.DecideExtensionResponse"> & {
+  /**
+   * @generated from field: gridcase.v1.Case case = 1;
+   */
+  case?: Case | undefined;
+};
+
+/**
+ * Describes the message gridcase.v1.DecideExtensionResponse.
+ * Use `create(DecideExtensionResponseSchema)` to create a new message.
+ */
+export const DecideExtensionResponseSchema: GenMessage<DecideExtensionResponse> = /*@__PURE__*/
+  messageDesc(file_gridcase_v1_case, 45);
+
+/**
+ * @generated from message gridcase.v1.DecideReturnRequest
+ */
+export type DecideReturnRequest = Message<"gridcase.v1.DecideReturnRequest"> & {
+  /**
+   * @generated from field: string case_id = 1;
+   */
+  caseId: string;
+
+  /**
+   * @generated from field: int64 expected_version = 2;
+   */
+  expectedVersion: bigint;
+
+  /**
+   * @generated from field: bool approve = 3;
+   */
+  approve: boolean;
+
+  /**
+   * Required to refuse.
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message gridcase.v1.DecideReturnRequest.
+ * Use `create(DecideReturnRequestSchema)` to create a new message.
+ */
+export const DecideReturnRequestSchema: GenMessage<DecideReturnRequest> = /*@__PURE__*/
+  messageDesc(file_gridcase_v1_case, 46);
+
+/**
+ * @generated from message gridcase.v1.DecideReturnResponse
+ */
+export type DecideReturnResponse = Message<"gridcase.v1.DecideReturnResponse"> & {
+  /**
+   * @generated from field: gridcase.v1.Case case = 1;
+   */
+  case?: Case | undefined;
+};
+
+/**
+ * Describes the message gridcase.v1.DecideReturnResponse.
+ * Use `create(DecideReturnResponseSchema)` to create a new message.
+ */
+export const DecideReturnResponseSchema: GenMessage<DecideReturnResponse> = /*@__PURE__*/
+  messageDesc(file_gridcase_v1_case, 47);
 
 /**
  * @generated from enum gridcase.v1.CaseStatus
@@ -1707,7 +1941,10 @@ export const CaseService: GenService<{
     output: typeof AcceptCaseResponseSchema;
   },
   /**
-   * 退回: not ours, with a reason; back to the dispatcher's queue.
+   * 退回: not ours, with a reason; back to the dispatcher's queue. Within `return_window`
+   * (by default 2 working days) of the case's dispatch the case is returned at once; later the
+   * return becomes a request the holding center decides (DecideReturn): the answer's case is
+   * still the unit's, with `pending_request` set. Unit staff of the lead unit.
    *
    * @generated from rpc gridcase.v1.CaseService.ReturnCase
    */
@@ -1824,6 +2061,47 @@ export const CaseService: GenService<{
     methodKind: "unary";
     input: typeof ResumeCaseRequestSchema;
     output: typeof ResumeCaseResponseSchema;
+  },
+  /**
+   * 延期申请: the lead unit asks the holding center for `duration` more on the resolve clock
+   * (an accepted or in-progress case, before the clock's due time). At most
+   * `extensions_per_cycle` extensions per cycle (1 by default), together at most
+   * `extension_ceiling` past the due time before the first (10 working days by default); a
+   * request beyond them, after the due time, or while another request waits is
+   * FAILED_PRECONDITION naming the rule. Unit staff of the lead unit.
+   *
+   * @generated from rpc gridcase.v1.CaseService.RequestExtension
+   */
+  requestExtension: {
+    methodKind: "unary";
+    input: typeof RequestExtensionRequestSchema;
+    output: typeof RequestExtensionResponseSchema;
+  },
+  /**
+   * The holding center approves or refuses the extension asked (a reason is required to
+   * refuse). Approved, the resolve clock's due time moves `duration` past its current due time
+   * (`3wd`: three working days later), its warning and escalation times with it; the clock
+   * shows it (`extensions`, `original_due_at`). FAILED_PRECONDITION when none is asked.
+   * Dispatchers whose scope holds the case.
+   *
+   * @generated from rpc gridcase.v1.CaseService.DecideExtension
+   */
+  decideExtension: {
+    methodKind: "unary";
+    input: typeof DecideExtensionRequestSchema;
+    output: typeof DecideExtensionResponseSchema;
+  },
+  /**
+   * The holding center approves (the case is returned) or refuses (a reason is required) a
+   * return asked after the return window. FAILED_PRECONDITION when none is asked. Dispatchers
+   * whose scope holds the case.
+   *
+   * @generated from rpc gridcase.v1.CaseService.DecideReturn
+   */
+  decideReturn: {
+    methodKind: "unary";
+    input: typeof DecideReturnRequestSchema;
+    output: typeof DecideReturnResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_gridcase_v1_case, 0);

@@ -8,7 +8,7 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { ExportChunkSchema } from "./common_pb";
+import type { ExportChunkSchema, PageRequest, Tier } from "./common_pb";
 import { file_gridcase_v1_common } from "./common_pb";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -16,7 +16,170 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file gridcase/v1/stats.proto.
  */
 export const file_gridcase_v1_stats: GenFile = /*@__PURE__*/
-  fileDesc("ChdncmlkY2FzZS92MS9zdGF0cy5wcm90bxILZ3JpZGNhc2UudjEicQoQUmFua1VuaXRzUmVxdWVzdBITCgtyZWdpb25fY29kZRgBIAEoCRIOCgZwZXJpb2QYAiABKAkSJwoGZmlndXJlGAMgASgOMhcuZ3JpZGNhc2UudjEuUmFua0ZpZ3VyZRIPCgdyZWdpb25zGAQgASgIInMKEkV4cG9ydFN0YXRzUmVxdWVzdBITCgtyZWdpb25fY29kZRgBIAEoCRIOCgZwZXJpb2QYAiABKAkSJwoGZmlndXJlGAMgASgOMhcuZ3JpZGNhc2UudjEuUmFua0ZpZ3VyZRIPCgdyZWdpb25zGAQgASgIIkkKC1RhcmdldENoZWNrEg4KBmZpZ3VyZRgBIAEoCRIOCgZ0YXJnZXQYAiABKAESDQoFdmFsdWUYAyABKAESCwoDbWV0GAQgASgIIoUBCgtSYW5rZWRFbnRyeRIMCgRyYW5rGAEgASgFEgwKBGNvZGUYAiABKAkSDAoEbmFtZRgDIAEoCRIhCgVzdGF0cxgEIAEoCzISLmdyaWRjYXNlLnYxLlN0YXRzEikKB3RhcmdldHMYBSADKAsyGC5ncmlkY2FzZS52MS5UYXJnZXRDaGVjayJvChFSYW5rVW5pdHNSZXNwb25zZRIpCgdlbnRyaWVzGAEgAygLMhguZ3JpZGNhc2UudjEuUmFua2VkRW50cnkSLwoLY29tcHV0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIrcBCg9HZXRTdGF0c1JlcXVlc3QSFQoLcmVnaW9uX2NvZGUYASABKAlIABITCgl1bml0X2NvZGUYAiABKAlIABIoCgRmcm9tGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgJ0bxgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbW9udGgYBSABKAkSDgoGcGVyaW9kGAYgASgJQgcKBXNjb3BlItUCCgVTdGF0cxIQCghyZWNlaXZlZBgBIAEoAxIQCghyZXNvbHZlZBgCIAEoAxIXCg9yZXNvbHV0aW9uX3JhdGUYAyABKAESFAoMb25fdGltZV9yYXRlGAQgASgBEg8KB292ZXJkdWUYBSABKAMSIwobbWVhbl9oYW5kbGluZ193b3JraW5nX2hvdXJzGAYgASgBEhEKCWV2YWx1YXRlZBgHIAEoAxIZChFzYXRpc2ZhY3Rpb25fcmF0ZRgIIAEoARIdChVsb2NhbF9yZXNvbHV0aW9uX3JhdGUYCSABKAESEwoLZXNjYWxhdGlvbnMYCiABKAMSDwoHcmV0dXJucxgLIAEoAxIPCgdyZW9wZW5zGAwgASgDEh0KFWV2YWx1YXRlZF9ieV9jYWxsYmFjaxgNIAEoAxIgChhjYWxsYmFja19ldmFsdWF0aW9uX3JhdGUYDiABKAEieAoQR2V0U3RhdHNSZXNwb25zZRIhCgVzdGF0cxgBIAEoCzISLmdyaWRjYXNlLnYxLlN0YXRzEhAKCHNuYXBzaG90GAIgASgIEi8KC2NvbXB1dGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqkAQoKUmFua0ZpZ3VyZRIbChdSQU5LX0ZJR1VSRV9VTlNQRUNJRklFRBAAEhwKGFJBTktfRklHVVJFX09OX1RJTUVfUkFURRABEiEKHVJBTktfRklHVVJFX1NBVElTRkFDVElPTl9SQVRFEAISHwobUkFOS19GSUdVUkVfUkVTT0xVVElPTl9SQVRFEAMSFwoTUkFOS19GSUdVUkVfT1ZFUkRVRRAEMu8BCgxTdGF0c1NlcnZpY2USRwoIR2V0U3RhdHMSHC5ncmlkY2FzZS52MS5HZXRTdGF0c1JlcXVlc3QaHS5ncmlkY2FzZS52MS5HZXRTdGF0c1Jlc3BvbnNlEkoKCVJhbmtVbml0cxIdLmdyaWRjYXNlLnYxLlJhbmtVbml0c1JlcXVlc3QaHi5ncmlkY2FzZS52MS5SYW5rVW5pdHNSZXNwb25zZRJKCgtFeHBvcnRTdGF0cxIfLmdyaWRjYXNlLnYxLkV4cG9ydFN0YXRzUmVxdWVzdBoYLmdyaWRjYXNlLnYxLkV4cG9ydENodW5rMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_gridcase_v1_common]);
+  fileDesc("ChdncmlkY2FzZS92MS9zdGF0cy5wcm90bxILZ3JpZGNhc2UudjEiXgoRTGlzdEFsZXJ0c1JlcXVlc3QSDAoEa2luZBgBIAEoCRITCgtyZWdpb25fY29kZRgCIAEoCRImCgRwYWdlGAMgASgLMhguZ3JpZGNhc2UudjEuUGFnZVJlcXVlc3QijQMKBUFsZXJ0EgoKAmlkGAEgASgJEgwKBGtpbmQYAiABKAkSEwoLcmVnaW9uX2NvZGUYAyABKAkSEwoLcmVnaW9uX25hbWUYBCABKAkSHwoEdGllchgFIAEoDjIRLmdyaWRjYXNlLnYxLlRpZXISGAoQY2VudGVyX3VuaXRfY29kZRgGIAEoCRISCgpjbGFzc19jb2RlGAcgASgJEhIKCmNsYXNzX25hbWUYCCABKAkSFgoOcmVwb3J0ZXJfcGhvbmUYCSABKAkSDQoFY291bnQYCiABKAUSEAoIY2FzZV9pZHMYCyADKAkSEgoKY2FzZV9jb2RlcxgMIAMoCRItCglyYWlzZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3dpbmRvd19mcm9tGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgx3aW5kb3dfdW50aWwYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlEKEkxpc3RBbGVydHNSZXNwb25zZRIiCgZhbGVydHMYASADKAsyEi5ncmlkY2FzZS52MS5BbGVydBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkicQoQUmFua1VuaXRzUmVxdWVzdBITCgtyZWdpb25fY29kZRgBIAEoCRIOCgZwZXJpb2QYAiABKAkSJwoGZmlndXJlGAMgASgOMhcuZ3JpZGNhc2UudjEuUmFua0ZpZ3VyZRIPCgdyZWdpb25zGAQgASgIInMKEkV4cG9ydFN0YXRzUmVxdWVzdBITCgtyZWdpb25fY29kZRgBIAEoCRIOCgZwZXJpb2QYAiABKAkSJwoGZmlndXJlGAMgASgOMhcuZ3JpZGNhc2UudjEuUmFua0ZpZ3VyZRIPCgdyZWdpb25zGAQgASgIIkkKC1RhcmdldENoZWNrEg4KBmZpZ3VyZRgBIAEoCRIOCgZ0YXJnZXQYAiABKAESDQoFdmFsdWUYAyABKAESCwoDbWV0GAQgASgIIoUBCgtSYW5rZWRFbnRyeRIMCgRyYW5rGAEgASgFEgwKBGNvZGUYAiABKAkSDAoEbmFtZRgDIAEoCRIhCgVzdGF0cxgEIAEoCzISLmdyaWRjYXNlLnYxLlN0YXRzEikKB3RhcmdldHMYBSADKAsyGC5ncmlkY2FzZS52MS5UYXJnZXRDaGVjayJvChFSYW5rVW5pdHNSZXNwb25zZRIpCgdlbnRyaWVzGAEgAygLMhguZ3JpZGNhc2UudjEuUmFua2VkRW50cnkSLwoLY29tcHV0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIrcBCg9HZXRTdGF0c1JlcXVlc3QSFQoLcmVnaW9uX2NvZGUYASABKAlIABITCgl1bml0X2NvZGUYAiABKAlIABIoCgRmcm9tGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgJ0bxgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbW9udGgYBSABKAkSDgoGcGVyaW9kGAYgASgJQgcKBXNjb3BlIo4DCgVTdGF0cxIQCghyZWNlaXZlZBgBIAEoAxIQCghyZXNvbHZlZBgCIAEoAxIXCg9yZXNvbHV0aW9uX3JhdGUYAyABKAESFAoMb25fdGltZV9yYXRlGAQgASgBEg8KB292ZXJkdWUYBSABKAMSIwobbWVhbl9oYW5kbGluZ193b3JraW5nX2hvdXJzGAYgASgBEhEKCWV2YWx1YXRlZBgHIAEoAxIZChFzYXRpc2ZhY3Rpb25fcmF0ZRgIIAEoARIdChVsb2NhbF9yZXNvbHV0aW9uX3JhdGUYCSABKAESEwoLZXNjYWxhdGlvbnMYCiABKAMSDwoHcmV0dXJucxgLIAEoAxIPCgdyZW9wZW5zGAwgASgDEh0KFWV2YWx1YXRlZF9ieV9jYWxsYmFjaxgNIAEoAxIgChhjYWxsYmFja19ldmFsdWF0aW9uX3JhdGUYDiABKAESEAoIZXh0ZW5kZWQYDyABKAMSJQodcmVzb2x2ZWRfb25fdGltZV9ieV9leHRlbnNpb24YECABKAMieAoQR2V0U3RhdHNSZXNwb25zZRIhCgVzdGF0cxgBIAEoCzISLmdyaWRjYXNlLnYxLlN0YXRzEhAKCHNuYXBzaG90GAIgASgIEi8KC2NvbXB1dGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqkAQoKUmFua0ZpZ3VyZRIbChdSQU5LX0ZJR1VSRV9VTlNQRUNJRklFRBAAEhwKGFJBTktfRklHVVJFX09OX1RJTUVfUkFURRABEiEKHVJBTktfRklHVVJFX1NBVElTRkFDVElPTl9SQVRFEAISHwobUkFOS19GSUdVUkVfUkVTT0xVVElPTl9SQVRFEAMSFwoTUkFOS19GSUdVUkVfT1ZFUkRVRRAEMr4CCgxTdGF0c1NlcnZpY2USRwoIR2V0U3RhdHMSHC5ncmlkY2FzZS52MS5HZXRTdGF0c1JlcXVlc3QaHS5ncmlkY2FzZS52MS5HZXRTdGF0c1Jlc3BvbnNlEkoKCVJhbmtVbml0cxIdLmdyaWRjYXNlLnYxLlJhbmtVbml0c1JlcXVlc3QaHi5ncmlkY2FzZS52MS5SYW5rVW5pdHNSZXNwb25zZRJKCgtFeHBvcnRTdGF0cxIfLmdyaWRjYXNlLnYxLkV4cG9ydFN0YXRzUmVxdWVzdBoYLmdyaWRjYXNlLnYxLkV4cG9ydENodW5rMAESTQoKTGlzdEFsZXJ0cxIeLmdyaWRjYXNlLnYxLkxpc3RBbGVydHNSZXF1ZXN0Gh8uZ3JpZGNhc2UudjEuTGlzdEFsZXJ0c1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_gridcase_v1_common]);
+
+/**
+ * @generated from message gridcase.v1.ListAlertsRequest
+ */
+export type ListAlertsRequest = Message<"gridcase.v1.ListAlertsRequest"> & {
+  /**
+   * `hotspot` or `repeat_reporter`; empty for both.
+   *
+   * @generated from field: string kind = 1;
+   */
+  kind: string;
+
+  /**
+   * A region subtree inside the caller's; empty for the caller's whole region.
+   *
+   * @generated from field: string region_code = 2;
+   */
+  regionCode: string;
+
+  /**
+   * @generated from field: gridcase.v1.PageRequest page = 3;
+   */
+  page?: PageRequest | undefined;
+};
+
+/**
+ * Describes the message gridcase.v1.ListAlertsRequest.
+ * Use `create(ListAlertsRequestSchema)` to create a new message.
+ */
+export const ListAlertsRequestSchema: GenMessage<ListAlertsRequest> = /*@__PURE__*/
+  messageDesc(file_gridcase_v1_stats, 0);
+
+/**
+ * An alert (研判预警).
+ *
+ * @generated from message gridcase.v1.Alert
+ */
+export type Alert = Message<"gridcase.v1.Alert"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * `hotspot`: cases of one category class piling up in a community or township (by default
+   * 5 within 72 hours, 3 for disputes). `repeat_reporter`: one citizen's phone on several cases
+   * (by default 3 within 30 days): a person the center should call back.
+   *
+   * @generated from field: string kind = 2;
+   */
+  kind: string;
+
+  /**
+   * The community or township of a hotspot; the region holding the latest case of a repeat
+   * reporter.
+   *
+   * @generated from field: string region_code = 3;
+   */
+  regionCode: string;
+
+  /**
+   * @generated from field: string region_name = 4;
+   */
+  regionName: string;
+
+  /**
+   * @generated from field: gridcase.v1.Tier tier = 5;
+   */
+  tier: Tier;
+
+  /**
+   * The center the alert is addressed to (`{region_code}.center`).
+   *
+   * @generated from field: string center_unit_code = 6;
+   */
+  centerUnitCode: string;
+
+  /**
+   * A hotspot's category class.
+   *
+   * @generated from field: string class_code = 7;
+   */
+  classCode: string;
+
+  /**
+   * @generated from field: string class_name = 8;
+   */
+  className: string;
+
+  /**
+   * A repeat reporter's phone: whole for the dispatchers of the region holding the latest
+   * case, masked (138****1234) for everyone else.
+   *
+   * @generated from field: string reporter_phone = 9;
+   */
+  reporterPhone: string;
+
+  /**
+   * The cases counted, oldest first; the last one crossed the threshold and carries the
+   * alert's event.
+   *
+   * @generated from field: int32 count = 10;
+   */
+  count: number;
+
+  /**
+   * @generated from field: repeated string case_ids = 11;
+   */
+  caseIds: string[];
+
+  /**
+   * @generated from field: repeated string case_codes = 12;
+   */
+  caseCodes: string[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp raised_at = 13;
+   */
+  raisedAt?: Timestamp | undefined;
+
+  /**
+   * The window counted: cases received after window_from up to the crossing case.
+   *
+   * @generated from field: google.protobuf.Timestamp window_from = 14;
+   */
+  windowFrom?: Timestamp | undefined;
+
+  /**
+   * No alert of the same region and subject is raised again before this.
+   *
+   * @generated from field: google.protobuf.Timestamp window_until = 15;
+   */
+  windowUntil?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message gridcase.v1.Alert.
+ * Use `create(AlertSchema)` to create a new message.
+ */
+export const AlertSchema: GenMessage<Alert> = /*@__PURE__*/
+  messageDesc(file_gridcase_v1_stats, 1);
+
+/**
+ * @generated from message gridcase.v1.ListAlertsResponse
+ */
+export type ListAlertsResponse = Message<"gridcase.v1.ListAlertsResponse"> & {
+  /**
+   * @generated from field: repeated gridcase.v1.Alert alerts = 1;
+   */
+  alerts: Alert[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message gridcase.v1.ListAlertsResponse.
+ * Use `create(ListAlertsResponseSchema)` to create a new message.
+ */
+export const ListAlertsResponseSchema: GenMessage<ListAlertsResponse> = /*@__PURE__*/
+  messageDesc(file_gridcase_v1_stats, 2);
 
 /**
  * @generated from message gridcase.v1.RankUnitsRequest
@@ -54,7 +217,7 @@ export type RankUnitsRequest = Message<"gridcase.v1.RankUnitsRequest"> & {
  * Use `create(RankUnitsRequestSchema)` to create a new message.
  */
 export const RankUnitsRequestSchema: GenMessage<RankUnitsRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_stats, 0);
+  messageDesc(file_gridcase_v1_stats, 3);
 
 /**
  * As RankUnitsRequest.
@@ -96,7 +259,7 @@ export type ExportStatsRequest = Message<"gridcase.v1.ExportStatsRequest"> & {
  * Use `create(ExportStatsRequestSchema)` to create a new message.
  */
 export const ExportStatsRequestSchema: GenMessage<ExportStatsRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_stats, 1);
+  messageDesc(file_gridcase_v1_stats, 4);
 
 /**
  * One of the practice's targets held against a figure (DESIGN.md "Statistics"): satisfaction
@@ -135,7 +298,7 @@ export type TargetCheck = Message<"gridcase.v1.TargetCheck"> & {
  * Use `create(TargetCheckSchema)` to create a new message.
  */
 export const TargetCheckSchema: GenMessage<TargetCheck> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_stats, 2);
+  messageDesc(file_gridcase_v1_stats, 5);
 
 /**
  * @generated from message gridcase.v1.RankedEntry
@@ -176,7 +339,7 @@ export type RankedEntry = Message<"gridcase.v1.RankedEntry"> & {
  * Use `create(RankedEntrySchema)` to create a new message.
  */
 export const RankedEntrySchema: GenMessage<RankedEntry> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_stats, 3);
+  messageDesc(file_gridcase_v1_stats, 6);
 
 /**
  * @generated from message gridcase.v1.RankUnitsResponse
@@ -198,7 +361,7 @@ export type RankUnitsResponse = Message<"gridcase.v1.RankUnitsResponse"> & {
  * Use `create(RankUnitsResponseSchema)` to create a new message.
  */
 export const RankUnitsResponseSchema: GenMessage<RankUnitsResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_stats, 4);
+  messageDesc(file_gridcase_v1_stats, 7);
 
 /**
  * @generated from message gridcase.v1.GetStatsRequest
@@ -257,7 +420,7 @@ export type GetStatsRequest = Message<"gridcase.v1.GetStatsRequest"> & {
  * Use `create(GetStatsRequestSchema)` to create a new message.
  */
 export const GetStatsRequestSchema: GenMessage<GetStatsRequest> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_stats, 5);
+  messageDesc(file_gridcase_v1_stats, 8);
 
 /**
  * @generated from message gridcase.v1.Stats
@@ -342,6 +505,20 @@ export type Stats = Message<"gridcase.v1.Stats"> & {
    * @generated from field: double callback_evaluation_rate = 14;
    */
   callbackEvaluationRate: number;
+
+  /**
+   * Cases with an extension (延期) granted. The on-time rate judges an extended case against
+   * its extended due time; of the resolved cases on time, `resolved_on_time_by_extension` were
+   * so only by their extension (late against the due time they had before it).
+   *
+   * @generated from field: int64 extended = 15;
+   */
+  extended: bigint;
+
+  /**
+   * @generated from field: int64 resolved_on_time_by_extension = 16;
+   */
+  resolvedOnTimeByExtension: bigint;
 };
 
 /**
@@ -349,7 +526,7 @@ export type Stats = Message<"gridcase.v1.Stats"> & {
  * Use `create(StatsSchema)` to create a new message.
  */
 export const StatsSchema: GenMessage<Stats> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_stats, 6);
+  messageDesc(file_gridcase_v1_stats, 9);
 
 /**
  * @generated from message gridcase.v1.GetStatsResponse
@@ -378,7 +555,7 @@ export type GetStatsResponse = Message<"gridcase.v1.GetStatsResponse"> & {
  * Use `create(GetStatsResponseSchema)` to create a new message.
  */
 export const GetStatsResponseSchema: GenMessage<GetStatsResponse> = /*@__PURE__*/
-  messageDesc(file_gridcase_v1_stats, 7);
+  messageDesc(file_gridcase_v1_stats, 10);
 
 /**
  * A figure to rank by.
@@ -461,6 +638,19 @@ export const StatsService: GenService<{
     methodKind: "server_streaming";
     input: typeof ExportStatsRequestSchema;
     output: typeof ExportChunkSchema;
+  },
+  /**
+   * 研判预警: the hotspot and repeat-reporter alerts raised in the caller's region subtree,
+   * newest first. Supervisors and dispatchers. Each alert is also an event (`hotspot`,
+   * `repeat_reporter`) on the chain of the case that crossed the threshold, pushed by
+   * WatchEvents to the region's center and the centers above it.
+   *
+   * @generated from rpc gridcase.v1.StatsService.ListAlerts
+   */
+  listAlerts: {
+    methodKind: "unary";
+    input: typeof ListAlertsRequestSchema;
+    output: typeof ListAlertsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_gridcase_v1_stats, 0);
