@@ -315,21 +315,37 @@ impl CaseQueries {
         expected_version: i64,
         command: Command,
     ) -> DomainResult<Case> {
-        if expected_version <= 0 {
-            return Err(DomainError::invalid(
-                "expected_version",
-                "required: the version of the case this change is based on",
-            ));
-        }
+        version_given(expected_version)?;
         if let Command::Progress { attachment_ids, .. } | Command::Resolve { attachment_ids, .. } =
             &command
         {
             super::attachments::check_owned(&self.db, caller, attachment_ids).await?;
         }
+        let current = self.read_at(caller, case_id, expected_version).await?;
+        self.commit(caller, current, command).await
+    }
+
+    /// The case in the caller's scope, at `expected_version` (else ABORTED): what a command
+    /// is given to, read once.
+    async fn read_at(
+        &self,
+        caller: &Caller,
+        case_id: &str,
+        expected_version: i64,
+    ) -> DomainResult<Case> {
+        version_given(expected_version)?;
         let (current, _) = self.get(caller, case_id, false).await?;
         if current.version != expected_version {
             return Err(stale(&current));
         }
+        Ok(current)
+    }
+
+    /// Gives `command` to `current` (read at the version the caller gave) and appends what the
+    /// workflow makes of it, unless the case changed meanwhile.
+    async fn commit(&self, caller: &Caller, current: Case, command: Command) -> DomainResult<Case> {
+        let expected_version = current.version;
+        let case_id = current.id.clone();
         let directory = self.directory.snapshot();
         let (updated, events) = workflow::apply(
             &current,
@@ -352,7 +368,7 @@ impl CaseQueries {
                 Ok(case)
             }
             None => {
-                let now = storage::cases::get(&self.db, case_id)
+                let now = storage::cases::get(&self.db, &case_id)
                     .await?
                     .unwrap_or(current);
                 Err(stale(&now))
@@ -393,51 +409,36 @@ impl CaseQueries {
         expected_version: i64,
         reason: String,
     ) -> DomainResult<Case> {
-        let (case, _) = self.get(caller, case_id, false).await?;
+        let case = self.read_at(caller, case_id, expected_version).await?;
         let window_ends_at = case.dispatched_at.map(|at| {
             self.rules
                 .snapshot()
                 .calendar
                 .due(at, self.limits.return_window)
         });
-        self.act(
-            caller,
-            case_id,
-            expected_version,
-            Command::Return {
-                reason,
-                window_ends_at,
-            },
-        )
-        .await
+        let command = Command::Return {
+            reason,
+            window_ends_at,
+        };
+        self.commit(caller, case, command).await
     }
 
-    /// What an extension of `duration` would do to the case's resolve clock, by its clocks as
-    /// stored and the calendar in force. Read before the command; `act` then checks that the
-    /// case is still at `expected_version`, and a clock moves only with its case's version
-    /// (a level fired meanwhile changes no due time).
+    /// What an extension of `duration` would do to `case`'s resolve clock, by its clocks as
+    /// stored and the calendar in force. The case was read at the version the command is given
+    /// at, and its clocks move only with its version (a level fired meanwhile moves no due time).
     async fn extension_room(
         &self,
-        caller: &Caller,
-        case_id: &str,
-        expected_version: i64,
-        duration: impl FnOnce(&Case) -> Option<SlaDuration>,
-    ) -> DomainResult<Option<ExtensionRoom>> {
-        let (case, _) = self.get(caller, case_id, false).await?;
-        if case.version != expected_version {
-            return Err(stale(&case));
-        }
-        let Some(duration) = duration(&case) else {
-            return Ok(None);
-        };
-        let clocks = self.clocks(case_id).await?;
-        Ok(Some(ExtensionRoom::of(
-            &case,
+        case: &Case,
+        duration: SlaDuration,
+    ) -> DomainResult<ExtensionRoom> {
+        let clocks = self.clocks(&case.id).await?;
+        Ok(ExtensionRoom::of(
+            case,
             &clocks,
             duration,
             self.limits.extensions,
             &self.rules.snapshot().calendar,
-        )))
+        ))
     }
 
     /// `RequestExtension`: the lead unit asks for `duration` more on the resolve clock.
@@ -449,17 +450,10 @@ impl CaseQueries {
         duration: SlaDuration,
         reason: String,
     ) -> DomainResult<Case> {
-        let room = self
-            .extension_room(caller, case_id, expected_version, |_| Some(duration))
-            .await?
-            .ok_or_else(|| DomainError::internal(anyhow::anyhow!("no extension room")))?;
-        self.act(
-            caller,
-            case_id,
-            expected_version,
-            Command::RequestExtension { reason, room },
-        )
-        .await
+        let case = self.read_at(caller, case_id, expected_version).await?;
+        let room = self.extension_room(&case, duration).await?;
+        self.commit(caller, case, Command::RequestExtension { reason, room })
+            .await
     }
 
     /// `DecideExtension`: the holding center approves or refuses the extension asked.
@@ -471,25 +465,19 @@ impl CaseQueries {
         approve: bool,
         reason: String,
     ) -> DomainResult<Case> {
-        let room = self
-            .extension_room(caller, case_id, expected_version, |case| {
-                match case.request.as_ref()?.kind {
-                    RequestKind::Extension { duration } => Some(duration),
-                    RequestKind::Return => None,
-                }
-            })
-            .await?;
-        self.act(
-            caller,
-            case_id,
-            expected_version,
-            Command::DecideExtension {
-                approve,
-                reason,
-                room,
-            },
-        )
-        .await
+        let case = self.read_at(caller, case_id, expected_version).await?;
+        let room = match case.request.as_ref().map(|r| r.kind) {
+            Some(RequestKind::Extension { duration }) => {
+                Some(self.extension_room(&case, duration).await?)
+            }
+            Some(RequestKind::Return) | None => None,
+        };
+        let command = Command::DecideExtension {
+            approve,
+            reason,
+            room,
+        };
+        self.commit(caller, case, command).await
     }
 
     /// `MergeCase`: both cases must be in the caller's scope.
@@ -521,6 +509,17 @@ impl CaseQueries {
         )
         .await
     }
+}
+
+/// A change names the version of the case it is based on.
+fn version_given(expected_version: i64) -> DomainResult<()> {
+    if expected_version <= 0 {
+        return Err(DomainError::invalid(
+            "expected_version",
+            "required: the version of the case this change is based on",
+        ));
+    }
+    Ok(())
 }
 
 fn stale(current: &Case) -> DomainError {
