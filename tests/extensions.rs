@@ -18,10 +18,10 @@ use common::*;
 use gridcase::{
     domain::Role,
     proto::v1::{
-        AcceptCaseRequest, Case, CaseEvent, CaseStatus, ClockKind, DecideExtensionRequest,
-        DecideReturnRequest, DispatchCaseRequest, GetStatsRequest, RequestExtensionRequest,
-        ResolveCaseRequest, ReturnCaseRequest, SlaClock, case_service_client::CaseServiceClient,
-        get_stats_request::Scope, stats_service_client::StatsServiceClient,
+        Case, CaseEvent, CaseStatus, ClockKind, DecideExtensionRequest, DecideReturnRequest,
+        GetStatsRequest, RequestExtensionRequest, ResolveCaseRequest, ReturnCaseRequest, SlaClock,
+        case_service_client::CaseServiceClient, get_stats_request::Scope,
+        stats_service_client::StatsServiceClient,
     },
     service::time::ManualTime,
 };
@@ -62,39 +62,13 @@ async fn case_at(
     time.set(dispatched - Duration::hours(1));
     let case = submit(app, GRID_MEMBER, "dispute.neighbor", 35.1, 119.05).await;
     time.set(dispatched);
-    let case = cases(app)
-        .dispatch_case(authed(
-            DispatchCaseRequest {
-                case_id: case.id.clone(),
-                expected_version: case.version,
-                unit_code: String::new(),
-                reason: "分流".into(),
-            },
-            &dispatcher,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .case
-        .unwrap();
+    let case = dispatch_routed(app, &case, &dispatcher).await;
     assert_eq!(case.dispatched_at, Some(ts(dispatched)));
     let Some(accepted) = accepted else {
         return case;
     };
     time.set(accepted);
-    cases(app)
-        .accept_case(authed(
-            AcceptCaseRequest {
-                case_id: case.id.clone(),
-                expected_version: case.version,
-            },
-            &app.token(JUSTICE_STAFF, Role::UnitStaff),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .case
-        .unwrap()
+    accept(app, &case, &app.token(JUSTICE_STAFF, Role::UnitStaff)).await
 }
 
 async fn ask(app: &TestApp, case: &Case, duration: &str) -> Result<Case, tonic::Status> {

@@ -17,8 +17,8 @@ use common::*;
 use gridcase::{
     domain::Role,
     proto::v1::{
-        AcceptCaseRequest, AddSupplementRequest, AwaitReporterRequest, Case, CaseEvent, ClockKind,
-        DispatchCaseRequest, ResumeCaseRequest, SlaClock, case_service_client::CaseServiceClient,
+        AddSupplementRequest, AwaitReporterRequest, Case, CaseEvent, ClockKind, ResumeCaseRequest,
+        SlaClock, case_service_client::CaseServiceClient,
         report_service_client::ReportServiceClient,
     },
     service::time::ManualTime,
@@ -57,35 +57,9 @@ async fn accepted_case(app: &TestApp, time: &ManualTime, t0: DateTime<Utc>) -> C
     let justice = app.token(JUSTICE_STAFF, Role::UnitStaff);
     let case = submit(app, GRID_MEMBER, "dispute.neighbor", 35.1, 119.05).await;
     time.set(t0 + Duration::hours(1));
-    let case = cases(app)
-        .dispatch_case(authed(
-            DispatchCaseRequest {
-                case_id: case.id.clone(),
-                expected_version: case.version,
-                unit_code: String::new(),
-                reason: "分流".into(),
-            },
-            &dispatcher,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .case
-        .unwrap();
+    let case = dispatch_routed(app, &case, &dispatcher).await;
     time.set(t0 + Duration::hours(2));
-    cases(app)
-        .accept_case(authed(
-            AcceptCaseRequest {
-                case_id: case.id.clone(),
-                expected_version: case.version,
-            },
-            &justice,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .case
-        .unwrap()
+    accept(app, &case, &justice).await
 }
 
 async fn ask(app: &TestApp, sub: &str, role: Role, case: &Case) -> Result<Case, tonic::Status> {
@@ -298,21 +272,7 @@ async fn only_the_lead_unit_asks_and_only_while_the_resolve_clock_runs(backend: 
     // Dispatched, not yet accepted: no resolve clock runs.
     let dispatcher = app.token(DISPATCHER, Role::Dispatcher);
     let case = submit(&app, GRID_MEMBER, "dispute.neighbor", 35.1, 119.05).await;
-    let case = cases(&app)
-        .dispatch_case(authed(
-            DispatchCaseRequest {
-                case_id: case.id.clone(),
-                expected_version: case.version,
-                unit_code: String::new(),
-                reason: "分流".into(),
-            },
-            &dispatcher,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .case
-        .unwrap();
+    let case = dispatch_routed(&app, &case, &dispatcher).await;
     let early = ask(&app, JUSTICE_STAFF, Role::UnitStaff, &case)
         .await
         .unwrap_err();

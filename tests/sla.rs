@@ -567,35 +567,12 @@ async fn a_policy_change_is_in_force_on_every_replica_when_the_call_returns(back
         );
 
         let dispute = submit(&b, GRID_MEMBER, "dispute.neighbor", 35.1, 119.05).await;
-        let dispatched = cases(&b)
-            .dispatch_case(authed(
-                DispatchCaseRequest {
-                    case_id: dispute.id.clone(),
-                    expected_version: dispute.version,
-                    unit_code: String::new(),
-                    reason: "分流".into(),
-                },
-                &dispatcher,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .case
-            .unwrap();
+        let dispatched = dispatch_routed(&b, &dispute, &dispatcher).await;
         DirectoryServiceClient::new(a.channel.clone())
             .set_sla_policy(authed(resolve_policy(format!("{}h", round + 2)), &admin))
             .await
             .unwrap();
-        cases(&b)
-            .accept_case(authed(
-                AcceptCaseRequest {
-                    case_id: dispatched.id.clone(),
-                    expected_version: dispatched.version,
-                },
-                &justice,
-            ))
-            .await
-            .unwrap();
+        accept(&b, &dispatched, &justice).await;
         let (c, _) = case_with_events(&b, &dispute.id).await;
         let hours = i64::try_from(round).unwrap() + 2;
         assert_eq!(

@@ -775,3 +775,49 @@ pub async fn hotline_ticket(app: &TestApp, gateway: &str) -> gridcase::proto::v1
         .case
         .unwrap()
 }
+
+/// `case` dispatched through `app` by the dispatcher with `token` to its routed lead unit.
+pub async fn dispatch_routed(
+    app: &TestApp,
+    case: &gridcase::proto::v1::Case,
+    token: &str,
+) -> gridcase::proto::v1::Case {
+    use gridcase::proto::v1::{DispatchCaseRequest, case_service_client::CaseServiceClient};
+    CaseServiceClient::new(app.channel.clone())
+        .dispatch_case(authed(
+            DispatchCaseRequest {
+                case_id: case.id.clone(),
+                expected_version: case.version,
+                unit_code: String::new(),
+                reason: "分流".into(),
+            },
+            token,
+        ))
+        .await
+        .expect("dispatched")
+        .into_inner()
+        .case
+        .expect("a case")
+}
+
+/// `case` accepted through `app` by the lead unit's staff with `token`.
+pub async fn accept(
+    app: &TestApp,
+    case: &gridcase::proto::v1::Case,
+    token: &str,
+) -> gridcase::proto::v1::Case {
+    use gridcase::proto::v1::{AcceptCaseRequest, case_service_client::CaseServiceClient};
+    CaseServiceClient::new(app.channel.clone())
+        .accept_case(authed(
+            AcceptCaseRequest {
+                case_id: case.id.clone(),
+                expected_version: case.version,
+            },
+            token,
+        ))
+        .await
+        .expect("accepted")
+        .into_inner()
+        .case
+        .expect("a case")
+}
