@@ -10,6 +10,11 @@ use std::{
 use super::Role;
 use crate::geo::{GridIndex, Shape};
 
+/// The maps every call looks a code or subject up in (regions, members): foldhash instead of
+/// SipHash. Their keys come from imported directories, never from a caller, so there is no
+/// flooding to defend against here, and a lookup is several times cheaper (issue 20).
+pub type FastMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
+
 /// The five tiers of the region tree, from the top.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Tier {
@@ -201,13 +206,13 @@ pub struct RegionEntry {
 #[derive(Debug)]
 pub struct Directory {
     pub version: i64,
-    regions: HashMap<String, RegionEntry>,
+    regions: FastMap<RegionEntry>,
     /// Root regions' codes (normally the one city), ascending.
     roots: Vec<String>,
     units: BTreeMap<String, Unit>,
     /// Unit codes by jurisdiction region.
     units_by_region: HashMap<String, Vec<String>>,
-    members: HashMap<String, Member>,
+    members: FastMap<Member>,
     categories: BTreeMap<String, Category>,
     grids: GridIndex,
 }
@@ -224,7 +229,8 @@ pub struct DirectoryParts {
 
 impl Directory {
     pub fn build(parts: DirectoryParts) -> Directory {
-        let mut regions: HashMap<String, RegionEntry> = HashMap::with_capacity(parts.regions.len());
+        let mut regions: FastMap<RegionEntry> =
+            FastMap::with_capacity_and_hasher(parts.regions.len(), Default::default());
         let mut grid_shapes = Vec::new();
         for (region, shape) in parts.regions {
             if region.tier == Tier::Grid && !region.retired {

@@ -63,6 +63,11 @@ fn member(sub: &str, role: Role) -> Member {
 }
 
 pub fn directory() -> Directory {
+    Directory::build(directory_parts())
+}
+
+/// The parts [`directory`] is built from, for a test that changes one.
+pub fn directory_parts() -> DirectoryParts {
     let all = || square(119.0, 35.0, 119.2, 35.2);
     let unit = |code: &str, kind: &str, region: &str| Unit {
         code: code.into(),
@@ -80,7 +85,7 @@ pub fn directory() -> Directory {
         handling_tier: tier,
         severity,
     };
-    Directory::build(DirectoryParts {
+    DirectoryParts {
         version: 1,
         regions: vec![
             region(CITY, Tier::City, None, all()),
@@ -139,7 +144,7 @@ pub fn directory() -> Directory {
             ),
             category("city.litter", "urban_mgmt", Tier::Grid, Severity::General),
         ],
-    })
+    }
 }
 
 pub fn caller(sub: &str, role: Role) -> Caller {

@@ -151,19 +151,12 @@ impl DirectoryService for DirectoryApi {
         let system = coord_system(r.coord_system)?;
         let response =
             self.directory
-                .locate_with(r.lat, r.lon, system, |hit, chain, (lon, lat)| {
-                    pb::LocateResponse {
-                        grid: Some(hit.grid.into()),
-                        chain: chain.iter().map(|&region| region.into()).collect(),
-                        snapped: hit.snapped,
-                        distance_m: hit.distance_m,
-                        wgs84: Some(pb::Location {
-                            lat,
-                            lon,
-                            coord_system: pb::CoordSystem::Wgs84.into(),
-                            accuracy_m: 0.0,
-                        }),
-                    }
+                .locate_with(r.lat, r.lon, system, |located, directory, position| {
+                    super::locate::locate_response(
+                        located,
+                        &directory.chain(&located.grid.code),
+                        position,
+                    )
                 })?;
         Ok(Response::new(response))
     }

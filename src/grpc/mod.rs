@@ -7,6 +7,7 @@ pub mod convert;
 pub mod directory;
 pub mod export;
 pub mod gateway;
+pub mod locate;
 pub mod report;
 pub mod stats;
 

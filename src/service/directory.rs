@@ -54,6 +54,28 @@ pub fn check_position(lat: f64, lon: f64) -> DomainResult<()> {
     Ok(())
 }
 
+/// `Locate`: the grid of a point sent in any supported coordinate system, answered by `answer`
+/// from the snapshot itself (the grid, the snapshot for its chain and version, and the WGS-84
+/// position as (lon, lat)), so that the gRPC answer is built without copying the regions
+/// first: `Locate` is every handset's most frequent call.
+pub fn locate_in<T>(
+    directory: &Directory,
+    lat: f64,
+    lon: f64,
+    system: CoordSystem,
+    answer: impl FnOnce(&Located<'_>, &Directory, (f64, f64)) -> T,
+) -> DomainResult<T> {
+    check_position(lat, lon)?;
+    let (wlon, wlat) = geo::to_wgs84(system, lon, lat);
+    let hit = directory.locate(wlon, wlat).ok_or_else(|| {
+        DomainError::NotFound(format!(
+            "no grid covers or lies within {} m of ({wlat:.6}, {wlon:.6}) (WGS-84)",
+            geo::SNAP_RADIUS_M
+        ))
+    })?;
+    Ok(answer(&hit, directory, (wlon, wlat)))
+}
+
 impl LiveDirectory {
     /// Loads the stored directory and builds its snapshot.
     pub async fn load(
@@ -114,28 +136,15 @@ impl LiveDirectory {
         }
     }
 
-    /// `Locate`: the grid of a point sent in any supported coordinate system, answered by
-    /// `answer` from the snapshot itself (the grid, its chain city first, and the WGS-84
-    /// position as (lon, lat)), so that the gRPC answer is built without copying the regions
-    /// first: `Locate` is every handset's most frequent call.
+    /// `Locate` on the snapshot being served: [`locate_in`].
     pub fn locate_with<T>(
         &self,
         lat: f64,
         lon: f64,
         system: CoordSystem,
-        answer: impl FnOnce(&Located<'_>, &[&Region], (f64, f64)) -> T,
+        answer: impl FnOnce(&Located<'_>, &Directory, (f64, f64)) -> T,
     ) -> DomainResult<T> {
-        check_position(lat, lon)?;
-        let (wlon, wlat) = geo::to_wgs84(system, lon, lat);
-        let directory = self.current.load();
-        let hit = directory.locate(wlon, wlat).ok_or_else(|| {
-            DomainError::NotFound(format!(
-                "no grid covers or lies within {} m of ({wlat:.6}, {wlon:.6}) (WGS-84)",
-                geo::SNAP_RADIUS_M
-            ))
-        })?;
-        let chain = directory.chain(&hit.grid.code);
-        Ok(answer(&hit, &chain, (wlon, wlat)))
+        locate_in(&self.current.load(), lat, lon, system, answer)
     }
 
     /// `ImportDirectory`: validate against the current directory, then upsert in one
