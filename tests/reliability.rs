@@ -359,6 +359,7 @@ async fn sigterm_under_load_loses_nothing_acknowledged(backend: Backend) {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let acked_before = acked.lock().unwrap().len();
+    let offered_before = offered.load(std::sync::atomic::Ordering::Relaxed);
     let pid = server.0.id();
     let terminated = std::time::Instant::now();
     let status = std::process::Command::new("kill")
@@ -397,10 +398,16 @@ async fn sigterm_under_load_loses_nothing_acknowledged(backend: Backend) {
     let offered = offered.load(std::sync::atomic::Ordering::Relaxed);
     let acked = acked.lock().unwrap().clone();
     assert!(offered >= 3000, "offered {offered}");
+    // The signal came under load: tickets acknowledged before it, and more sent than
+    // acknowledged (calls still in flight). How many a machine acknowledges in 2 s is a speed, measured by
+    // bench/intake.sh, not asserted here: a debug build on a slow two-core machine answers
+    // fewer than the 1,000 a second offered.
+    assert!(acked_before > 0, "nothing acknowledged in the first 2 s");
     assert!(
-        acked_before >= 1000,
-        "only {acked_before} acknowledged in the first 2 s"
+        offered_before > acked_before as u64,
+        "every ticket sent was answered before the signal ({offered_before} sent, {acked_before} acknowledged)"
     );
+    eprintln!("{acked_before} of {offered_before} tickets acknowledged before SIGTERM");
     assert!(events > 0);
     let direct = sea_orm::Database::connect(db.url.as_str()).await.unwrap();
     let stored: std::collections::BTreeSet<(String, String)> = direct
