@@ -311,11 +311,16 @@ async fn sigterm_under_load_loses_nothing_acknowledged(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
+    let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen_by_stream = seen.clone();
     let streamed = tokio::spawn(async move {
         let mut events = 0u64;
         loop {
             match stream.message().await {
-                Ok(Some(_)) => events += 1,
+                Ok(Some(_)) => {
+                    events += 1;
+                    seen_by_stream.store(events, std::sync::atomic::Ordering::Relaxed);
+                }
                 Ok(None) => return (events, None, std::time::Instant::now()),
                 Err(status) => return (events, Some(status), std::time::Instant::now()),
             }
@@ -325,7 +330,8 @@ async fn sigterm_under_load_loses_nothing_acknowledged(backend: Backend) {
     // Four gateways, each on its own connection, one ticket every 4 ms: 1,000 a second.
     let acked = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
     let offered = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let stop_at = std::time::Instant::now() + Duration::from_secs(4);
+    // The senders stop 2 s after the signal (set below).
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut senders = Vec::new();
     for g in 0..4 {
         let gateway_sub = format!("gateway-{g}");
@@ -333,12 +339,13 @@ async fn sigterm_under_load_loses_nothing_acknowledged(backend: Backend) {
         let channel = connect(port).await;
         let acked = acked.clone();
         let offered = offered.clone();
+        let stop = stop.clone();
         senders.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(4));
             let mut calls = tokio::task::JoinSet::new();
             for n in 0.. {
                 tick.tick().await;
-                if std::time::Instant::now() >= stop_at {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
                     break;
                 }
                 offered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -357,7 +364,24 @@ async fn sigterm_under_load_loses_nothing_acknowledged(backend: Backend) {
             while calls.join_next().await.is_some() {}
         }));
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // SIGTERM once the load is under way: at least 2 s of it, 200 tickets acknowledged and an
+    // event streamed. A fixed 2 s measured the machine (a slow one, or one busy with the other
+    // tests, had acknowledged a single ticket by then).
+    let started = std::time::Instant::now();
+    loop {
+        let acked_now = acked.lock().unwrap().len();
+        if started.elapsed() >= Duration::from_secs(2)
+            && acked_now >= 200
+            && seen.load(std::sync::atomic::Ordering::Relaxed) > 0
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the load never got under way: {acked_now} acknowledged in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let acked_before = acked.lock().unwrap().len();
     let offered_before = offered.load(std::sync::atomic::Ordering::Relaxed);
     let pid = server.0.id();
@@ -367,6 +391,11 @@ async fn sigterm_under_load_loses_nothing_acknowledged(backend: Backend) {
         .status()
         .unwrap();
     assert!(status.success());
+    let stopper = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        stopper.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
 
     let (events, ended, ended_at) = tokio::time::timeout(Duration::from_secs(5), streamed)
         .await
@@ -398,11 +427,9 @@ async fn sigterm_under_load_loses_nothing_acknowledged(backend: Backend) {
     let offered = offered.load(std::sync::atomic::Ordering::Relaxed);
     let acked = acked.lock().unwrap().clone();
     assert!(offered >= 3000, "offered {offered}");
-    // The signal came under load: tickets acknowledged before it, and more sent than
-    // acknowledged (calls still in flight). How many a machine acknowledges in 2 s is a speed, measured by
-    // bench/intake.sh, not asserted here: a debug build on a slow two-core machine answers
-    // fewer than the 1,000 a second offered.
-    assert!(acked_before > 0, "nothing acknowledged in the first 2 s");
+    // The signal came under load: tickets acknowledged before it (waited for above), and more
+    // sent than acknowledged (calls still in flight). How many a machine acknowledges a second
+    // is a speed, measured by bench/intake.sh on a release build, not asserted here.
     assert!(
         offered_before > acked_before as u64,
         "every ticket sent was answered before the signal ({offered_before} sent, {acked_before} acknowledged)"
