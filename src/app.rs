@@ -14,7 +14,7 @@ use crate::{
     console::{ConsoleConfig, ConsoleLayer},
     grpc::{
         case::CaseApi, directory::DirectoryApi, gateway::GatewayApi, locate::FastLocate,
-        report::ReportApi, stats::StatsApi,
+        report::ReportApi, stats::StatsApi, transport::CoalescedWrites,
     },
     monitoring,
     proto::{self, v1 as pb},
@@ -315,7 +315,11 @@ impl Application {
                 sample: self.settings.access_log_sample,
             },
         );
-        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        // Each connection's small answers leave in shared writes (grpc::transport).
+        let incoming = futures_util::TryStreamExt::map_ok(
+            TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+            CoalescedWrites,
+        );
 
         let signal = {
             let mut rx = stop_rx.clone();

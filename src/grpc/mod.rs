@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod locate;
 pub mod report;
 pub mod stats;
+pub mod transport;
 
 use tonic::{Request, Status};
 
