@@ -4,6 +4,7 @@
 #
 #   bench/cost.sh                  # builds target/release/gridcase
 #   BIN=/path/to/gridcase bench/cost.sh   # another build (a before/after pair)
+#   PIN=1 bench/cost.sh            # server on core 0, h2load on core 1 (see below)
 #
 # h2load (Debian's nghttp2-client, installed when missing), 50 connections x 10 streams, 20 s
 # per run after 3 s of warm-up, three alternating rounds (the machine drifts between runs) of
@@ -37,7 +38,12 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 export GRIDCASE_LISTEN="127.0.0.1:$port"
 echo "# work dir: $work"
 echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(date -u +%F); $BIN"
-"$BIN" serve --demo >"$work/server.log" 2>&1 &
+# PIN=1: the server on core 0, h2load on core 1, so that neither takes the other's CPU: the
+# rate is then the server's own cost per call (as with clients on other machines), provided
+# h2load keeps its core below saturation (each run prints both cores' use).
+server_pin=(); client_pin=()
+if [ -n "${PIN:-}" ]; then server_pin=(taskset -c 0); client_pin=(taskset -c 1); fi
+"${server_pin[@]}" "$BIN" serve --demo >"$work/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 300); do
   if (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
@@ -53,20 +59,29 @@ open(sys.argv[1], "wb").write(b"\0" + struct.pack(">I", len(body)) + body)
 PY
 common=(-c 50 -m 10 -t 1 -D "$secs" --warm-up-time=3 -H 'content-type: application/grpc' -H 'te: trailers')
 # The server's CPU time (user + system, in clock ticks) so far.
-cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+cpu() { awk '{print $14 + $15}' "/proc/${1:-$pid}/stat"; }
 ticks=$(getconf CLK_TCK)
+perf=""
+if command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter -- true >/dev/null 2>&1; then perf=1; fi
 run() { # label, extra h2load arguments...
   local label=$1; shift
-  h2load "${common[@]}" "$@" >"$work/out" &
+  "${client_pin[@]}" h2load "${common[@]}" "$@" >"$work/out" &
   local h=$!
   # The server's CPU over the measured part of the run (after the warm-up, half a second in
   # from either end), per request at the run's rate: less noisy than the rate itself, since
   # h2load shares the two cores and the machine drifts.
   sleep 3.5
-  local c0 t0 c1 t1
-  c0=$(cpu); t0=$(date +%s.%N)
-  sleep "$((secs - 1))"
-  c1=$(cpu); t1=$(date +%s.%N)
+  local c0 t0 c1 t1 k0 k1
+  c0=$(cpu); k0=$(cpu "$h"); t0=$(date +%s.%N)
+  # The server's system calls over the same window, where perf can count them (a tracepoint,
+  # no hardware counters needed): each one costs more than most of what a call does in user space.
+  local calls=""
+  if [ -n "$perf" ]; then
+    calls=$(perf stat -x, -e raw_syscalls:sys_enter -p "$pid" -- sleep "$((secs - 1))" 2>&1 >/dev/null | awk -F, '/raw_syscalls/ {print $1}')
+  else
+    sleep "$((secs - 1))"
+  fi
+  c1=$(cpu); k1=$(cpu "$h"); t1=$(date +%s.%N)
   wait "$h"
   local out rps data ok us
   out=$(cat "$work/out")
@@ -74,7 +89,10 @@ run() { # label, extra h2load arguments...
   ok=$(grep -oP 'requests: .* \K[0-9]+(?= succeeded)' <<<"$out")
   data=$(grep -oP 'traffic: .*\(\d+\) data' <<<"$out" | grep -oP '\(\K\d+(?=\) data)' | tail -1)
   us=$(python3 -c "print(f'{($c1 - $c0) / $ticks / ($t1 - $t0) / $rps * 1e6:.1f}')")
-  echo "$label $rps req/s ($ok succeeded, $((data / (ok > 0 ? ok : 1))) data bytes each), server CPU $us µs each"
+  local use
+  use=$(python3 -c "w = $t1 - $t0; print(f'server {($c1 - $c0) / $ticks / w:.2f} cores, h2load {($k1 - $k0) / $ticks / w:.2f}, h2load {($k1 - $k0) / $ticks / w / $rps * 1e6:.1f} µs each')")
+  [ -z "$calls" ] || use="$use, $(python3 -c "print(f'{$calls / ($t1 - $t0) / $rps:.2f}')") system calls each"
+  echo "$label $rps req/s ($ok succeeded, $((data / (ok > 0 ? ok : 1))) data bytes each), server CPU $us µs each ($use)"
   echo "$rps" >>"$work/$label"
   echo "$us" >>"$work/$label.cpu"
 }
@@ -105,7 +123,8 @@ for name, base, base_cpu in (("Health/Check", h, hc), ("Health/Check with Locate
     pairs = [b / a for a, b in zip(base, l)]
     cpu = [a / b for a, b in zip(base_cpu, lc)]
     print(f"locate / {name}: {statistics.mean(l):.0f} / {statistics.mean(base):.0f} req/s; "
-          f"per round {', '.join(f'{r:.2f}' for r in pairs)}; mean {statistics.mean(pairs):.2f}; "
+          f"per round {', '.join(f'{r:.2f}' for r in pairs)}; mean {statistics.mean(pairs):.2f}, "
+          f"median {statistics.median(pairs):.2f}; "
           f"server CPU per call {statistics.mean(lc):.1f} / {statistics.mean(base_cpu):.1f} µs, "
           f"ratio per round {', '.join(f'{r:.2f}' for r in cpu)}; mean {statistics.mean(cpu):.2f} (target >= 0.80)")
 PY
