@@ -9,7 +9,8 @@
 # h2load (Debian's nghttp2-client, installed when missing), 50 connections x 10 streams, 20 s
 # per run after 3 s of warm-up, three alternating rounds (the machine drifts between runs) of
 # Health/Check, Health/Check with Locate's `authorization` header, and Locate: two ratios,
-# Locate against each.
+# Locate against each (mean and median of the rounds'). Each run also prints the server's CPU
+# and h2load's per call and, where perf can count tracepoints, the server's system calls per call.
 # The server runs as deployed by default: SQLite, the demo directory, RUST_LOG unset (info),
 # access_log=errors, metrics off; per-subject rate limits off, since one token stands for
 # 500 handsets here. Locate is signed as a grid member (HS256) at the centre of grid
