@@ -40,10 +40,11 @@ export GRIDCASE_LISTEN="127.0.0.1:$port"
 echo "# work dir: $work"
 echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(date -u +%F); $BIN"
 # PIN=1: the server on core 0, h2load on core 1, so that neither takes the other's CPU: the
-# rate is then the server's own cost per call (as with clients on other machines), provided
-# h2load keeps its core below saturation (each run prints both cores' use).
+# rate is then the server's own cost per call, provided h2load keeps its core below saturation
+# (each run prints both cores' use). The server then runs one tokio worker, not two: this
+# measures a one-core server.
 server_pin=(); client_pin=()
-if [ -n "${PIN:-}" ]; then server_pin=(taskset -c 0); client_pin=(taskset -c 1); fi
+if [ "${PIN:-0}" != 0 ]; then server_pin=(taskset -c 0); client_pin=(taskset -c 1); fi
 "${server_pin[@]}" "$BIN" serve --demo >"$work/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 300); do
@@ -92,7 +93,7 @@ run() { # label, extra h2load arguments...
   us=$(python3 -c "print(f'{($c1 - $c0) / $ticks / ($t1 - $t0) / $rps * 1e6:.1f}')")
   local use
   use=$(python3 -c "w = $t1 - $t0; print(f'server {($c1 - $c0) / $ticks / w:.2f} cores, h2load {($k1 - $k0) / $ticks / w:.2f}, h2load {($k1 - $k0) / $ticks / w / $rps * 1e6:.1f} µs each')")
-  [ -z "$calls" ] || use="$use, $(python3 -c "print(f'{$calls / ($t1 - $t0) / $rps:.2f}')") system calls each"
+  [[ ! "$calls" =~ ^[0-9]+$ ]] || use="$use, $(python3 -c "print(f'{$calls / ($t1 - $t0) / $rps:.2f}')") system calls each"
   echo "$label $rps req/s ($ok succeeded, $((data / (ok > 0 ? ok : 1))) data bytes each), server CPU $us µs each ($use)"
   echo "$rps" >>"$work/$label"
   echo "$us" >>"$work/$label.cpu"

@@ -7,9 +7,11 @@
 //! few hundred bytes (a Locate answer is about 430), so with vectored writes every such answer
 //! costs a system call of its own, which measured as much server CPU as everything gridcase
 //! does for the call (BENCHMARKS.md, "Cost per request"). [`CoalescedWrites`] says "no vectored
-//! writes": small answers are batched; an answer of 1 KiB or more costs one more write than
-//! before (the buffered frames, then its payload), beside the copy hyper's HTTP/1 makes of
-//! bodies (gRPC-Web and the console) into its buffer instead of queueing them.
+//! writes": small answers are batched; each DATA frame of 1 KiB or more (frames are at most
+//! 16 KiB) costs one more write than before (the buffered frames with the start of its
+//! payload, then the rest), beside the copy hyper's HTTP/1 makes of bodies (gRPC-Web and the
+//! console) into its buffer instead of queueing them. Frames still leave at the end of each
+//! turn of the connection's task, as before: h2 flushes whenever it has nothing more to send.
 
 use std::{
     io,
